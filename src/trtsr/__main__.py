@@ -1,0 +1,3 @@
+from trtsr.cli import run
+
+run()

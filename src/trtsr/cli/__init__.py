@@ -1,0 +1,35 @@
+"""The `trtsr` command line: the app only wires commands; each lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from trtsr import __version__
+from trtsr.cli.export_cmd import export_command
+
+app = typer.Typer(
+    name="trtsr",
+    help="GenDR-Pix one-step diffusion super-resolution: export to ONNX, build TensorRT engines, upscale images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("export")(export_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"trtsr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """GenDR-Pix one-step diffusion super-resolution on TensorRT."""
+
+
+def run() -> None:
+    app()

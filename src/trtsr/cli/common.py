@@ -1,0 +1,52 @@
+"""What every command shares: printing, progress and turning user errors into one line."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator
+
+import typer
+from rich.console import Console
+
+from trtsr.errors import TrtsrError
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+@contextlib.contextmanager
+def user_errors(verbose: bool = False) -> Iterator[None]:
+    """Print a TrtsrError as one line and exit 1; let real bugs keep their traceback."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    try:
+        yield
+    except TrtsrError as exc:
+        if verbose:
+            console.print_exception()
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/red]")
+        raise typer.Exit(130) from None
+
+
+@contextlib.contextmanager
+def status(first: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with a changing message on a terminal; plain lines otherwise (logs, CI)."""
+    if console.is_terminal:
+        with console.status(first) as spinner:
+            yield lambda message: spinner.update(message)
+    else:
+        console.print(first)
+        yield lambda message: console.print(message)
+
+
+def fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

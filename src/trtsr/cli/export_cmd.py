@@ -1,0 +1,73 @@
+"""`trtsr export`: PyTorch model -> ONNX graph with dynamic height and width (+ spec JSON)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from trtsr.cli.common import out, status, user_errors
+from trtsr.cli.options import GuidanceOption, ModelOption, NoPadcfgOption, OutputFile, ScaleOption, VerboseOption
+
+
+def export_command(
+    model: ModelOption = "default",
+    scale: ScaleOption = 4,
+    precision: Annotated[
+        str, typer.Option("--precision", "-p", help="fp16, bf16 or fp32 weights and activations in the graph.")
+    ] = "fp16",
+    guidance: GuidanceOption = 1.8,
+    no_padcfg: NoPadcfgOption = False,
+    io: Annotated[
+        str, typer.Option("--io", help="uint8 (smallest transfers) or float32 (exact, unrounded) image tensors.")
+    ] = "uint8",
+    output: OutputFile = None,
+    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset; default: the exporter's.")] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Export a GenDR-Pix model to ONNX.
+
+    The graph takes a low-resolution image (height x width x 3) and returns the
+    upscaled one; resize, normalisation, alignment, PadCFG and the UNet all run
+    inside it. Any input size works (the graph pads to the UNet's multiple of 64
+    and crops back). A JSON spec is written beside the .onnx; graphs above 2 GB
+    keep their weights in a .onnx.data file.
+
+    Examples:
+
+      trtsr export                                   # default model, x4, fp16, PadCFG 1.8
+
+      trtsr export -m gendr-pix -p bf16 -o full.onnx
+
+      trtsr export -m my.safetensors --no-padcfg
+    """
+    with user_errors(verbose):
+        from trtsr.errors import MissingDependencyError
+
+        try:
+            from trtsr.export.onnx_export import ExportSettings, export_onnx
+            import torch  # noqa: F401
+            import diffusers  # noqa: F401
+            import onnx  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError(f"export ({exc.name} is missing)", "export") from None
+        settings = ExportSettings(
+            scale=scale, precision=precision.lower(), guidance=None if no_padcfg else guidance, io=io.lower(),
+            opset=opset,
+        )
+        target = output or Path(_default_name(model, settings))
+        with status(f"exporting {model}") as say:
+            result = export_onnx(model, target, settings, progress=say)
+        spec = result.spec
+        pad = "no PadCFG" if spec.guidance is None else f"PadCFG w={spec.guidance:g}"
+        out.print(
+            f"wrote {result.onnx_path} ({spec.parameters / 1e6:.1f} M parameters, {spec.precision}, x{spec.scale}, "
+            f"{pad}, {spec.io} I/O) and {result.spec_path} in {result.seconds:.0f} s"
+        )
+
+
+def _default_name(model: str, settings) -> str:
+    stem = Path(model).stem if model not in ("default", "tiny", "gendr-pix") else model
+    pad = "nocfg" if settings.guidance is None else "padcfg"
+    return f"{stem}-x{settings.scale}-{settings.precision}-{pad}.onnx"

@@ -1,0 +1,192 @@
+"""One small adapter over the two TensorRT flavours trtsr supports.
+
+`tensorrt` (TensorRT 10.x strongly typed networks, and 11.x) and `tensorrt_rtx`
+(TensorRT-RTX) share the API trtsr uses: Builder, OnnxParser, optimisation
+profiles, Runtime. Everything backend-specific lives here; the rest of the
+package calls `Backend` methods and records `Backend.name` and `.version` in
+every result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from trtsr.errors import MissingDependencyError, TrtsrError
+
+log = logging.getLogger(__name__)
+
+# name -> (module, extra that installs it)
+BACKENDS: dict[str, tuple[str, str]] = {
+    "tensorrt": ("tensorrt", "trt"),
+    "tensorrt-rtx": ("tensorrt_rtx", "rtx"),
+}
+BACKEND_CHOICES = ("auto", *BACKENDS)
+
+
+def _import(module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except ImportError:
+        return None
+    except OSError as exc:  # a wheel whose shared libraries are missing
+        log.warning("cannot load %s: %s", module_name, exc)
+        return None
+
+
+def installed_backends() -> list[str]:
+    return [name for name, (module, _) in BACKENDS.items() if _import(module) is not None]
+
+
+def load_backend(name: str = "auto") -> Backend:
+    """The named backend, or for `auto` full TensorRT if installed, else TensorRT-RTX."""
+    if name not in BACKEND_CHOICES:
+        raise TrtsrError(f"unknown backend {name!r}; use one of {', '.join(BACKEND_CHOICES)}")
+    if name == "auto":
+        for candidate in BACKENDS:
+            module = _import(BACKENDS[candidate][0])
+            if module is not None:
+                return Backend(candidate, module)
+        raise TrtsrError(
+            "no TensorRT backend is installed: run pip install 'trtsr[rtx]' (TensorRT-RTX, builds on any machine) "
+            "or pip install 'trtsr[trt]' (TensorRT)"
+        )
+    module_name, extra = BACKENDS[name]
+    module = _import(module_name)
+    if module is None:
+        raise MissingDependencyError(f"the {name} backend", extra)
+    return Backend(name, module)
+
+
+@dataclasses.dataclass
+class ParsedNetwork:
+    """A parsed ONNX network; keeps the builder and parser alive as long as the network."""
+
+    builder: Any
+    network: Any
+    parser: Any
+
+    @property
+    def num_inputs(self) -> int:
+        return self.network.num_inputs
+
+    @property
+    def num_outputs(self) -> int:
+        return self.network.num_outputs
+
+    def tensors(self) -> list[dict[str, Any]]:
+        net = self.network
+        items = [net.get_input(i) for i in range(net.num_inputs)] + [net.get_output(i) for i in range(net.num_outputs)]
+        return [
+            {"name": t.name, "mode": "input" if t.is_network_input else "output",
+             "dtype": str(t.dtype).split(".")[-1].lower(), "shape": list(t.shape)}
+            for t in items
+        ]
+
+
+class Backend:
+    """A loaded TensorRT module with the few calls trtsr needs."""
+
+    def __init__(self, name: str, module: Any) -> None:
+        self.name = name
+        self.module = module
+        self.version = str(module.__version__)
+        self.logger = module.Logger(module.Logger.WARNING)
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name} {self.version})"
+
+    @property
+    def is_rtx(self) -> bool:
+        return self.name == "tensorrt-rtx"
+
+    # -- build ----------------------------------------------------------------------------------
+    def parse_onnx(self, onnx_path: str | Path) -> ParsedNetwork:
+        trt = self.module
+        builder = trt.Builder(self.logger)
+        flags = 0
+        strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+        if strongly_typed is not None:
+            flags |= 1 << int(strongly_typed)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, self.logger)
+        if not parser.parse_from_file(str(onnx_path)):
+            errors = [parser.get_error(i).desc().splitlines()[0] for i in range(parser.num_errors)]
+            raise TrtsrError(
+                f"{self.name} cannot parse the ONNX graph: {'; '.join(errors) or 'unknown parser error'}",
+                path=onnx_path,
+            )
+        return ParsedNetwork(builder, network, parser)
+
+    def compute_capability(self, text: str):
+        """'sm89' / '8.9' / 'current' -> the backend's ComputeCapability (TensorRT-RTX only)."""
+        if not self.is_rtx:
+            raise TrtsrError("--compute-capability applies to TensorRT-RTX only")
+        enum = self.module.ComputeCapability
+        key = text.strip().upper().replace(".", "")
+        key = key if key in ("CURRENT", "NONE") or key.startswith("SM") else f"SM{key}"
+        if not hasattr(enum, key) or key == "NONE":
+            known = [m.lower() for m in dir(enum) if m.startswith("SM")] + ["current"]
+            raise TrtsrError(f"unknown compute capability {text!r}; {self.name} {self.version} knows {', '.join(known)}")
+        return getattr(enum, key)
+
+    def builder_config(self, parsed: ParsedNetwork, *, optimization_level: int | None,
+                       compute_capabilities: tuple[str, ...], workspace_bytes: int | None):
+        trt = self.module
+        config = parsed.builder.create_builder_config()
+        if optimization_level is not None:
+            config.builder_optimization_level = optimization_level
+        if workspace_bytes is not None:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
+        if compute_capabilities:
+            values = [self.compute_capability(c) for c in compute_capabilities]
+            config.num_compute_capabilities = len(values)
+            for index, value in enumerate(values):
+                config.set_compute_capability(value, index)
+        return config
+
+    def add_profile(self, parsed: ParsedNetwork, config: Any, input_name: str, shapes: tuple) -> None:
+        profile = parsed.builder.create_optimization_profile()
+        profile.set_shape(input_name, *shapes)
+        config.add_optimization_profile(profile)
+
+    def build(self, parsed: ParsedNetwork, config: Any) -> bytes:
+        serialized = parsed.builder.build_serialized_network(parsed.network, config)
+        if serialized is None:
+            raise TrtsrError(f"{self.name} failed to build the engine (see the log lines above for why)")
+        return bytes(serialized)
+
+    # -- timing cache (TensorRT) ------------------------------------------------------------------
+    def attach_timing_cache(self, config: Any, path: Path | None) -> Any:
+        if path is None or self.is_rtx:
+            return None
+        data = path.read_bytes() if path.is_file() else b""
+        cache = config.create_timing_cache(data)
+        config.set_timing_cache(cache, ignore_mismatch=True)
+        return cache
+
+    # -- run ------------------------------------------------------------------------------------
+    def runtime(self) -> Any:
+        return self.module.Runtime(self.logger)
+
+    def engine_validity(self, engine_bytes: bytes) -> tuple[bool, str]:
+        """Whether this machine can run the engine, and why not."""
+        runtime = self.runtime()
+        check = getattr(runtime, "get_engine_validity", None)
+        if check is None:
+            return True, "not checked (this backend version cannot check without deserialising)"
+        validity, diagnostics = check(engine_bytes)
+        name = str(validity).split(".")[-1]
+        if name == "VALID":
+            return True, "valid"
+        reasons = []
+        enum = getattr(self.module, "EngineInvalidityDiagnostics", None)
+        if enum is not None:
+            for flag in [m for m in dir(enum) if m.isupper()]:
+                if int(diagnostics) & int(getattr(enum, flag)):
+                    reasons.append(flag.lower().replace("_", " "))
+        detail = ", ".join(reasons) or "no diagnostics (usually: no usable NVIDIA GPU or driver)"
+        return name == "SUBOPTIMAL", f"{name.lower()}: {detail}"

@@ -1,0 +1,158 @@
+"""ONNX (+ export spec) -> serialized engine (+ metadata JSON)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import errno
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from trtsr import __version__
+from trtsr.engines.backend import BACKEND_CHOICES, load_backend
+from trtsr.engines.gpu import detect_gpu
+from trtsr.engines.metadata import EngineMetadata, metadata_path_for
+from trtsr.engines.profiles import DEFAULT_PROFILES, parse_profiles
+from trtsr.errors import TrtsrError
+from trtsr.export.spec import ExportSpec, hash_onnx, spec_path_for
+from trtsr.files import atomic_path
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildSettings:
+    """Settings that change an engine (all of them are part of the cache key).
+
+    Fields:
+        profiles: optimisation profiles by output size (see engines.profiles); default 1080p, 4k, 8k.
+        backend: auto, tensorrt or tensorrt-rtx.
+        optimization_level: builder optimisation level 0-5; None = the backend's default (3).
+        compute_capabilities: TensorRT-RTX ahead-of-time targets, e.g. ("sm89",); () = the backend's default.
+        workspace_gb: cap on the builder's workspace memory pool; None = no cap.
+    """
+
+    profiles: tuple[str, ...] = DEFAULT_PROFILES
+    backend: str = "auto"
+    optimization_level: int | None = None
+    compute_capabilities: tuple[str, ...] = ()
+    workspace_gb: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKEND_CHOICES:
+            raise TrtsrError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKEND_CHOICES)}")
+        if self.optimization_level is not None and not 0 <= self.optimization_level <= 5:
+            raise TrtsrError(f"optimization level must be 0 to 5, got {self.optimization_level}")
+        object.__setattr__(self, "profiles", tuple(p.strip().lower() for p in self.profiles))
+        object.__setattr__(self, "compute_capabilities", tuple(c.strip().lower() for c in self.compute_capabilities))
+
+    def builder_dict(self) -> dict:
+        return {
+            "optimization_level": self.optimization_level,
+            "compute_capabilities": list(self.compute_capabilities) or "backend default",
+            "workspace_gb": self.workspace_gb,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    engine_path: Path
+    metadata_path: Path
+    metadata: EngineMetadata
+
+
+def load_spec_for(onnx_path: str | Path) -> ExportSpec:
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise TrtsrError("ONNX file not found", path=onnx_path)
+    spec_file = spec_path_for(onnx_path)
+    if not spec_file.is_file():
+        raise TrtsrError(
+            f"no export spec {spec_file.name} beside the graph; export it with 'trtsr export' (which writes both)",
+            path=onnx_path,
+        )
+    return ExportSpec.load(spec_file)
+
+
+def build_engine(
+    onnx_path: str | Path,
+    output: str | Path,
+    settings: BuildSettings = BuildSettings(),
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Build an engine from an exported graph; engine and metadata appear only on success."""
+    say = progress or (lambda message: None)
+    onnx_path, output = Path(onnx_path), Path(output)
+    spec = load_spec_for(onnx_path)
+    # Every profile is checked before any backend work starts.
+    profiles = parse_profiles(settings.profiles)
+    shapes = [p.input_shapes(spec) for p in profiles]
+    backend = load_backend(settings.backend)
+
+    data_file = onnx_path.with_name(spec.onnx_data_file) if spec.onnx_data_file else None
+    if data_file is not None and not data_file.is_file():
+        raise TrtsrError(f"the graph's external data file {data_file.name} is missing", path=onnx_path)
+    say("hashing the graph")
+    onnx_sha = hash_onnx(onnx_path, data_file)
+    if onnx_sha != spec.onnx_sha256:
+        raise TrtsrError(
+            "the graph does not match its export spec (sha256 differs): the ONNX changed after export "
+            "or is corrupt; export it again",
+            path=onnx_path,
+        )
+
+    say(f"parsing with {backend.name} {backend.version}")
+    parsed = backend.parse_onnx(onnx_path)
+    workspace = int(settings.workspace_gb * (1 << 30)) if settings.workspace_gb else None
+    config = backend.builder_config(parsed, optimization_level=settings.optimization_level,
+                                    compute_capabilities=settings.compute_capabilities, workspace_bytes=workspace)
+    for shape in shapes:
+        backend.add_profile(parsed, config, spec.input_name, shape)
+    from trtsr.engines.cache import timing_cache_path
+
+    timing_path = timing_cache_path(backend) if not backend.is_rtx else None
+    timing_cache = backend.attach_timing_cache(config, timing_path)
+
+    names = ", ".join(p.name for p in profiles)
+    say(f"building {spec.precision} engine with {backend.name} {backend.version} (profiles {names})")
+    started = time.perf_counter()
+    engine_bytes = backend.build(parsed, config)
+    seconds = time.perf_counter() - started
+    if timing_cache is not None and timing_path is not None:
+        _write(timing_path, bytes(timing_cache.serialize()))
+
+    gpu = detect_gpu()
+    metadata = EngineMetadata(
+        backend=backend.name, backend_version=backend.version, precision=spec.precision, scale=spec.scale,
+        guidance=spec.guidance, io=spec.io, input_name=spec.input_name, output_name=spec.output_name,
+        min_input_size=spec.min_input_size, tensors=parsed.tensors(),
+        profiles=[p.to_dict(spec) for p in profiles], onnx_sha256=onnx_sha, onnx_file=onnx_path.name,
+        model=spec.model, builder=settings.builder_dict(), gpu=gpu.to_dict() if gpu else None,
+        build_seconds=round(seconds, 2), engine_sha256=hashlib.sha256(engine_bytes).hexdigest(),
+        engine_bytes=len(engine_bytes), trtsr_version=__version__,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+    say("writing the engine")
+    _write(output, engine_bytes)
+    meta_path = metadata_path_for(output)
+    try:
+        metadata.save(meta_path)
+    except OSError as exc:
+        output.unlink(missing_ok=True)
+        raise _disk_error(exc, meta_path) from None
+    return BuildResult(output, meta_path, metadata)
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        raise _disk_error(exc, path) from None
+
+
+def _disk_error(exc: OSError, path: Path) -> TrtsrError:
+    if exc.errno == errno.ENOSPC:
+        return TrtsrError("no space left on the device; free some space or write elsewhere with -o", path=path)
+    return TrtsrError(f"cannot write: {exc.strerror or exc}", path=path)

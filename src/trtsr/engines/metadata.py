@@ -1,0 +1,89 @@
+"""The JSON written beside every engine: what it is, what built it, for which GPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from trtsr.errors import TrtsrError
+from trtsr.files import write_text_atomic
+
+METADATA_VERSION = 1
+
+
+def metadata_path_for(engine_path: str | Path) -> Path:
+    """`model.engine` -> `model.engine.json`."""
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + ".json")
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineMetadata:
+    """Fields:
+        backend / backend_version: which TensorRT built it (tensorrt or tensorrt-rtx).
+        precision, scale, guidance, io: copied from the export spec (precision lives in the ONNX).
+        input_name / output_name: the engine's I/O tensor names.
+        tensors: I/O tensors as parsed: name, mode, dtype, shape (-1 = dynamic).
+        profiles: per profile, input and output min/opt/max shapes (height, width, 3).
+        onnx_sha256 / onnx_file: the graph it was built from.
+        builder: settings that changed the build (optimisation level, compute capabilities, workspace).
+        gpu: name, compute capability and driver of the GPU present at build time, or None (built without one).
+        build_seconds, engine_sha256, engine_bytes, trtsr_version, created: the build itself.
+    """
+
+    backend: str
+    backend_version: str
+    precision: str
+    scale: int
+    guidance: float | None
+    io: str
+    input_name: str
+    output_name: str
+    min_input_size: int
+    tensors: list[dict[str, Any]]
+    profiles: list[dict[str, Any]]
+    onnx_sha256: str
+    onnx_file: str
+    model: str
+    builder: dict[str, Any]
+    gpu: dict[str, Any] | None
+    build_seconds: float
+    engine_sha256: str
+    engine_bytes: int
+    trtsr_version: str
+    created: str
+    metadata_version: int = METADATA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EngineMetadata:
+        path = Path(path)
+        if not path.is_file():
+            raise TrtsrError("engine metadata not found (trtsr build writes it beside the engine)", path=path)
+        try:
+            data = json.loads(path.read_text())
+            names = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+            raise TrtsrError(f"engine metadata is unreadable ({exc})", path=path) from None
+
+    @classmethod
+    def for_engine(cls, engine_path: str | Path) -> EngineMetadata:
+        return cls.load(metadata_path_for(engine_path))
+
+    def profile_for(self, height: int, width: int) -> int | None:
+        """Index of the profile with the smallest max input that holds an input of this size."""
+        fitting = [
+            (p["input_max"][0] * p["input_max"][1], i)
+            for i, p in enumerate(self.profiles)
+            if p["input_min"][0] <= height <= p["input_max"][0] and p["input_min"][1] <= width <= p["input_max"][1]
+        ]
+        return min(fitting)[1] if fitting else None

@@ -1,0 +1,221 @@
+"""PyTorch GenDR-Pix -> ONNX with dynamic height and width.
+
+The exported graph maps a low-resolution HWC image to the high-resolution one:
+bicubic resize, normalisation, alignment padding, PadCFG, UNet, crop and
+quantisation all happen inside it, so a runtime only moves pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from trtsr.errors import TrtsrError
+from trtsr.export.spec import IO_TYPES, PRECISIONS, ExportSpec, hash_onnx, spec_path_for
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "lr"
+OUTPUT_NAME = "hr"
+# Above this many bytes of weights the graph keeps them in an external data file (protobuf's 2 GB cap).
+EXTERNAL_DATA_THRESHOLD = 1_900_000_000
+# Traced at a size that is no multiple of 2, 8 or 64, so no shape logic is specialised to it.
+TRACE_SIZE = (37, 53)
+MAX_INPUT_SIZE = 8192
+SCALES = (1, 2, 3, 4, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSettings:
+    """Settings that change the exported graph.
+
+    Fields:
+        scale: upscaling factor (the input is bicubic-resized by it inside the graph).
+        precision: fp16, bf16 or fp32 for the UNet's weights and activations.
+        guidance: PadCFG guidance w (paper Eq. 7); None exports the batch-1 graph without PadCFG.
+        io: uint8 or float32 input/output tensors (HWC, 0..255).
+        opset: ONNX opset of the default domain; None lets the exporter choose.
+    """
+
+    scale: int = 4
+    precision: str = "fp16"
+    guidance: float | None = 1.8
+    io: str = "uint8"
+    opset: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise TrtsrError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.io not in IO_TYPES:
+            raise TrtsrError(f"unknown io type {self.io!r}; use one of {', '.join(IO_TYPES)}")
+        if self.scale not in SCALES:
+            raise TrtsrError(f"scale must be one of {', '.join(map(str, SCALES))}, got {self.scale}")
+        if self.guidance is not None and not -10.0 <= self.guidance <= 10.0:
+            raise TrtsrError(f"guidance {self.guidance} is out of range; the paper uses 1.0 to 2.0")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    onnx_path: Path
+    spec_path: Path
+    spec: ExportSpec
+    seconds: float
+
+
+def _torch_dtype(precision: str):
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def min_input_size(alignment: int, extra: int, scale: int) -> int:
+    """Smallest input side for which the UNet's lowest level is at least 2 wide.
+
+    At 1 the exported shape arithmetic would rest on guards that do not hold, so smaller
+    images are padded up by the runtime instead.
+    """
+    return (alignment - extra) // scale + 1
+
+
+def export_onnx(
+    model_source,
+    output: str | Path,
+    settings: ExportSettings = ExportSettings(),
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export a GenDR-Pix model (a name, a path or a `GenDRPix`) to `output` (+ spec JSON).
+
+    Files appear only when everything succeeded; a failure leaves no partial output.
+    """
+    import time
+
+    import torch
+
+    from trtsr import __version__
+    from trtsr.models import GenDRPix, PixelUpscaler, load_model
+
+    started = time.perf_counter()
+    say = progress or (lambda message: log.info(message))
+    output = Path(output)
+    if output.suffix != ".onnx":
+        raise TrtsrError("output file name must end in .onnx", path=output)
+    if output.exists() and output.is_dir():
+        raise TrtsrError("output is a folder; give a file name ending in .onnx", path=output)
+
+    say("loading model")
+    model = model_source if isinstance(model_source, GenDRPix) else load_model(model_source)
+    model = model.eval().to(_torch_dtype(settings.precision))
+    model_name = model.config.name if not isinstance(model_source, (str, Path)) else (
+        str(model_source) if str(model_source) in ("default", "tiny", "gendr-pix") else Path(model_source).stem)
+    parameters = sum(p.numel() for p in model.parameters())
+    module = PixelUpscaler(model, settings.scale, settings.guidance, _torch_dtype(settings.precision), settings.io)
+    module.eval()
+
+    in_dtype = torch.uint8 if settings.io == "uint8" else torch.float32
+    example = torch.zeros(*TRACE_SIZE, 3, dtype=in_dtype)
+    extra = 8 if settings.guidance is not None else 0
+    min_size = min_input_size(model.config.alignment, extra, settings.scale)
+    height = torch.export.Dim("lr_height", min=min_size, max=MAX_INPUT_SIZE)
+    width = torch.export.Dim("lr_width", min=min_size, max=MAX_INPUT_SIZE)
+
+    external = parameters * {"fp32": 4, "fp16": 2, "bf16": 2}[settings.precision] > EXTERNAL_DATA_THRESHOLD
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{output.stem}.", dir=output.parent))
+    try:
+        say(f"tracing {parameters / 1e6:.1f} M parameters ({settings.precision}) and converting to ONNX")
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_exporter():
+            warnings.simplefilter("ignore")
+            # The alignment arithmetic yields guards that hold for every size in range but that the
+            # symbolic solver cannot prove; deferring them keeps one graph for all sizes.
+            exported = torch.export.export(
+                module, (example,), dynamic_shapes={"lr": {0: height, 1: width}},
+                prefer_deferred_runtime_asserts_over_guards=True,
+            )
+            program = torch.onnx.export(
+                exported, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                opset_version=settings.opset, optimize=True, verbose=False,
+            )
+            del exported
+        tmp_onnx = workdir / output.name
+        say("writing ONNX" + (" with external data" if external else ""))
+        program.save(str(tmp_onnx), external_data=external)
+        del program
+        # The exporter also moves weights out on its own above its threshold: look, do not assume.
+        data_name = output.name + ".data" if (workdir / (output.name + ".data")).exists() else None
+        stray = sorted(p.name for p in workdir.iterdir() if p.name not in (output.name, data_name))
+        if stray:
+            raise RuntimeError(f"exporter wrote unexpected files: {stray}")
+        opset = _apply_fixes(tmp_onnx, settings, say)
+        say("checking the graph")
+        _check(tmp_onnx)
+        tmp_data = workdir / data_name if data_name else None
+        spec = ExportSpec(
+            model=model_name, scale=settings.scale, precision=settings.precision, guidance=settings.guidance,
+            io=settings.io, input_name=INPUT_NAME, output_name=OUTPUT_NAME, alignment=model.config.alignment,
+            extra_pixels=extra, min_input_size=min_size, parameters=parameters,
+            onnx_file=output.name, onnx_data_file=data_name, onnx_sha256=hash_onnx(tmp_onnx, tmp_data),
+            opset=opset, trtsr_version=__version__, torch_version=torch.__version__,
+        )
+        spec_tmp = workdir / "spec.json"
+        spec.save(spec_tmp)
+        # Data first, graph second, spec last: a spec never points at a graph that is not there.
+        if tmp_data is not None:
+            os.replace(tmp_data, output.with_name(data_name))
+        os.replace(tmp_onnx, output)
+        spec_path = spec_path_for(output)
+        os.replace(spec_tmp, spec_path)
+    except OSError as exc:
+        raise TrtsrError(f"cannot write the export: {exc.strerror or exc}", path=output) from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return ExportResult(output, spec_path, spec, time.perf_counter() - started)
+
+
+def _apply_fixes(path: Path, settings: ExportSettings, say: Callable[[str], None]) -> int:
+    import onnx
+
+    from trtsr.export.graph_fixes import fix_upsample_resizes, name_dynamic_dims, resize_in_float32
+
+    model = onnx.load(str(path), load_external_data=False)
+    fixed = fix_upsample_resizes(model)
+    if settings.precision == "bf16":
+        resize_in_float32(model)
+    name_dynamic_dims(model)
+    if fixed:
+        say(f"gave {fixed} upsampling Resize nodes constant scales")
+    onnx.save(model, str(path))
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _check(path: Path) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=False)
+    except onnx.checker.ValidationError as exc:
+        raise RuntimeError(f"exported graph failed onnx.checker: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The dynamo exporter prints progress lines of its own; keep the CLI's output ours."""
+    import io
+    from contextlib import redirect_stdout
+
+    noisy = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = noisy.level
+    noisy.setLevel(logging.ERROR)
+    try:
+        with redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        noisy.setLevel(level)
