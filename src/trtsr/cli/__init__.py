@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from trtsr import __version__
+from trtsr.cli.build_cmd import build_command
 from trtsr.cli.export_cmd import export_command
+from trtsr.cli.info_cmd import info_command
 
 app = typer.Typer(
     name="trtsr",
@@ -16,6 +18,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("export")(export_command)
+app.command("build")(build_command)
+app.command("info")(info_command)
 
 
 def _version(value: bool) -> None:

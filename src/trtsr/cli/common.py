@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trtsr.errors import TrtsrError
 
-console = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# soft_wrap: long paths and messages stay on one line in logs instead of wrapping at 80 columns.
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -25,7 +27,7 @@ def user_errors(verbose: bool = False) -> Iterator[None]:
     except TrtsrError as exc:
         if verbose:
             console.print_exception()
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]")
@@ -37,14 +39,14 @@ def status(first: str) -> Iterator[Callable[[str], None]]:
     """A spinner with a changing message on a terminal; plain lines otherwise (logs, CI)."""
     if console.is_terminal:
         with console.status(first) as spinner:
-            yield lambda message: spinner.update(message)
+            yield lambda message: spinner.update(escape(message))
     else:
-        console.print(first)
-        yield lambda message: console.print(message)
+        console.print(escape(first))
+        yield lambda message: console.print(escape(message))
 
 
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(1)
 
 

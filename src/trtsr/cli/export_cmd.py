@@ -63,7 +63,8 @@ def export_command(
         pad = "no PadCFG" if spec.guidance is None else f"PadCFG w={spec.guidance:g}"
         out.print(
             f"wrote {result.onnx_path} ({spec.parameters / 1e6:.1f} M parameters, {spec.precision}, x{spec.scale}, "
-            f"{pad}, {spec.io} I/O) and {result.spec_path} in {result.seconds:.0f} s"
+            f"{pad}, {spec.io} I/O) and {result.spec_path} in {result.seconds:.0f} s",
+            markup=False,
         )
 
 

@@ -1,0 +1,72 @@
+"""`trtsr info`: what an engine (or an exported graph) is, and whether it runs here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from trtsr.cli.common import out, user_errors
+from trtsr.cli.options import VerboseOption
+
+
+def _size(shape: list[int]) -> str:
+    return f"{shape[1]}x{shape[0]}"
+
+
+def info_command(
+    path: Annotated[Path, typer.Argument(help="An engine (MODEL.engine) or an exported graph (MODEL.onnx).")],
+    verbose: VerboseOption = False,
+) -> None:
+    """Describe an engine: metadata, I/O tensors, profiles, and whether it is valid on this machine.
+
+    For an .onnx file, prints its export spec instead.
+    """
+    with user_errors(verbose):
+        from trtsr.errors import TrtsrError
+
+        if not path.is_file():
+            raise TrtsrError("file not found", path=path)
+        if path.suffix == ".onnx":
+            _onnx_info(path)
+            return
+        from trtsr.engines.inspect import check_engine
+
+        report = check_engine(path)
+        meta = report.metadata
+        pad = "no PadCFG" if meta.guidance is None else f"PadCFG w={meta.guidance:g}"
+        out.print(f"[bold]{escape(str(path))}[/bold]")
+        out.print(f"  model      {meta.model}: x{meta.scale}, {meta.precision}, {pad}, {meta.io} I/O")
+        out.print(f"  built by   {meta.backend} {meta.backend_version} (trtsr {meta.trtsr_version}) "
+                  f"in {meta.build_seconds:.1f} s on {meta.created}")
+        gpu = meta.gpu
+        out.print("  built on   " + (f"{gpu['name']} (sm {gpu['compute_capability']})" if gpu else "no GPU (ahead of time)"))
+        out.print(f"  size       {meta.engine_bytes / 1e6:.1f} MB, sha256 {meta.engine_sha256[:16]}")
+        out.print(f"  from       {meta.onnx_file} (sha256 {meta.onnx_sha256[:16]})")
+        out.print(f"  builder    {meta.builder}")
+        for tensor in meta.tensors:
+            shape = "x".join("?" if d < 0 else str(d) for d in tensor["shape"])
+            out.print(f"  {tensor['mode']:<10} {tensor['name']}: {tensor['dtype']} [{shape}] (height x width x 3)")
+        for index, prof in enumerate(meta.profiles):
+            out.print(
+                f"  profile {index}  {prof['name']}: output {_size(prof['output_min'])} to {_size(prof['output_max'])}, "
+                f"tuned for {_size(prof['output_opt'])} (input {_size(prof['input_min'])} to "
+                f"{_size(prof['input_max'])})"
+            )
+        colour = "green" if report.runnable else "yellow"
+        out.print(f"  here       [{colour}]{escape(report.verdict)}[/{colour}]")
+
+
+def _onnx_info(path: Path) -> None:
+    from trtsr.export.spec import ExportSpec, spec_path_for
+
+    spec = ExportSpec.load(spec_path_for(path))
+    pad = "no PadCFG" if spec.guidance is None else f"PadCFG w={spec.guidance:g}"
+    out.print(f"[bold]{escape(str(path))}[/bold]")
+    out.print(f"  model      {spec.model}: x{spec.scale}, {spec.precision}, {pad}, {spec.io} I/O, "
+              f"{spec.parameters / 1e6:.1f} M parameters")
+    out.print(f"  tensors    {spec.input_name} (h x w x 3) -> {spec.output_name} ({spec.scale}h x {spec.scale}w x 3); "
+              f"inputs from {spec.min_input_size} pixels a side")
+    out.print(f"  exported   by trtsr {spec.trtsr_version} with torch {spec.torch_version}, opset {spec.opset}")
