@@ -1,3 +1,19 @@
-"""trtsr: GenDR-Pix super-resolution, exported to ONNX and run through TensorRT."""
+"""trtsr: GenDR-Pix super-resolution, exported to ONNX and run through TensorRT.
+
+    import trtsr
+    with trtsr.Upscaler() as up:           # the default model; engine on a GPU, else ONNX Runtime
+        big = up.upscale(numpy_or_pil_image)
+"""
 
 __version__ = "0.1.0"
+
+__all__ = ["Upscaler", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy, so `import trtsr` stays cheap and the CLI starts fast.
+    if name == "Upscaler":
+        from trtsr.runtime.upscaler import Upscaler
+
+        return Upscaler
+    raise AttributeError(name)

@@ -50,6 +50,7 @@ def test_engine_and_metadata_match_the_request(which, request):
     assert meta.gpu is None  # this machine has none; the field records that
     expected_cc = "backend default" if which == "fp16_engine" else list(FAST)
     assert meta.builder["compute_capabilities"] == expected_cc
+    assert meta.builder["attention_layers"] == 20 and meta.builder["attention_fallback"] is True
 
 
 def test_profile_selection(fp16_engine):
@@ -158,3 +159,15 @@ def test_full_disk_leaves_no_partial_engine(tiny_fp16, tmp_path, monkeypatch):
         build_engine(tiny_fp16.onnx_path, tmp_path / "full.engine", settings)
     assert "full.engine" in str(err.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_padcfg_graph_needs_the_attention_fallback(exports, tmp_path):
+    """Batch-1 tiny graphs hit an attention shape without a fused kernel in TensorRT-RTX 1.7."""
+    graph = exports.get(precision="fp16", guidance=None)
+    strict = BuildSettings(profiles=("720p",), backend="tensorrt-rtx", compute_capabilities=FAST,
+                           attention_fallback=False)
+    with pytest.raises(TrtsrError, match="failed to build"):
+        build_engine(graph.onnx_path, tmp_path / "strict.engine", strict)
+    assert not (tmp_path / "strict.engine").exists()
+    relaxed = BuildSettings(profiles=("720p",), backend="tensorrt-rtx", compute_capabilities=FAST)
+    assert build_engine(graph.onnx_path, tmp_path / "ok.engine", relaxed).metadata.engine_bytes > 0

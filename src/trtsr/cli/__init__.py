@@ -8,6 +8,7 @@ from trtsr import __version__
 from trtsr.cli.build_cmd import build_command
 from trtsr.cli.export_cmd import export_command
 from trtsr.cli.info_cmd import info_command
+from trtsr.cli.run_cmd import run_command
 
 app = typer.Typer(
     name="trtsr",
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.command("export")(export_command)
 app.command("build")(build_command)
 app.command("info")(info_command)
+app.command("run")(run_command)
 
 
 def _version(value: bool) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ from trtsr.cli.options import OutputFile, VerboseOption
 def build_command(
     onnx: Annotated[Path, typer.Argument(help="Graph written by 'trtsr export' (its .json spec must sit beside it).")],
     profile: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--profile", "-P",
             help="Optimisation profile by OUTPUT size: 720p, 1080p, 1440p, 4k, 8k, WxH, or "
@@ -28,17 +28,22 @@ def build_command(
     ] = "auto",
     output: OutputFile = None,
     optimization_level: Annotated[
-        Optional[int], typer.Option("--opt-level", help="Builder optimisation level 0-5 (backend default 3).")
+        int | None, typer.Option("--opt-level", help="Builder optimisation level 0-5 (backend default 3).")
     ] = None,
     compute_capability: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--compute-capability", "--cc",
                      help="TensorRT-RTX ahead-of-time target(s), e.g. sm89 or current; repeatable. "
                           "Default: the backend's own choice."),
     ] = None,
     workspace_gb: Annotated[
-        Optional[float], typer.Option("--workspace-gb", help="Cap on the builder's workspace memory (GiB).")
+        float | None, typer.Option("--workspace-gb", help="Cap on the builder's workspace memory (GiB).")
     ] = None,
+    strict_attention: Annotated[
+        bool, typer.Option("--strict-attention",
+                           help="Fail the build when an attention layer has no fused kernel, instead of "
+                                "running it decomposed.")
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Build a TensorRT engine from an exported graph.
@@ -62,7 +67,7 @@ def build_command(
         settings = BuildSettings(
             profiles=tuple(profile) if profile else BuildSettings().profiles, backend=backend,
             optimization_level=optimization_level, compute_capabilities=tuple(compute_capability or ()),
-            workspace_gb=workspace_gb,
+            workspace_gb=workspace_gb, attention_fallback=not strict_attention,
         )
         target = output or onnx.with_suffix(".engine")
         with status(f"building {target}") as say:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,7 +23,9 @@ def export_command(
         str, typer.Option("--io", help="uint8 (smallest transfers) or float32 (exact, unrounded) image tensors.")
     ] = "uint8",
     output: OutputFile = None,
-    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset; default: the exporter's.")] = None,
+    opset: Annotated[
+        int, typer.Option("--opset", help="ONNX opset 18-23. 23 writes fused Attention nodes (needed for 8K engines).")
+    ] = 23,
     verbose: VerboseOption = False,
 ) -> None:
     """Export a GenDR-Pix model to ONNX.
@@ -46,10 +48,11 @@ def export_command(
         from trtsr.errors import MissingDependencyError
 
         try:
-            from trtsr.export.onnx_export import ExportSettings, export_onnx
-            import torch  # noqa: F401
             import diffusers  # noqa: F401
             import onnx  # noqa: F401
+            import torch  # noqa: F401
+
+            from trtsr.export.onnx_export import ExportSettings, export_onnx
         except ImportError as exc:
             raise MissingDependencyError(f"export ({exc.name} is missing)", "export") from None
         settings = ExportSettings(

@@ -42,7 +42,8 @@ def info_command(
         out.print(f"  built by   {meta.backend} {meta.backend_version} (trtsr {meta.trtsr_version}) "
                   f"in {meta.build_seconds:.1f} s on {meta.created}")
         gpu = meta.gpu
-        out.print("  built on   " + (f"{gpu['name']} (sm {gpu['compute_capability']})" if gpu else "no GPU (ahead of time)"))
+        built_on = f"{gpu['name']} (sm {gpu['compute_capability']})" if gpu else "no GPU (ahead of time)"
+        out.print(f"  built on   {built_on}")
         out.print(f"  size       {meta.engine_bytes / 1e6:.1f} MB, sha256 {meta.engine_sha256[:16]}")
         out.print(f"  from       {meta.onnx_file} (sha256 {meta.onnx_sha256[:16]})")
         out.print(f"  builder    {meta.builder}")
@@ -51,7 +52,8 @@ def info_command(
             out.print(f"  {tensor['mode']:<10} {tensor['name']}: {tensor['dtype']} [{shape}] (height x width x 3)")
         for index, prof in enumerate(meta.profiles):
             out.print(
-                f"  profile {index}  {prof['name']}: output {_size(prof['output_min'])} to {_size(prof['output_max'])}, "
+                f"  profile {index}  {prof['name']}: output {_size(prof['output_min'])} to "
+                f"{_size(prof['output_max'])}, "
                 f"tuned for {_size(prof['output_opt'])} (input {_size(prof['input_min'])} to "
                 f"{_size(prof['input_max'])})"
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,5 +24,5 @@ NoPadcfgOption = Annotated[
     bool,
     typer.Option("--no-padcfg", help="Export the batch-1 graph without PadCFG (half the compute)."),
 ]
-OutputFile = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file.")]
+OutputFile = Annotated[Path | None, typer.Option("--output", "-o", help="Output file.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and library logs.")]

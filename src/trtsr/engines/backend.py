@@ -121,6 +121,20 @@ class Backend:
             )
         return ParsedNetwork(builder, network, parser)
 
+    def attention_layers(self, parsed: ParsedNetwork) -> list:
+        """The IAttention objects of the network (ONNX `Attention` nodes), empty where unsupported."""
+        trt = self.module
+        kind = getattr(getattr(trt, "LayerType", None), "ATTENTION_INPUT", None)
+        if kind is None:
+            return []
+        found = []
+        for index in range(parsed.network.num_layers):
+            layer = parsed.network.get_layer(index)
+            if layer.type == kind:
+                layer.__class__ = trt.IAttentionInputLayer  # the bindings return the base class
+                found.append(layer.attention)
+        return found
+
     def compute_capability(self, text: str):
         """'sm89' / '8.9' / 'current' -> the backend's ComputeCapability (TensorRT-RTX only)."""
         if not self.is_rtx:
@@ -130,7 +144,9 @@ class Backend:
         key = key if key in ("CURRENT", "NONE") or key.startswith("SM") else f"SM{key}"
         if not hasattr(enum, key) or key == "NONE":
             known = [m.lower() for m in dir(enum) if m.startswith("SM")] + ["current"]
-            raise TrtsrError(f"unknown compute capability {text!r}; {self.name} {self.version} knows {', '.join(known)}")
+            raise TrtsrError(
+                f"unknown compute capability {text!r}; {self.name} {self.version} knows {', '.join(known)}"
+            )
         return getattr(enum, key)
 
     def builder_config(self, parsed: ParsedNetwork, *, optimization_level: int | None,

@@ -30,6 +30,9 @@ class BuildSettings:
         optimization_level: builder optimisation level 0-5; None = the backend's default (3).
         compute_capabilities: TensorRT-RTX ahead-of-time targets, e.g. ("sm89",); () = the backend's default.
         workspace_gb: cap on the builder's workspace memory pool; None = no cap.
+        attention_fallback: let an attention layer with no fused kernel for its shapes run
+            decomposed (slower, and it materialises the scores) instead of failing the build.
+            Layers that have a fused kernel keep it either way.
     """
 
     profiles: tuple[str, ...] = DEFAULT_PROFILES
@@ -37,6 +40,7 @@ class BuildSettings:
     optimization_level: int | None = None
     compute_capabilities: tuple[str, ...] = ()
     workspace_gb: float | None = None
+    attention_fallback: bool = True
 
     def __post_init__(self) -> None:
         if self.backend not in BACKEND_CHOICES:
@@ -51,6 +55,7 @@ class BuildSettings:
             "optimization_level": self.optimization_level,
             "compute_capabilities": list(self.compute_capabilities) or "backend default",
             "workspace_gb": self.workspace_gb,
+            "attention_fallback": self.attention_fallback,
         }
 
 
@@ -104,6 +109,9 @@ def build_engine(
 
     say(f"parsing with {backend.name} {backend.version}")
     parsed = backend.parse_onnx(onnx_path)
+    attention = backend.attention_layers(parsed)
+    for layer in attention:
+        layer.decomposable = settings.attention_fallback
     workspace = int(settings.workspace_gb * (1 << 30)) if settings.workspace_gb else None
     config = backend.builder_config(parsed, optimization_level=settings.optimization_level,
                                     compute_capabilities=settings.compute_capabilities, workspace_bytes=workspace)
@@ -128,7 +136,8 @@ def build_engine(
         guidance=spec.guidance, io=spec.io, input_name=spec.input_name, output_name=spec.output_name,
         min_input_size=spec.min_input_size, tensors=parsed.tensors(),
         profiles=[p.to_dict(spec) for p in profiles], onnx_sha256=onnx_sha, onnx_file=onnx_path.name,
-        model=spec.model, builder=settings.builder_dict(), gpu=gpu.to_dict() if gpu else None,
+        model=spec.model, builder={**settings.builder_dict(), "attention_layers": len(attention)},
+        gpu=gpu.to_dict() if gpu else None,
         build_seconds=round(seconds, 2), engine_sha256=hashlib.sha256(engine_bytes).hexdigest(),
         engine_bytes=len(engine_bytes), trtsr_version=__version__,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

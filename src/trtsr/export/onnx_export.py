@@ -30,6 +30,7 @@ EXTERNAL_DATA_THRESHOLD = 1_900_000_000
 TRACE_SIZE = (37, 53)
 MAX_INPUT_SIZE = 8192
 SCALES = (1, 2, 3, 4, 8)
+DEFAULT_OPSET = 23
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +42,17 @@ class ExportSettings:
         precision: fp16, bf16 or fp32 for the UNet's weights and activations.
         guidance: PadCFG guidance w (paper Eq. 7); None exports the batch-1 graph without PadCFG.
         io: uint8 or float32 input/output tensors (HWC, 0..255).
-        opset: ONNX opset of the default domain; None lets the exporter choose.
+        opset: ONNX opset of the default domain. 23 (the default) writes attention as ONNX
+            `Attention` nodes, which TensorRT and TensorRT-RTX turn into fused attention layers;
+            older opsets spell it MatMul-Softmax-MatMul, whose N x N scores cannot be built for
+            8K profiles (TensorRT rejects the tensor volume).
     """
 
     scale: int = 4
     precision: str = "fp16"
     guidance: float | None = 1.8
     io: str = "uint8"
-    opset: int | None = None
+    opset: int = DEFAULT_OPSET
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -57,6 +61,8 @@ class ExportSettings:
             raise TrtsrError(f"unknown io type {self.io!r}; use one of {', '.join(IO_TYPES)}")
         if self.scale not in SCALES:
             raise TrtsrError(f"scale must be one of {', '.join(map(str, SCALES))}, got {self.scale}")
+        if not 18 <= self.opset <= 23:
+            raise TrtsrError(f"opset must be 18 to 23, got {self.opset}")
         if self.guidance is not None and not -10.0 <= self.guidance <= 10.0:
             raise TrtsrError(f"guidance {self.guidance} is out of range; the paper uses 1.0 to 2.0")
 

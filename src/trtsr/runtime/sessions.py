@@ -1,0 +1,240 @@
+"""Sessions: one `infer(lr) -> hr` interface over ONNX Runtime and TensorRT engines.
+
+`infer` takes a (H, W, 3) array in the graph's I/O type (uint8, or float32 in
+[0, 255]) and returns the (sH, sW, 3) result. A session runs one image at a
+time; `Upscaler` adds locking, tiling and image handling on top.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from trtsr.errors import MissingDependencyError, TrtsrError
+from trtsr.export.spec import ExportSpec, spec_path_for
+
+log = logging.getLogger(__name__)
+
+
+class OutOfMemory(TrtsrError):
+    """The device ran out of memory for this input size; a smaller tile may fit."""
+
+
+class TooLarge(TrtsrError):
+    """The input is larger than any profile of the engine; tiling is needed."""
+
+
+class OnnxRuntimeSession:
+    """An exported graph through ONNX Runtime (CUDA provider where installed and wanted, else CPU)."""
+
+    def __init__(self, onnx_path: str | Path, *, use_cuda: bool = True, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependencyError("running ONNX graphs", "base", package="onnxruntime") from None
+        onnx_path = Path(onnx_path)
+        if not onnx_path.is_file():
+            raise TrtsrError("ONNX file not found", path=onnx_path)
+        self.spec = ExportSpec.load(spec_path_for(onnx_path))
+        providers = ["CPUExecutionProvider"]
+        if use_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # the fp16 graph logs a warning per unfoldable node
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types for bad graphs
+            raise TrtsrError(f"ONNX Runtime cannot load the graph ({str(exc).splitlines()[0][:200]})",
+                             path=onnx_path) from None
+        self.provider = self._session.get_providers()[0]
+        self.backend_name = "onnxruntime-cuda" if self.provider == "CUDAExecutionProvider" else "onnxruntime-cpu"
+        self.max_input: tuple[int, int] | None = None
+        self.scale, self.io, self.min_input_size = self.spec.scale, self.spec.io, self.spec.min_input_size
+
+    @property
+    def io_dtype(self):
+        return np.uint8 if self.spec.io == "uint8" else np.float32
+
+    def infer(self, lr: np.ndarray) -> np.ndarray:
+        try:
+            return self._session.run(None, {self.spec.input_name: lr})[0]
+        except Exception as exc:
+            text = str(exc)
+            if "alloc" in text.lower() or "memory" in text.lower():
+                raise OutOfMemory(f"ONNX Runtime ran out of memory at {lr.shape[1]}x{lr.shape[0]}") from None
+            raise
+
+    def close(self) -> None:
+        self._session = None
+
+
+class EngineSession:
+    """A TensorRT / TensorRT-RTX engine with buffers allocated once for its largest profile.
+
+    One execution context, one CUDA stream, pinned host buffers and device buffers
+    sized for the largest profile; per image: copy in, execute, copy out, all
+    asynchronous on the stream, one synchronisation at the end. The profile is
+    chosen per input size (the smallest that holds it).
+    """
+
+    def __init__(self, engine_path: str | Path) -> None:
+        from trtsr.engines.backend import load_backend
+        from trtsr.engines.cache import runtime_cache_path
+        from trtsr.engines.gpu import detect_gpu
+        from trtsr.engines.metadata import EngineMetadata
+
+        engine_path = Path(engine_path)
+        if not engine_path.is_file():
+            raise TrtsrError("engine not found", path=engine_path)
+        self.metadata = meta = EngineMetadata.for_engine(engine_path)
+        if detect_gpu() is None:
+            raise TrtsrError("engines run on an NVIDIA GPU and none is visible; use --backend onnxruntime "
+                             "with the .onnx graph instead", path=engine_path)
+        self.backend = backend = load_backend(meta.backend)
+        if backend.version != meta.backend_version:
+            raise TrtsrError(f"built with {meta.backend} {meta.backend_version} but {backend.version} is installed; "
+                             "rebuild it with trtsr build", path=engine_path)
+        cudart = _cudart()
+        self._cudart = cudart
+        self.backend_name = f"{backend.name} {backend.version}"
+        runtime = backend.runtime()
+        data = engine_path.read_bytes()
+        self._engine = runtime.deserialize_cuda_engine(data)
+        if self._engine is None:
+            raise TrtsrError(f"{backend.name} could not load the engine (built for another GPU or version?)",
+                             path=engine_path)
+        self._runtime = runtime
+        self._runtime_cache_file = None
+        self._context = self._create_context(backend, runtime_cache_path(backend))
+        self.scale, self.io, self.min_input_size = meta.scale, meta.io, meta.min_input_size
+        self.max_input = max(((p["input_max"][0], p["input_max"][1]) for p in meta.profiles),
+                             key=lambda hw: hw[0] * hw[1])
+        self._stream = _check(cudart.cudaStreamCreate())
+        itemsize = 1 if meta.io == "uint8" else 4
+        largest_in = max(p["input_max"][0] * p["input_max"][1] * 3 for p in meta.profiles) * itemsize
+        largest_out = largest_in * meta.scale * meta.scale
+        self._host_in = _PinnedBuffer(cudart, largest_in)
+        self._host_out = _PinnedBuffer(cudart, largest_out)
+        self._dev_in = _check(cudart.cudaMalloc(largest_in))
+        self._dev_out = _check(cudart.cudaMalloc(largest_out))
+        self._profile = -1
+
+    def _create_context(self, backend, cache_file: Path):
+        engine = self._engine
+        if backend.is_rtx and hasattr(engine, "create_runtime_config"):
+            # TensorRT-RTX compiles kernels for this GPU at first run; keep them across processes.
+            config = engine.create_runtime_config()
+            cache = config.create_runtime_cache()
+            if cache_file.is_file():
+                try:
+                    cache.deserialize(cache_file.read_bytes())
+                except Exception as exc:  # a stale cache is only slower, never wrong
+                    log.warning("ignoring runtime cache %s: %s", cache_file, exc)
+            config.set_runtime_cache(cache)
+            self._runtime_cache, self._runtime_cache_file, self._runtime_config = cache, cache_file, config
+            return engine.create_execution_context(config)
+        return engine.create_execution_context()
+
+    @property
+    def io_dtype(self):
+        return np.uint8 if self.io == "uint8" else np.float32
+
+    def infer(self, lr: np.ndarray) -> np.ndarray:
+        cudart = self._cudart
+        meta = self.metadata
+        height, width = lr.shape[:2]
+        index = meta.profile_for(height, width)
+        if index is None:
+            raise TooLarge(f"{width}x{height} input fits no profile of this engine")
+        stream = self._stream
+        if index != self._profile:
+            if not self._context.set_optimization_profile_async(index, stream):
+                raise TrtsrError(f"cannot select profile {index}")
+            self._profile = index
+        self._context.set_input_shape(meta.input_name, (height, width, 3))
+        lr = np.ascontiguousarray(lr, dtype=self.io_dtype)
+        out_shape = (height * meta.scale, width * meta.scale, 3)
+        host_in = self._host_in.view(lr.shape, self.io_dtype)
+        host_in[...] = lr
+        host_out = self._host_out.view(out_shape, self.io_dtype)
+        kind_h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        kind_d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(cudart.cudaMemcpyAsync(self._dev_in, self._host_in.ptr, lr.nbytes, kind_h2d, stream))
+        self._context.set_tensor_address(meta.input_name, self._dev_in)
+        self._context.set_tensor_address(meta.output_name, self._dev_out)
+        if not self._context.execute_async_v3(stream):
+            raise OutOfMemory(f"the engine failed at {width}x{height} (out of device memory?)")
+        _check(cudart.cudaMemcpyAsync(self._host_out.ptr, self._dev_out, host_out.nbytes, kind_d2h, stream))
+        _check(cudart.cudaStreamSynchronize(stream))
+        return host_out.copy()
+
+    def close(self) -> None:
+        cudart = getattr(self, "_cudart", None)
+        if cudart is None:
+            return
+        if self._runtime_cache_file is not None:
+            try:
+                from trtsr.files import write_bytes_atomic
+
+                write_bytes_atomic(self._runtime_cache_file, bytes(self._runtime_cache.serialize()))
+            except Exception as exc:
+                log.warning("could not save the runtime cache: %s", exc)
+        for ptr in (getattr(self, "_dev_in", None), getattr(self, "_dev_out", None)):
+            if ptr is not None:
+                cudart.cudaFree(ptr)
+        for buf in (getattr(self, "_host_in", None), getattr(self, "_host_out", None)):
+            if buf is not None:
+                buf.free()
+        if getattr(self, "_stream", None) is not None:
+            cudart.cudaStreamDestroy(self._stream)
+        self._context = self._engine = None
+        self._cudart = None
+
+
+class _PinnedBuffer:
+    """Page-locked host memory, so copies to and from the GPU run asynchronously at full speed."""
+
+    def __init__(self, cudart, nbytes: int) -> None:
+        self._cudart = cudart
+        self.nbytes = nbytes
+        self.ptr = _check(cudart.cudaMallocHost(nbytes))
+        import ctypes
+
+        self._array = np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(int(self.ptr)))
+
+    def view(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        count = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        return self._array[:count].view(dtype).reshape(shape)
+
+    def free(self) -> None:
+        if self.ptr is not None:
+            self._cudart.cudaFreeHost(self.ptr)
+            self.ptr = None
+
+
+def _cudart():
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError:
+            raise MissingDependencyError("running engines", "gpu") from None
+    return cudart
+
+
+def _check(result):
+    """cuda-python returns (error, value...) tuples; raise on an error, return the value."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        name = str(err).split(".")[-1]
+        if "MemoryAllocation" in name:
+            raise OutOfMemory(f"CUDA out of memory ({name})")
+        raise TrtsrError(f"CUDA error {name}")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)

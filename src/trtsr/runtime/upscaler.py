@@ -1,0 +1,190 @@
+"""`Upscaler`: the Python API. Images in, upscaled images out, on a TensorRT engine or ONNX Runtime."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from trtsr.errors import TrtsrError
+from trtsr.runtime.images import Picture, from_array, to_array
+from trtsr.runtime.models import DEFAULT_GUIDANCE, DEFAULT_SCALE, resolve_onnx
+from trtsr.runtime.sessions import EngineSession, OnnxRuntimeSession, OutOfMemory, TooLarge
+from trtsr.runtime.tiling import run_tiled
+
+log = logging.getLogger(__name__)
+
+BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "tensorrt-rtx")
+# On ONNX Runtime the top-level self-attention grows with the square of the tile's pixels:
+# 128 input pixels a side (512 out at x4) keeps a CPU run within a few GB.
+ORT_TILE = 128
+DEFAULT_OVERLAP = 16
+
+
+class Upscaler:
+    """Upscale images with GenDR-Pix.
+
+    Args:
+        model: 'default', 'tiny', 'gendr-pix', a checkpoint, a diffusers folder, or an exported .onnx.
+        engine: a built engine (MODEL.engine); overrides `model` and needs an NVIDIA GPU.
+        backend: 'auto' (an engine when a GPU and TensorRT or TensorRT-RTX are present, else ONNX
+            Runtime), 'onnxruntime', 'tensorrt' or 'tensorrt-rtx'. `backend_name` says which ran.
+        scale, guidance: for graphs exported on demand (guidance None = no PadCFG).
+        tile: input tile side for tiled runs; None = whole image when it fits (engines: the largest
+            profile; ONNX Runtime: 128).
+        overlap: input pixels neighbouring tiles share, blended with a raised-cosine window.
+        profiles: engine profiles when `model` is turned into a cached engine (default 1080p, 4k, 8k).
+
+    Thread safety: one Upscaler may be shared between threads; its calls run one at a time
+    (one engine context and one set of buffers). For parallel work create one per thread.
+    Use it as a context manager, or call `close()`, to free GPU memory and save caches.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = "default",
+        *,
+        engine: str | Path | None = None,
+        backend: str = "auto",
+        scale: int = DEFAULT_SCALE,
+        guidance: float | None = DEFAULT_GUIDANCE,
+        tile: int | None = None,
+        overlap: int = DEFAULT_OVERLAP,
+        profiles: tuple[str, ...] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if backend not in BACKEND_CHOICES:
+            raise TrtsrError(f"unknown backend {backend!r}; use one of {', '.join(BACKEND_CHOICES)}")
+        if tile is not None and tile < 16:
+            raise TrtsrError(f"tile must be at least 16 input pixels, got {tile}")
+        self._lock = threading.Lock()
+        self.tile = tile
+        self.overlap = max(0, int(overlap))
+        say = progress or (lambda message: log.info(message))
+        if engine is not None:
+            if backend == "onnxruntime":
+                raise TrtsrError("--engine needs a TensorRT backend; for ONNX Runtime pass the .onnx as the model")
+            self._session = EngineSession(engine)
+        elif self._wants_engine(backend):
+            self._session = self._engine_session(str(model), backend, scale, guidance, profiles, say)
+        else:
+            onnx = resolve_onnx(str(model), scale=scale, guidance=guidance, progress=say)
+            self._session = OnnxRuntimeSession(onnx)
+        self.backend_name: str = self._session.backend_name
+        self.scale: int = self._session.scale
+
+    @staticmethod
+    def _wants_engine(backend: str) -> bool:
+        if backend in ("tensorrt", "tensorrt-rtx"):
+            return True
+        if backend == "onnxruntime":
+            return False
+        from trtsr.engines.backend import installed_backends
+        from trtsr.engines.gpu import detect_gpu
+
+        return detect_gpu() is not None and bool(installed_backends())
+
+    @staticmethod
+    def _engine_session(model, backend, scale, guidance, profiles, say) -> EngineSession:
+        from trtsr.engines.builder import BuildSettings
+        from trtsr.engines.cache import cached_engine
+        from trtsr.engines.profiles import DEFAULT_PROFILES
+
+        try:  # fp16 where the graph can be exported; the shipped fp32 graph otherwise
+            onnx = resolve_onnx(model, scale=scale, guidance=guidance, precision="fp16", io="uint8", progress=say)
+        except TrtsrError:
+            onnx = resolve_onnx(model, scale=scale, guidance=guidance, progress=say)
+        settings = BuildSettings(profiles=tuple(profiles or DEFAULT_PROFILES), backend=backend)
+        cached = cached_engine(onnx, settings, progress=say)
+        return EngineSession(cached.engine_path)
+
+    # -- public API ---------------------------------------------------------------------------------
+    def upscale(self, image):
+        """Upscale a numpy array (HxW, HxWx3 or HxWx4; uint8 or uint16) or a PIL image; same kind back."""
+        try:
+            from PIL import Image
+        except ImportError:  # pillow is a base dependency; only arrays work without it
+            Image = None
+        if Image is not None and isinstance(image, Image.Image):
+            array = np.asarray(image if image.mode in ("L", "LA", "RGB", "RGBA", "I;16") else image.convert("RGBA"))
+            result = to_array(self.upscale_picture(from_array(array)))
+            return Image.fromarray(result)
+        if not isinstance(image, np.ndarray):
+            raise TrtsrError(f"upscale takes a numpy array or a PIL image, not {type(image).__name__}")
+        return to_array(self.upscale_picture(from_array(image)))
+
+    def upscale_picture(self, picture: Picture, progress: Callable[[int, int], None] | None = None) -> Picture:
+        with self._lock:
+            if self._session is None:
+                raise TrtsrError("this Upscaler is closed")
+            rgb = self._upscale_rgb(picture.rgb, progress)
+        alpha = None if picture.alpha is None else _resize_plane(picture.alpha, self.scale)
+        return Picture(rgb, alpha, picture.grayscale, picture.bits, picture.icc_profile)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    def __enter__(self) -> Upscaler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------------
+    def _infer(self, lr: np.ndarray) -> np.ndarray:
+        session = self._session
+        if session.io == "uint8":
+            lr = np.clip(np.rint(lr), 0, 255).astype(np.uint8)
+        else:
+            lr = lr.astype(np.float32, copy=False)
+        height, width = lr.shape[:2]
+        smallest = session.min_input_size
+        if height >= smallest and width >= smallest:
+            return session.infer(np.ascontiguousarray(lr)).astype(np.float32)
+        # Below the graph's minimum: pad by edge replication, run, and crop the result back.
+        padded = np.pad(lr, ((0, max(0, smallest - height)), (0, max(0, smallest - width)), (0, 0)), mode="edge")
+        out = session.infer(np.ascontiguousarray(padded)).astype(np.float32)
+        return out[: height * session.scale, : width * session.scale]
+
+    def _tile_size(self) -> int | None:
+        if self.tile is not None:
+            return self.tile
+        max_input = self._session.max_input
+        return ORT_TILE if max_input is None else min(max_input)
+
+    def _upscale_rgb(self, rgb: np.ndarray, progress) -> np.ndarray:
+        height, width = rgb.shape[:2]
+        tile = self._tile_size()
+        fits_engine = self._session.max_input is not None and self.tile is None and (
+            height <= self._session.max_input[0] and width <= self._session.max_input[1])
+        while True:
+            try:
+                if fits_engine or (height <= tile and width <= tile):
+                    out = self._infer(rgb)
+                else:
+                    out = run_tiled(rgb, self._infer, scale=self.scale, tile=tile,
+                                    overlap=min(self.overlap, tile // 4), progress=progress)
+                return np.clip(out, 0.0, 255.0)
+            except (OutOfMemory, TooLarge) as exc:
+                current = tile if not fits_engine else max(height, width)
+                smaller = max(current // 2, self._session.min_input_size * 2)
+                if smaller >= current or smaller < 16:
+                    raise TrtsrError(f"out of memory even at {current}-pixel tiles: {exc}") from None
+                log.warning("%s; retrying with %d-pixel tiles", exc, smaller)
+                tile, fits_engine = smaller, False
+
+
+def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
+    """Bicubic resize of one float plane (alpha), done in 32-bit float to keep 16-bit depth."""
+    from PIL import Image
+
+    height, width = plane.shape
+    resized = Image.fromarray(plane.astype(np.float32), mode="F").resize((width * scale, height * scale),
+                                                                         Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
