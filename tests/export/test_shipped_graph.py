@@ -28,4 +28,5 @@ def test_shipped_graph_computes_the_default_model(real_rgb):
     module = PixelUpscaler(model, 4, 1.8, dtype=torch.float64, io="float32")
     with torch.no_grad():
         expected = module(torch.from_numpy(lr.astype(np.float64))).numpy()
-    assert np.abs(got - expected).max() < 1e-3, "re-run tools/ship_default_onnx.py after changing the default model"
+    # float32 rounding alone reaches about 1e-3 here; a different model differs by whole levels.
+    assert np.abs(got - expected).max() < 5e-3, "re-run tools/ship_default_onnx.py after changing the default model"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from trtsr import __version__
+from trtsr.cli.bench_cmd import bench_command
 from trtsr.cli.build_cmd import build_command
 from trtsr.cli.export_cmd import export_command
 from trtsr.cli.info_cmd import info_command
@@ -22,6 +23,7 @@ app.command("export")(export_command)
 app.command("build")(build_command)
 app.command("info")(info_command)
 app.command("run")(run_command)
+app.command("bench")(bench_command)
 
 
 def _version(value: bool) -> None:

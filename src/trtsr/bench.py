@@ -1,0 +1,393 @@
+"""Benchmark harness: latency, peak memory and build time per backend, size and PadCFG mode.
+
+Backends compared on the same machine in the same process:
+    engine               the trtsr runtime on a TensorRT / TensorRT-RTX engine (GPU)
+    onnxruntime          ONNX Runtime (CUDA provider where installed, else CPU)
+    torch-eager-{fp32,fp16,bf16}   PyTorch eager with scaled-dot-product attention
+    torch-compile-{fp16,bf16}      torch.compile of the same module (GPU)
+
+Latency is the median over `repeats` runs after `warmup` runs, measured around one
+whole image (uint8 in, uint8 out, host to host for the runtime; device tensors for
+PyTorch, timed with CUDA events on a GPU). Results are written as JSON naming the
+device, the software versions and the command, plus a PNG chart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trtsr import __version__
+from trtsr.engines.gpu import detect_gpu
+from trtsr.errors import TrtsrError
+from trtsr.files import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("engine", "onnxruntime", "torch-eager-fp32", "torch-eager-fp16", "torch-eager-bf16",
+            "torch-compile-fp16", "torch-compile-bf16")
+GPU_DEFAULT_BACKENDS = ("engine", "torch-eager-bf16", "torch-eager-fp16", "torch-compile-bf16")
+CPU_DEFAULT_BACKENDS = ("onnxruntime", "torch-eager-fp32")
+GPU_DEFAULT_SIZES = ("1080p", "1440p", "4k", "8k")
+CPU_DEFAULT_SIZES = ("256x256", "512x384")
+
+
+@dataclasses.dataclass
+class BenchResult:
+    backend: str
+    output_size: tuple[int, int]  # width, height
+    padcfg: bool
+    median_ms: float | None = None
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    first_run_ms: float | None = None  # includes JIT / autotuning / compilation
+    peak_memory_bytes: int | None = None
+    memory_kind: str | None = None  # "gpu" (device allocations) or "host-rss-process-peak" (process peak)
+    build_seconds: float | None = None  # engine ahead-of-time build, or export
+    repeats: int = 0
+    skipped: str | None = None  # why it did not run
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    from trtsr.engines.profiles import NAMED_SIZES, ShapeProfile
+
+    key = text.strip().lower()
+    if key in NAMED_SIZES:
+        return NAMED_SIZES[key]
+    profile = ShapeProfile.parse(key)
+    return profile.max
+
+
+def environment() -> dict[str, Any]:
+    versions: dict[str, str | None] = {"trtsr": __version__, "python": platform.python_version(),
+                                       "numpy": np.__version__}
+    for name, module in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("tensorrt", "tensorrt"),
+                         ("tensorrt_rtx", "tensorrt_rtx"), ("diffusers", "diffusers")):
+        try:
+            versions[name] = __import__(module).__version__
+        except Exception:
+            versions[name] = None
+    gpu = detect_gpu()
+    return {
+        "device": gpu.to_dict() if gpu else {"name": f"CPU only: {_cpu_name()}", "cores": _cores()},
+        "host": platform.platform(),
+        "versions": versions,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _timed(run: Callable[[], Any], warmup: int, repeats: int, sync: Callable[[], None] | None = None):
+    sync = sync or (lambda: None)
+    started = time.perf_counter()
+    run()
+    sync()
+    first = (time.perf_counter() - started) * 1000
+    for _ in range(max(0, warmup - 1)):
+        run()
+    sync()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        sync()
+        times.append((time.perf_counter() - started) * 1000)
+    return first, times
+
+
+def _summarise(result: BenchResult, first: float, times: list[float]) -> None:
+    result.first_run_ms = round(first, 3)
+    result.median_ms = round(statistics.median(times), 3)
+    ordered = sorted(times)
+    # Nearest-rank percentiles.
+    result.p10_ms = round(ordered[max(0, math.ceil(0.1 * len(ordered)) - 1)], 3)
+    result.p90_ms = round(ordered[math.ceil(0.9 * len(ordered)) - 1], 3)
+    result.repeats = len(times)
+
+
+def _lr_image(size: tuple[int, int], scale: int) -> np.ndarray:
+    width, height = size
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (height // scale, width // scale, 3), dtype=np.uint8)
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def bench_onnxruntime(model, size, padcfg, scale, warmup, repeats, say) -> BenchResult:
+    from trtsr.runtime.models import resolve_onnx
+    from trtsr.runtime.sessions import OnnxRuntimeSession
+
+    result = BenchResult("onnxruntime", size, padcfg)
+    # float32 I/O: the graph that ships for the default model, and free on a CPU.
+    onnx = resolve_onnx(model, scale=scale, guidance=1.8 if padcfg else None, precision="fp32", io="float32",
+                        progress=say)
+    session = OnnxRuntimeSession(onnx)
+    result.backend = session.backend_name
+    lr = _lr_image(size, scale).astype(np.float32)
+    first, times = _timed(lambda: session.infer(lr), warmup, repeats)
+    _summarise(result, first, times)
+    result.peak_memory_bytes, result.memory_kind = _peak_rss_bytes(), "host-rss-process-peak"
+    session.close()
+    return result
+
+
+def bench_engine(model, size, padcfg, scale, warmup, repeats, say) -> BenchResult:
+    result = BenchResult("engine", size, padcfg)
+    if detect_gpu() is None:
+        result.skipped = "no NVIDIA GPU"
+        return result
+    from trtsr.engines.builder import BuildSettings
+    from trtsr.engines.cache import cached_engine
+    from trtsr.runtime.models import resolve_onnx
+    from trtsr.runtime.sessions import EngineSession, _check, _cudart
+
+    onnx = resolve_onnx(model, scale=scale, guidance=1.8 if padcfg else None, precision="fp16", io="uint8",
+                        progress=say)
+    width, height = size
+    cached = cached_engine(onnx, BuildSettings(profiles=(f"{width}x{height}",)), progress=say)
+    result.build_seconds = cached.metadata.build_seconds
+    cudart = _cudart()
+    free_before, total = _check(cudart.cudaMemGetInfo())
+    session = EngineSession(cached.engine_path)
+    result.backend = f"engine ({session.backend_name})"
+    lr = _lr_image(size, scale)
+    first, times = _timed(lambda: session.infer(lr), warmup, repeats)
+    free_after, _ = _check(cudart.cudaMemGetInfo())
+    _summarise(result, first, times)
+    # Device memory the session holds (engine weights, activations, I/O buffers) while running.
+    result.peak_memory_bytes, result.memory_kind = int(free_before - free_after), "gpu"
+    session.close()
+    return result
+
+
+def bench_torch(model, size, padcfg, scale, warmup, repeats, say, *, precision: str, compile: bool) -> BenchResult:
+    name = f"torch-{'compile' if compile else 'eager'}-{precision}"
+    result = BenchResult(name, size, padcfg)
+    try:
+        import torch
+
+        from trtsr.models import PixelUpscaler, load_model
+    except ImportError:
+        result.skipped = "torch is not installed (export extra)"
+        return result
+    cuda = torch.cuda.is_available()
+    if not cuda and (precision != "fp32" or compile):
+        result.skipped = "needs a CUDA GPU"
+        return result
+    device = torch.device("cuda" if cuda else "cpu")
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    net = load_model(model).eval().to(device=device, dtype=dtype)
+    module = PixelUpscaler(net, scale, 1.8 if padcfg else None, dtype=dtype, io="uint8").eval()
+    if compile:
+        # Compilation happens at the first call: first_run_ms includes it.
+        module = torch.compile(module, dynamic=False)
+    lr = torch.from_numpy(_lr_image(size, scale)).to(device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+
+    def run():
+        with torch.inference_mode():
+            module(lr)
+
+    if cuda:
+        start_event, end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        run()
+        torch.cuda.synchronize()
+        first_started = time.perf_counter()
+        run()
+        torch.cuda.synchronize()
+        first = (time.perf_counter() - first_started) * 1000
+        for _ in range(max(0, warmup - 2)):
+            run()
+        times = []
+        for _ in range(repeats):
+            start_event.record()
+            run()
+            end_event.record()
+            torch.cuda.synchronize()
+            times.append(start_event.elapsed_time(end_event))
+        _summarise(result, first, times)
+        result.peak_memory_bytes, result.memory_kind = int(torch.cuda.max_memory_allocated() - base), "gpu"
+    else:
+        first, times = _timed(run, warmup, repeats)
+        _summarise(result, first, times)
+        result.peak_memory_bytes, result.memory_kind = _peak_rss_bytes(), "host-rss-process-peak"
+    if cuda:
+        torch.cuda.empty_cache()
+    return result
+
+
+def run_case(backend: str, model: str, size, padcfg: bool, scale: int, warmup: int, repeats: int,
+             say: Callable[[str], None]) -> BenchResult:
+    try:
+        if backend == "engine":
+            return bench_engine(model, size, padcfg, scale, warmup, repeats, say)
+        if backend == "onnxruntime":
+            return bench_onnxruntime(model, size, padcfg, scale, warmup, repeats, say)
+        kind, precision = backend.split("-")[1], backend.split("-")[2]
+        return bench_torch(model, size, padcfg, scale, warmup, repeats, say, precision=precision,
+                           compile=kind == "compile")
+    except TrtsrError as exc:
+        return BenchResult(backend, size, padcfg, skipped=str(exc))
+    except Exception as exc:  # out of memory at 8K and the like: record it, go on with the rest
+        if "out of memory" in str(exc).lower():
+            _free_cuda()
+        return BenchResult(backend, size, padcfg, skipped=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+
+
+def _free_cuda() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def bench_folder(model: str, folder: Path, backend: str) -> dict[str, Any]:
+    """End-to-end throughput of the Upscaler (decode, upscale, encode) over a folder of real images."""
+    import tempfile
+
+    from trtsr.runtime import Upscaler, read_image, write_image
+    from trtsr.runtime.images import IMAGE_SUFFIXES
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise TrtsrError("folder has no images", path=folder)
+    with Upscaler(model, backend=backend) as up, tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        pixels = 0
+        for file in files:
+            result = up.upscale_picture(read_image(file))
+            write_image(result, Path(tmp) / f"{file.stem}.png")
+            pixels += result.rgb.shape[0] * result.rgb.shape[1]
+        seconds = time.perf_counter() - started
+        return {"backend": up.backend_name, "images": len(files), "seconds": round(seconds, 3),
+                "images_per_second": round(len(files) / seconds, 3),
+                "output_megapixels_per_second": round(pixels / 1e6 / seconds, 3), "folder": str(folder)}
+
+
+def run_benchmarks(
+    *,
+    model: str,
+    sizes: list[str],
+    backends: list[str],
+    padcfg_modes: list[bool],
+    scale: int = 4,
+    warmup: int = 3,
+    repeats: int = 10,
+    images: Path | None = None,
+    out_dir: Path,
+    name: str = "bench",
+    command: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Path, Path]:
+    """Run every (backend, size, PadCFG) case; write NAME.json and NAME.png into out_dir."""
+    say = progress or (lambda message: log.info(message))
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise TrtsrError(f"unknown benchmark backend(s) {', '.join(unknown)}; use {', '.join(BACKENDS)}")
+    if repeats < 1 or warmup < 1:
+        raise TrtsrError("repeats and warmup must be at least 1")
+    parsed_sizes = [parse_size(s) for s in sizes]
+    results: list[BenchResult] = []
+    for padcfg in padcfg_modes:
+        for size in parsed_sizes:
+            for backend in backends:
+                say(f"{backend} {size[0]}x{size[1]} {'PadCFG' if padcfg else 'no PadCFG'}")
+                result = run_case(backend, model, size, padcfg, scale, warmup, repeats, say)
+                results.append(result)
+                if result.skipped:
+                    say(f"  skipped: {result.skipped}")
+                else:
+                    say(f"  median {result.median_ms:.1f} ms")
+    report = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(command or sys.argv),
+        "model": model,
+        "scale": scale,
+        "warmup": warmup,
+        "repeats": repeats,
+        "timing": "median wall time of one whole image; engine and ONNX Runtime host to host (uint8), "
+                  "PyTorch on device tensors with CUDA events where a GPU is present",
+        **environment(),
+        "results": [dataclasses.asdict(r) for r in results],
+    }
+    if images is not None:
+        say(f"end-to-end run over {images}")
+        report["end_to_end"] = bench_folder(model, images, "auto")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{name}.json"
+    png_path = out_dir / f"{name}.png"
+    write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
+    plot_results(report, png_path)
+    return json_path, png_path
+
+
+def plot_results(report: dict[str, Any], path: Path) -> None:
+    """A horizontal bar chart of median latency per case, with the device and versions in the title."""
+    from PIL import Image, ImageDraw
+
+    from trtsr.files import atomic_path
+
+    rows = [r for r in report["results"] if r["median_ms"] is not None]
+    skipped = [r for r in report["results"] if r["median_ms"] is None]
+    row_h, left, width = 22, 380, 1100
+    height = 90 + row_h * (len(rows) + len(skipped)) + 20
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    device = report["device"]["name"]
+    versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
+    draw.text((10, 8), f"trtsr benchmark: {report['model']} x{report['scale']} on {device}", fill="black")
+    draw.text((10, 26), versions[:170], fill="gray")
+    draw.text((10, 44), f"median latency (ms) over {report['repeats']} runs after {report['warmup']} warm-up",
+              fill="gray")
+    longest = max([r["median_ms"] for r in rows], default=1.0)
+    palette = {"engine": (46, 125, 50), "onnxruntime": (21, 101, 192), "torch-eager": (230, 81, 0),
+               "torch-compile": (142, 36, 170)}
+    y = 70
+    for r in rows:
+        label = f"{r['backend']}  {r['output_size'][0]}x{r['output_size'][1]}  {'PadCFG' if r['padcfg'] else 'noCFG'}"
+        colour = next((c for k, c in palette.items() if r["backend"].startswith(k)), (90, 90, 90))
+        bar = int((width - left - 120) * r["median_ms"] / longest)
+        draw.text((10, y + 4), label[:60], fill="black")
+        draw.rectangle([left, y + 3, left + max(bar, 1), y + row_h - 3], fill=colour)
+        draw.text((left + bar + 6, y + 4), f"{r['median_ms']:.1f}", fill="black")
+        y += row_h
+    for r in skipped:
+        label = f"{r['backend']}  {r['output_size'][0]}x{r['output_size'][1]}  {'PadCFG' if r['padcfg'] else 'noCFG'}"
+        draw.text((10, y + 4), f"{label[:60]}   not run: {str(r['skipped'])[:90]}", fill=(150, 150, 150))
+        y += row_h
+    with atomic_path(path, suffix=".png") as tmp:
+        img.save(tmp, format="PNG")
