@@ -56,3 +56,10 @@ def test_help_explains_the_command():
     assert proc.returncode == 0
     for option in ("--model", "--precision", "--guidance", "--no-padcfg", "--scale", "--output"):
         assert option in proc.stdout
+
+
+def test_guidance_one_is_the_batch_one_graph():
+    from trtsr.export.onnx_export import ExportSettings
+
+    assert ExportSettings(guidance=1.0).guidance is None
+    assert ExportSettings(guidance=1.8).guidance == 1.8

@@ -18,7 +18,8 @@ ModelOption = Annotated[
 ScaleOption = Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor: 1, 2, 3, 4 or 8.")]
 GuidanceOption = Annotated[
     float,
-    typer.Option("--guidance", "-g", help="PadCFG guidance w (paper Eq. 7); 1.0 and up, the paper uses 1.8."),
+    typer.Option("--guidance", "-g", help="PadCFG guidance w (paper Eq. 7); the paper uses 1.8; 1.0 means no "
+                                          "PadCFG (the batch-1 graph)."),
 ]
 NoPadcfgOption = Annotated[
     bool,

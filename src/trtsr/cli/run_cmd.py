@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from trtsr.cli.common import console, out, status, user_errors
-from trtsr.cli.options import VerboseOption
+from trtsr.cli.options import GuidanceOption, VerboseOption
 
 WRITABLE = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "tif": "tiff", "tiff": "tiff"}
 
@@ -68,7 +68,7 @@ def run_command(
                                                   "tensorrt, tensorrt-rtx.")
     ] = "auto",
     scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor (graphs are exported per scale).")] = 4,
-    guidance: Annotated[float, typer.Option("--guidance", "-g", help="PadCFG guidance w.")] = 1.8,
+    guidance: GuidanceOption = 1.8,
     no_padcfg: Annotated[bool, typer.Option("--no-padcfg", help="Run without PadCFG (twice as fast).")] = False,
     tile: Annotated[
         int | None, typer.Option("--tile", "-t", help="Tile side in input pixels; default: whole image when it "

@@ -40,7 +40,7 @@ class ExportSettings:
     Fields:
         scale: upscaling factor (the input is bicubic-resized by it inside the graph).
         precision: fp16, bf16 or fp32 for the UNet's weights and activations.
-        guidance: PadCFG guidance w (paper Eq. 7); None exports the batch-1 graph without PadCFG.
+        guidance: PadCFG guidance w (paper Eq. 7); None, or 1.0, exports the batch-1 graph without PadCFG.
         io: uint8 or float32 input/output tensors (HWC, 0..255).
         opset: ONNX opset of the default domain. 23 (the default) writes attention as ONNX
             `Attention` nodes, which TensorRT and TensorRT-RTX turn into fused attention layers;
@@ -61,6 +61,9 @@ class ExportSettings:
             raise TrtsrError(f"unknown io type {self.io!r}; use one of {', '.join(IO_TYPES)}")
         if self.scale not in SCALES:
             raise TrtsrError(f"scale must be one of {', '.join(map(str, SCALES))}, got {self.scale}")
+        if self.guidance is not None and float(self.guidance) == 1.0:
+            # w = 1 keeps only the positive pass: export the batch-1 graph, half the compute.
+            object.__setattr__(self, "guidance", None)
         if not 18 <= self.opset <= 23:
             raise TrtsrError(f"opset must be 18 to 23, got {self.opset}")
         if self.guidance is not None and not -10.0 <= self.guidance <= 10.0:

@@ -152,7 +152,7 @@ class EngineSession:
             raise TooLarge(f"{width}x{height} input fits no profile of this engine")
         stream = self._stream
         if index != self._profile:
-            if not self._context.set_optimization_profile_async(index, stream):
+            if not self._context.set_optimization_profile_async(index, _handle(stream)):
                 raise TrtsrError(f"cannot select profile {index}")
             self._profile = index
         self._context.set_input_shape(meta.input_name, (height, width, 3))
@@ -164,9 +164,9 @@ class EngineSession:
         kind_h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         kind_d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         _check(cudart.cudaMemcpyAsync(self._dev_in, self._host_in.ptr, lr.nbytes, kind_h2d, stream))
-        self._context.set_tensor_address(meta.input_name, self._dev_in)
-        self._context.set_tensor_address(meta.output_name, self._dev_out)
-        if not self._context.execute_async_v3(stream):
+        self._context.set_tensor_address(meta.input_name, _handle(self._dev_in))
+        self._context.set_tensor_address(meta.output_name, _handle(self._dev_out))
+        if not self._context.execute_async_v3(_handle(stream)):
             raise OutOfMemory(f"the engine failed at {width}x{height} (out of device memory?)")
         _check(cudart.cudaMemcpyAsync(self._host_out.ptr, self._dev_out, host_out.nbytes, kind_d2h, stream))
         _check(cudart.cudaStreamSynchronize(stream))
@@ -225,6 +225,14 @@ def _cudart():
         except ImportError:
             raise MissingDependencyError("running engines", "gpu") from None
     return cudart
+
+
+def _handle(value) -> int:
+    """TensorRT takes streams and pointers as plain integers; cuda-python wraps some of them."""
+    try:
+        return int(value)
+    except TypeError:
+        return int(value.getPtr())
 
 
 def _check(result):

@@ -60,6 +60,8 @@ class Upscaler:
             raise TrtsrError(f"unknown backend {backend!r}; use one of {', '.join(BACKEND_CHOICES)}")
         if tile is not None and tile < 16:
             raise TrtsrError(f"tile must be at least 16 input pixels, got {tile}")
+        if guidance is not None and float(guidance) == 1.0:
+            guidance = None  # w = 1 is the positive pass alone: the batch-1 graph
         self._lock = threading.Lock()
         self.tile = tile
         self.overlap = max(0, int(overlap))
