@@ -30,7 +30,7 @@ def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Pa
     try:
         yield tmp
         # mkstemp creates 0600; give the result the permissions a plain open() would have.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -38,10 +38,14 @@ def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Pa
         raise
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+# Read once at import: os.umask can only be read by setting it, which is not thread-safe.
+_UMASK = _read_umask()
 
 
 def write_bytes_atomic(target: str | Path, data: bytes) -> None:

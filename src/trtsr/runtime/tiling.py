@@ -46,6 +46,14 @@ def _ramp(length: int, fade_before: int, fade_after: int) -> np.ndarray:
     return weights
 
 
+def _fades(starts: list[int], ends: list[int]) -> list[tuple[int, int]]:
+    """Per tile along one axis: how far the previous tile reaches in, how far back the next one starts."""
+    return [
+        (ends[i - 1] - starts[i] if i > 0 else 0, ends[i] - starts[i + 1] if i + 1 < len(starts) else 0)
+        for i in range(len(starts))
+    ]
+
+
 def run_tiled(
     image: np.ndarray,
     infer: Callable[[np.ndarray], np.ndarray],
@@ -58,32 +66,21 @@ def run_tiled(
     """Upscale `image` (H, W, 3) tile by tile with `infer`; returns float32 (sH, sW, 3)."""
     height, width = image.shape[:2]
     boxes = plan_tiles(height, width, tile, overlap)
+    rows = sorted({(y0, y1) for y0, y1, _, _ in boxes})
+    cols = sorted({(x0, x1) for _, _, x0, x1 in boxes})
+    # Fade only where a neighbour overlaps; the image border keeps full weight.
+    row_fades = dict(zip(rows, _fades([r[0] for r in rows], [r[1] for r in rows]), strict=True))
+    col_fades = dict(zip(cols, _fades([c[0] for c in cols], [c[1] for c in cols]), strict=True))
     out = np.zeros((height * scale, width * scale, 3), dtype=np.float32)
     total = np.zeros((height * scale, width * scale, 1), dtype=np.float32)
     for index, (y0, y1, x0, x1) in enumerate(boxes):
         result = infer(np.ascontiguousarray(image[y0:y1, x0:x1])).astype(np.float32)
-        # Fade only where another tile overlaps this one; the image border keeps full weight.
-        fade_top = _overlap_before(y0, [b[0] for b in boxes], [b[1] for b in boxes], y1) * scale
-        fade_bottom = _overlap_after(y1, [b[0] for b in boxes], y0, height) * scale
-        fade_left = _overlap_before(x0, [b[2] for b in boxes], [b[3] for b in boxes], x1) * scale
-        fade_right = _overlap_after(x1, [b[2] for b in boxes], x0, width) * scale
-        wy = _ramp(result.shape[0], fade_top, fade_bottom)
-        wx = _ramp(result.shape[1], fade_left, fade_right)
+        (top, bottom), (left, right) = row_fades[(y0, y1)], col_fades[(x0, x1)]
+        wy = _ramp(result.shape[0], top * scale, bottom * scale)
+        wx = _ramp(result.shape[1], left * scale, right * scale)
         window = (wy[:, None] * wx[None, :])[:, :, None]
         out[y0 * scale:y1 * scale, x0 * scale:x1 * scale] += result * window
         total[y0 * scale:y1 * scale, x0 * scale:x1 * scale] += window
         if progress is not None:
             progress(index + 1, len(boxes))
     return out / np.maximum(total, 1e-8)
-
-
-def _overlap_before(start: int, starts: list[int], ends: list[int], end: int) -> int:
-    """How far the nearest tile that begins before `start` reaches into this one."""
-    reach = [e for s, e in zip(starts, ends, strict=True) if s < start < e]
-    return min(max(reach) - start, end - start) if reach else 0
-
-
-def _overlap_after(end: int, starts: list[int], start: int, length: int) -> int:
-    """How far back from `end` the nearest later tile starts."""
-    later = [s for s in starts if start < s < end]
-    return end - min(later) if later and end < length + 1 else 0
