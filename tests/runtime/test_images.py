@@ -110,3 +110,19 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(TrtsrError, match="unknown output format"):
         write_image(pic, tmp_path / "x.bmpx")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_full_depth_orientation_matches_pillow(orientation):
+    from PIL import ImageOps
+
+    from trtsr.runtime.images import Picture, _orient
+
+    with Image.open(DATA / "0014.jpg") as src:
+        img = src.convert("RGB").crop((0, 0, 30, 20))
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    img.info["exif"] = exif.tobytes()
+    expected = np.asarray(ImageOps.exif_transpose(img)).astype(np.float32)
+    got = _orient(Picture(np.asarray(img).astype(np.float32)), orientation).rgb
+    np.testing.assert_array_equal(got, expected)

@@ -146,15 +146,11 @@ def _png_bit_depth(path: Path) -> int:
 def _read_png_16bit(path: Path, img) -> Picture:
     """Pillow reduces 16-bit RGB(A) PNGs to 8 bits; pypng reads the full depth."""
     import png
-    from PIL import ImageOps
 
-    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    width, height, rows, _ = png.Reader(filename=str(path)).asDirect()
     array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, -1)
-    transpose = ImageOps.exif_transpose(img, in_place=False) is not None and img.getexif().get(0x0112, 1) != 1
-    picture = from_array(array)
-    if transpose:  # rare in PNGs; apply the same orientation to the full-depth pixels
-        picture = _orient(picture, img.getexif().get(0x0112, 1))
-    return picture
+    # Rare in PNGs, but an EXIF orientation applies to the full-depth pixels as to any others.
+    return _orient(from_array(array), img.getexif().get(0x0112, 1))
 
 
 def _orient(picture: Picture, orientation: int) -> Picture:
