@@ -33,7 +33,6 @@ from trtsr.engines.builder import BuildSettings, build_engine, load_spec_for
 from trtsr.engines.gpu import detect_gpu
 from trtsr.engines.metadata import EngineMetadata, metadata_path_for
 from trtsr.errors import TrtsrError
-from trtsr.files import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +91,9 @@ def _valid_entry(engine: Path, onnx_sha256: str, backend: Backend) -> bool:
         meta = EngineMetadata.for_engine(engine)
     except TrtsrError:
         return False
-    if (meta.onnx_sha256 != onnx_sha256 or meta.backend != backend.name
-            or meta.backend_version != backend.version or meta.engine_bytes != engine.stat().st_size):
+    if meta.onnx_sha256 != onnx_sha256 or meta.backend != backend.name or meta.backend_version != backend.version:
         return False
-    if sha256_of(engine) != meta.engine_sha256:
+    if not meta.matches_file(engine):
         log.warning("cached engine %s is corrupt; rebuilding", engine)
         return False
     if detect_gpu() is not None:

@@ -25,7 +25,8 @@ def detect_gpu() -> GpuInfo | None:
     return info if info is not None else _from_nvidia_smi()
 
 
-def _from_cuda_python() -> GpuInfo | None:
+def import_cudart():
+    """cuda-python's runtime module (new or old package layout), or None when not installed."""
     try:
         from cuda.bindings import runtime as cudart
     except ImportError:
@@ -33,6 +34,13 @@ def _from_cuda_python() -> GpuInfo | None:
             from cuda import cudart  # older cuda-python layout
         except ImportError:
             return None
+    return cudart
+
+
+def _from_cuda_python() -> GpuInfo | None:
+    cudart = import_cudart()
+    if cudart is None:
+        return None
     try:
         err, count = cudart.cudaGetDeviceCount()
         if int(err) != 0 or count < 1:

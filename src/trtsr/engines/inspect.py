@@ -9,7 +9,6 @@ from trtsr.engines.backend import BACKENDS, load_backend
 from trtsr.engines.gpu import detect_gpu
 from trtsr.engines.metadata import EngineMetadata
 from trtsr.errors import TrtsrError
-from trtsr.files import sha256_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +24,7 @@ def check_engine(engine_path: str | Path) -> EngineReport:
     if not engine_path.is_file():
         raise TrtsrError("engine not found", path=engine_path)
     meta = EngineMetadata.for_engine(engine_path)
-    if engine_path.stat().st_size != meta.engine_bytes or sha256_of(engine_path) != meta.engine_sha256:
+    if not meta.matches_file(engine_path):
         return EngineReport(meta, False, "corrupt: the file does not match the sha256 in its metadata; rebuild it")
     if meta.backend not in BACKENDS:
         return EngineReport(meta, False, f"unknown backend {meta.backend!r} in metadata")

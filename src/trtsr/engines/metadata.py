@@ -79,6 +79,13 @@ class EngineMetadata:
     def for_engine(cls, engine_path: str | Path) -> EngineMetadata:
         return cls.load(metadata_path_for(engine_path))
 
+    def matches_file(self, engine_path: str | Path) -> bool:
+        """Whether the engine file is the one this metadata describes (size, then sha256)."""
+        from trtsr.files import sha256_of
+
+        engine_path = Path(engine_path)
+        return engine_path.stat().st_size == self.engine_bytes and sha256_of(engine_path) == self.engine_sha256
+
     def profile_for(self, height: int, width: int) -> int | None:
         """Index of the profile with the smallest max input that holds an input of this size."""
         fitting = [

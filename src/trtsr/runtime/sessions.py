@@ -217,13 +217,11 @@ class _PinnedBuffer:
 
 
 def _cudart():
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart
-        except ImportError:
-            raise MissingDependencyError("running engines", "gpu") from None
+    from trtsr.engines.gpu import import_cudart
+
+    cudart = import_cudart()
+    if cudart is None:
+        raise MissingDependencyError("running engines", "gpu")
     return cudart
 
 
