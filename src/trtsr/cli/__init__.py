@@ -7,9 +7,11 @@ import typer
 from trtsr import __version__
 from trtsr.cli.bench_cmd import bench_command
 from trtsr.cli.build_cmd import build_command
+from trtsr.cli.evaluate_cmd import evaluate_command
 from trtsr.cli.export_cmd import export_command
 from trtsr.cli.info_cmd import info_command
 from trtsr.cli.run_cmd import run_command
+from trtsr.cli.train_cmd import finetune_command, train_command
 
 app = typer.Typer(
     name="trtsr",
@@ -24,6 +26,9 @@ app.command("build")(build_command)
 app.command("info")(info_command)
 app.command("run")(run_command)
 app.command("bench")(bench_command)
+app.command("train")(train_command)
+app.command("finetune")(finetune_command)
+app.command("evaluate")(evaluate_command)
 
 
 def _version(value: bool) -> None:

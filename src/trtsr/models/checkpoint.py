@@ -13,6 +13,7 @@ Accepted sources:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import warnings
@@ -32,9 +33,9 @@ DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
 PRESET_SEED = 0
 
 
-def build_preset(name: str, *, seed: int = PRESET_SEED) -> GenDRPix:
-    """A preset architecture with reproducible random weights."""
-    config = PRESETS[name]
+def build_preset(name: str, *, seed: int = PRESET_SEED, **changes) -> GenDRPix:
+    """A preset architecture with reproducible random weights; `changes` replace config fields (e.g. alpha_bar)."""
+    config = dataclasses.replace(PRESETS[name], **changes) if changes else PRESETS[name]
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -66,13 +67,19 @@ def load_model(source: str | Path) -> GenDRPix:
     return load_checkpoint(path)
 
 
-def save_checkpoint(model: GenDRPix, path: str | Path, *, extra_metadata: dict[str, str] | None = None) -> Path:
-    """Write a trtsr checkpoint (safetensors) atomically."""
+def save_checkpoint(model: GenDRPix, path: str | Path, *, extra_metadata: dict[str, str] | None = None,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Write a trtsr checkpoint (safetensors) atomically; `dtype` stores floating tensors in that type
+    (loading always gives a float32 model)."""
     from safetensors.torch import save_file
 
+    def prepare(t: torch.Tensor) -> torch.Tensor:
+        t = t.detach().cpu()
+        return (t.to(dtype) if dtype is not None and t.is_floating_point() else t).contiguous()
+
     path = Path(path)
-    tensors = {f"unet.{k}": v.detach().contiguous().cpu() for k, v in model.unet.state_dict().items()}
-    tensors["prompt_embeds"] = model.prompt_embeds.detach().contiguous().cpu()
+    tensors = {f"unet.{k}": prepare(v) for k, v in model.unet.state_dict().items()}
+    tensors["prompt_embeds"] = prepare(model.prompt_embeds)
     metadata = {"format": CHECKPOINT_FORMAT, "config": model.config.to_json()}
     metadata.update(extra_metadata or {})
     with atomic_path(path, suffix=".safetensors") as tmp:

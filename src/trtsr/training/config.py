@@ -1,0 +1,131 @@
+"""Training configuration: one flat dataclass, read from TOML, every field documented."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from trtsr.errors import TrtsrError
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings of one training or fine-tuning run.
+
+    Data: `data` lists image folders (searched recursively for png/jpg/jpeg/bmp/webp);
+    every `holdout_every`-th image in sorted order is held out and never trained on
+    (0 holds none out). `bank_size` training samples (HR crop, degraded LR, teacher
+    output) are made once and cached in `out/bank-<key>.pt`; steps sample from them with
+    random flips and 90-degree turns.
+
+    Losses (paper Eq. 4 and Algorithm 1): L1 to the teacher, `adv_weight` x adversarial
+    (from step `adv_start`, discriminator = frozen copy of the student at that step),
+    `perceptual_weight` x DISTS-style distance on teacher features, `fourier_weight` x
+    the masked Fourier-space loss with half-band `fourier_band`. PadCFG: the positive
+    branch learns the teacher output, the negative branch a Gaussian blur (sigma
+    `negative_blur`) of it, so `guidance` > 1 adds detail; with probability
+    `plain_prob` a step trains the no-PadCFG path instead.
+
+    From scratch (a preset `init`): the one-step formula is x0 = (z - sqrt(1 - a) eps) / sqrt(a)
+    with a = `alpha_bar`. GenDR's a = 0.5 suits a student of a diffusion model; a close to 1
+    with `zero_init_output` makes the untrained network return its bicubic input (times
+    1/sqrt(a)) and learn the restoration as a residual, which trains far faster on a CPU.
+    """
+
+    data: list[str] = dataclasses.field(default_factory=list)
+    holdout_every: int = 8
+    scale: int = 4
+    crop: int = 184  # HR crop side; (crop + 8) % 64 == 0 avoids alignment padding in PadCFG steps
+    bank_size: int = 640
+    bicubic_prob: float = 0.3
+    init: str = "tiny"  # preset name, trtsr checkpoint or diffusers folder
+    alpha_bar: float | None = None  # with a preset init: the one-step alpha_bar (None keeps the preset's 0.5)
+    zero_init_output: bool = False  # with a preset init: conv_out starts at zero
+    steps: int = 2000
+    batch: int = 8
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    disc_lr: float = 2e-4
+    ema_decay: float = 0.999
+    adv_weight: float = 0.05
+    perceptual_weight: float = 1.0
+    fourier_weight: float = 0.1
+    fourier_band: int = 1
+    perceptual_window: int = 64
+    adv_start: int = 1000
+    negative_blur: float = 1.0
+    guidance: float = 1.8
+    plain_prob: float = 0.25
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 25
+    device: str = "auto"  # auto, cpu, cuda
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)
+        self.data = [str(d) for d in self.data]
+        problems = []
+        if self.scale not in (2, 3, 4):
+            problems.append(f"scale must be 2, 3 or 4 (got {self.scale})")
+        if self.crop % 8 or self.crop % self.scale or self.crop < 64:
+            problems.append(f"crop must be >= 64 and a multiple of 8 and of the scale (got {self.crop})")
+        if self.perceptual_window > self.crop:
+            problems.append("perceptual_window must not exceed crop")
+        for name in ("steps", "batch", "bank_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        if not 0.0 <= self.ema_decay < 1.0:
+            problems.append("ema_decay must lie in [0, 1)")
+        if self.alpha_bar is not None and not 0.0 < self.alpha_bar < 1.0:
+            problems.append("alpha_bar must lie in (0, 1)")
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.append("device must be auto, cpu or cuda")
+        if problems:
+            raise TrtsrError("bad training config: " + "; ".join(problems))
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise TrtsrError("no such config file", path=path) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise TrtsrError(f"not valid TOML: {exc}", path=path) from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrtsrError(f"unknown training config keys: {', '.join(unknown)}", path=path)
+        # Relative data folders are relative to the config file.
+        if "data" in data:
+            data["data"] = [str((path.parent / d).resolve()) if not Path(d).is_absolute() else d for d in data["data"]]
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**data)
+        except TrtsrError as exc:
+            raise TrtsrError(str(exc), path=path) from None
+
+    @classmethod
+    def from_json_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """The config a run saved beside its checkpoint (OUT/config.json)."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise TrtsrError(f"cannot read the run's saved config ({exc})", path=path) from None
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)

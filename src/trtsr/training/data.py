@@ -1,0 +1,126 @@
+"""Training data: image lists with a fixed held-out split, and the cached sample bank."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from trtsr.errors import TrtsrError
+from trtsr.files import atomic_path
+from trtsr.training.degrade import DegradationSettings, degrade
+from trtsr.training.teacher import TEACHER_NAME, RRDBNet, teacher_upscale
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+BANK_VERSION = 1
+
+
+def list_images(folders: list[str | Path]) -> list[Path]:
+    """Every image under the folders (recursively), sorted, so the split is reproducible."""
+    if not folders:
+        raise TrtsrError("no training data: set 'data' in the config or pass --data FOLDER")
+    found: list[Path] = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise TrtsrError("training data folder does not exist", path=folder)
+        found += [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    if not found:
+        raise TrtsrError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {', '.join(map(str, folders))}")
+    return sorted(found)
+
+
+def split_holdout(images: list[Path], every: int) -> tuple[list[Path], list[Path]]:
+    """(train, held_out): every `every`-th image (0-based index % every == every - 1) is held out."""
+    if every <= 0:
+        return list(images), []
+    held = [p for i, p in enumerate(images) if i % every == every - 1]
+    train = [p for i, p in enumerate(images) if i % every != every - 1]
+    return train, held
+
+
+def load_rgb(path: Path) -> torch.Tensor:
+    """(3,H,W) float in [0,1]; 8-bit RGB regardless of the file's mode."""
+    try:
+        with Image.open(path) as img:
+            arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, ValueError) as exc:
+        raise TrtsrError(f"cannot read training image ({exc})", path=path) from None
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def teacher_target(teacher: RRDBNet, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Teacher output for (3,h,w) LR in [0,1] at the HR size (the x4 teacher is resized for x2/x3)."""
+    out = teacher_upscale(teacher, lr[None])[0]
+    if tuple(out.shape[-2:]) != tuple(size):
+        out = F.interpolate(out[None], size=size, mode="bicubic", antialias=True)[0].clamp(0.0, 1.0)
+    return out
+
+
+def bank_key(images: list[Path], crop: int, scale: int, size: int, seed: int, bicubic_prob: float) -> str:
+    desc = json.dumps({"v": BANK_VERSION, "teacher": TEACHER_NAME, "crop": crop, "scale": scale, "size": size,
+                       "seed": seed, "bicubic_prob": bicubic_prob,
+                       "images": [f"{p.name}:{p.stat().st_size}" for p in images]}, sort_keys=True)
+    return hashlib.sha256(desc.encode()).hexdigest()[:16]
+
+
+def build_bank(images: list[Path], *, crop: int, scale: int, size: int, seed: int, teacher: RRDBNet,
+               bicubic_prob: float = 0.3,
+               progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
+    """`size` samples: random HR crops, their degraded LR and the teacher's output, all uint8.
+
+    Images are visited round-robin so every image contributes; a side shorter than
+    `crop` is skipped. Returns {"hr": (N,3,c,c), "lr": (N,3,c/s,c/s), "teacher": (N,3,c,c)}.
+    """
+    rng = np.random.default_rng(seed)
+    settings = DegradationSettings(bicubic_prob=bicubic_prob)
+    pictures = [load_rgb(p) for p in images]
+    usable = [img for img in pictures if min(img.shape[-2:]) >= crop]
+    if not usable:
+        raise TrtsrError(f"no training image is at least {crop}x{crop}; lower 'crop'")
+    hr_out = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
+    lr_out = torch.empty(size, 3, crop // scale, crop // scale, dtype=torch.uint8)
+    te_out = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
+    to_u8 = lambda t: (t * 255.0).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
+    for i in range(size):
+        img = usable[i % len(usable)]
+        h, w = img.shape[-2:]
+        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        hr = img[:, y:y + crop, x:x + crop]
+        lr = to_u8(degrade(hr, scale, rng, settings)).float() / 255.0  # the network sees 8-bit input
+        hr_out[i], lr_out[i] = to_u8(hr), to_u8(lr)
+        te_out[i] = to_u8(teacher_target(teacher, lr, (crop, crop)))
+        if progress is not None:
+            progress(i + 1, size)
+    return {"hr": hr_out, "lr": lr_out, "teacher": te_out}
+
+
+def cached_bank(path: Path, **kwargs) -> dict[str, torch.Tensor]:
+    """Load the bank from `path`, or build and save it there atomically."""
+    if path.is_file():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # a truncated or foreign file: rebuild it
+            path.unlink()
+    bank = build_bank(**kwargs)
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(bank, tmp)
+    return bank
+
+
+def augment(batch: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
+    """The same random flip and 90-degree turn applied to every tensor (N,3,H,W) in the list."""
+    turns = int(torch.randint(0, 4, (1,), generator=generator))
+    flip = bool(torch.randint(0, 2, (1,), generator=generator))
+    out = []
+    for t in batch:
+        t = torch.rot90(t, turns, dims=(-2, -1))
+        out.append(t.flip(-1) if flip else t)
+    return out
+
+

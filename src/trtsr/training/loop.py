@@ -1,0 +1,306 @@
+"""The distillation loop: AdamW, EMA, two stages, checkpoint and resume.
+
+Stage 1 (steps before `adv_start`): L1 + perceptual + masked Fourier loss against the
+teacher, the negative PadCFG branch against a blurred teacher. Stage 2 (from
+`adv_start`): a frozen copy of the student at that step becomes the discriminator's
+feature path (the paper's stage-I generator), learnable heads read RandPad-ed real
+(HR) and generated images, and the generator adds the adversarial term.
+
+`out/checkpoint.pt` holds everything needed to resume exactly (weights, EMA, both
+optimisers, discriminator, step, random state); `out/model.safetensors` is the EMA
+model as a trtsr checkpoint that every command loads with `--model`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from trtsr.errors import TrtsrError
+from trtsr.files import atomic_path, write_text_atomic
+from trtsr.models.checkpoint import PRESETS, build_preset, load_model, save_checkpoint
+from trtsr.models.pixel import GenDRPix
+from trtsr.training import losses
+from trtsr.training.config import TrainConfig
+from trtsr.training.data import augment, bank_key, cached_bank, list_images, split_holdout
+from trtsr.training.degrade import gaussian_kernel
+from trtsr.training.networks import FeatureDiscriminator, padcfg_branches, plain_branch
+from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher
+
+log = logging.getLogger(__name__)
+CHECKPOINT_VERSION = 1
+PERCEPTUAL_DEPTH = 1  # dense blocks of the teacher trunk after conv_first
+
+
+def batch_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of (B,3,H,W) with reflect borders."""
+    size = 2 * math.ceil(3 * sigma) + 1
+    kernel = gaussian_kernel(sigma, sigma, 0.0, size).to(images)
+    pad = size // 2
+    x = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+    return F.conv2d(x, kernel[None, None].expand(images.shape[1], 1, -1, -1), groups=images.shape[1])
+
+
+def teacher_features(teacher: RRDBNet, image01: torch.Tensor, depth: int = PERCEPTUAL_DEPTH) -> list[torch.Tensor]:
+    """conv_first and the first `depth` dense blocks of the teacher's trunk (the perceptual feature space)."""
+    feat = teacher.conv_first(image01)
+    out = [feat]
+    blocks = [b for rrdb in teacher.body for b in rrdb.blocks][:depth]
+    for block in blocks:
+        feat = block(feat)
+        out.append(feat)
+    return out
+
+
+def initial_model(config: TrainConfig) -> GenDRPix:
+    """The model a run starts from: a preset (with the config's alpha_bar / zero output), or loaded weights."""
+    if config.init in PRESETS and not Path(config.init).exists():
+        changes = {} if config.alpha_bar is None else {"alpha_bar": config.alpha_bar}
+        model = build_preset(config.init, seed=config.seed, **changes)
+        if config.zero_init_output:
+            with torch.no_grad():
+                model.unet.conv_out.weight.zero_()
+                model.unet.conv_out.bias.zero_()
+        return model
+    if config.alpha_bar is not None or config.zero_init_output:
+        raise TrtsrError("alpha_bar and zero_init_output apply to a preset init only; the weights in "
+                         f"{config.init} keep their own")
+    return load_model(config.init)
+
+
+@dataclass
+class StepLosses:
+    total: float
+    l1: float
+    negative: float
+    fourier: float
+    perceptual: float
+    adversarial: float
+    discriminator: float
+    values: dict[str, float] = field(default_factory=dict)
+
+    def short(self) -> str:
+        parts = [f"loss {self.total:.4f}", f"l1 {self.l1:.4f}", f"fft {self.fourier:.4f}",
+                 f"perc {self.perceptual:.4f}"]
+        if self.adversarial:
+            parts += [f"adv {self.adversarial:.3f}", f"disc {self.discriminator:.3f}"]
+        return ", ".join(parts)
+
+
+class Trainer:
+    """Holds the student, its EMA, the optimisers and (from stage 2) the discriminator."""
+
+    def __init__(self, config: TrainConfig, out_dir: str | Path, *, teacher: RRDBNet | None = None,
+                 model: GenDRPix | None = None) -> None:
+        self.config = config
+        self.out_dir = Path(out_dir)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        want_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+        if config.device == "cuda" and not torch.cuda.is_available():
+            raise TrtsrError("device = 'cuda' but PyTorch sees no CUDA GPU; use device = 'auto' or 'cpu'")
+        self.device = torch.device("cuda" if want_cuda else "cpu")
+        self.teacher = (teacher or load_teacher()).to(self.device)
+        self.student = (model if model is not None else initial_model(config)).to(self.device).train()
+        self.student.requires_grad_(True)
+        self.ema = copy.deepcopy(self.student).eval().requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.student.parameters(), lr=config.lr, betas=config.betas,
+                                     weight_decay=config.weight_decay)
+        self.disc: FeatureDiscriminator | None = None
+        self.disc_opt: torch.optim.Optimizer | None = None
+        self.step = 0
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.bank: dict[str, torch.Tensor] | None = None
+
+    # -- data -----------------------------------------------------------------------------------
+    def prepare_data(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[Path], list[Path]]:
+        """Build or load the sample bank from the training split; returns (train, held_out) image lists."""
+        cfg = self.config
+        train, held = split_holdout(list_images(cfg.data), cfg.holdout_every)
+        if not train:
+            raise TrtsrError("every image is held out; raise holdout_every or add images")
+        key = bank_key(train, cfg.crop, cfg.scale, cfg.bank_size, cfg.seed, cfg.bicubic_prob)
+        self.bank = cached_bank(self.out_dir / f"bank-{key}.pt", images=train, crop=cfg.crop, scale=cfg.scale,
+                                size=cfg.bank_size, seed=cfg.seed, teacher=self.teacher.cpu(),
+                                bicubic_prob=cfg.bicubic_prob, progress=progress)
+        self.teacher.to(self.device)
+        return train, held
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A batch (hr, lr, teacher) as floats in [0,1], augmented, on the device."""
+        if self.bank is None:
+            raise RuntimeError("prepare_data() or set bank before training")
+        n = self.bank["hr"].shape[0]
+        idx = torch.randint(0, n, (self.config.batch,), generator=self.generator)
+        hr, lr, te = (self.bank[k][idx].float().div(255.0) for k in ("hr", "lr", "teacher"))
+        hr, lr, te = augment([hr, lr, te], self.generator)
+        return hr.to(self.device), lr.to(self.device), te.to(self.device)
+
+    # -- one step -------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> StepLosses:
+        cfg = self.config
+        if self.disc is None and self.step >= cfg.adv_start and cfg.adv_weight > 0:
+            self.start_adversarial()
+        hr, lr, te = batch if batch is not None else self.sample()
+        size = hr.shape[-2:]
+        x = F.interpolate(lr * 2 - 1, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
+        target = te * 2 - 1
+        plain = bool(torch.rand((), generator=self.generator) < cfg.plain_prob)
+        with self._autocast():
+            if plain:
+                y, y_neg = plain_branch(self.student, x), None
+            else:
+                y, y_neg = padcfg_branches(self.student, x)
+        y = y.float()
+        l1 = losses.l1(y, target)
+        negative = y.new_zeros(())
+        if y_neg is not None:
+            negative = losses.l1(y_neg.float(), batch_blur(target, cfg.negative_blur))
+        fourier = losses.mfs_loss(y, target, cfg.fourier_band)
+        win = cfg.perceptual_window
+        oy = int(torch.randint(0, size[0] - win + 1, (1,), generator=self.generator))
+        ox = int(torch.randint(0, size[1] - win + 1, (1,), generator=self.generator))
+        crop = lambda t: t[..., oy:oy + win, ox:ox + win]  # noqa: E731
+        with torch.no_grad():
+            ref_feats = teacher_features(self.teacher, crop(te))
+        perceptual = losses.dists_distance(teacher_features(self.teacher, (crop(y) + 1) / 2), ref_feats)
+        adversarial = y.new_zeros(())
+        if self.disc is not None:
+            self.disc.heads.requires_grad_(False)
+            with self._autocast():
+                fake, _ = losses.randpad(y, self.generator)
+                adversarial = losses.generator_adversarial([t.float() for t in self.disc(fake)])
+        total = (l1 + negative + cfg.fourier_weight * fourier + cfg.perceptual_weight * perceptual
+                 + cfg.adv_weight * adversarial)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        disc_loss = 0.0
+        if self.disc is not None:
+            disc_loss = self._disc_step(hr * 2 - 1, y.detach())
+        self._update_ema()
+        self.step += 1
+        values = [float(t.detach()) for t in (total, l1, negative, fourier, perceptual, adversarial)]
+        return StepLosses(*values, disc_loss)
+
+    def _disc_step(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        assert self.disc is not None and self.disc_opt is not None
+        self.disc.heads.requires_grad_(True)
+        with self._autocast():
+            real_pad, _ = losses.randpad(real, self.generator)
+            fake_pad, _ = losses.randpad(fake, self.generator)
+            loss = losses.discriminator_loss([t.float() for t in self.disc(real_pad)],
+                                             [t.float() for t in self.disc(fake_pad)])
+        self.disc_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.disc_opt.step()
+        return float(loss.detach())
+
+    def start_adversarial(self) -> None:
+        """Freeze a copy of the current student as the discriminator's feature path (stage 2)."""
+        self.disc = FeatureDiscriminator(self.student).to(self.device)
+        self.disc_opt = torch.optim.AdamW(self.disc.heads.parameters(), lr=self.config.disc_lr,
+                                          betas=self.config.betas, weight_decay=self.config.weight_decay)
+        log.info("step %d: adversarial stage starts", self.step)
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.student.parameters(), strict=True):
+            e.lerp_(p.detach(), 1.0 - decay)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    @property
+    def config_path(self) -> Path:
+        return self.out_dir / "config.json"
+
+    @property
+    def model_path(self) -> Path:
+        return self.out_dir / "model.safetensors"
+
+    def save(self) -> Path:
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "student": self.student.state_dict(),
+            "ema": self.ema.state_dict(),
+            "model_config": self.student.config.to_dict(),
+            "opt": self.opt.state_dict(),
+            "disc": None if self.disc is None else self.disc.state_dict(),
+            "disc_opt": None if self.disc_opt is None else self.disc_opt.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.random.get_rng_state(),
+        }
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.checkpoint_path, suffix=".pt") as tmp:
+            torch.save(state, tmp)
+        write_text_atomic(self.config_path, self.config.to_json() + "\n")
+        save_checkpoint(self.ema, self.model_path, extra_metadata={
+            "teacher": TEACHER_NAME, "steps": str(self.step), "train_config": self.config.to_json(),
+        })
+        return self.checkpoint_path
+
+    def resume(self, path: str | Path | None = None) -> int:
+        path = Path(path) if path is not None else self.checkpoint_path
+        try:
+            state = torch.load(path, weights_only=True, map_location=self.device)
+        except FileNotFoundError:
+            raise TrtsrError("no checkpoint to resume from", path=path) from None
+        except Exception as exc:
+            raise TrtsrError(f"not a trtsr training checkpoint ({type(exc).__name__})", path=path) from None
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise TrtsrError(f"training checkpoint version {state.get('version')} is not {CHECKPOINT_VERSION}",
+                             path=path)
+        if state["model_config"] != self.student.config.to_dict():
+            raise TrtsrError("checkpoint was trained with another model architecture than 'init' gives", path=path)
+        self.student.load_state_dict(state["student"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["opt"])
+        if state["disc"] is not None:
+            self.start_adversarial()
+            assert self.disc is not None and self.disc_opt is not None
+            self.disc.load_state_dict(state["disc"])
+            self.disc_opt.load_state_dict(state["disc_opt"])
+        self.generator.set_state(state["generator"])
+        torch.random.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        return self.step
+
+    # -- the loop -------------------------------------------------------------------------------
+    def fit(self, report: Callable[[int, int, StepLosses], None] | None = None) -> list[StepLosses]:
+        """Train until `config.steps`, checkpointing every `checkpoint_every` steps and at the end."""
+        history = []
+        start = time.perf_counter()
+        while self.step < self.config.steps:
+            result = self.train_step()
+            history.append(result)
+            if not math.isfinite(result.total):
+                self.save()
+                raise TrtsrError(f"loss became {result.total} at step {self.step}; lower 'lr' and resume",
+                                 path=self.checkpoint_path)
+            if report is not None and (self.step % self.config.log_every == 0 or self.step == self.config.steps):
+                report(self.step, self.config.steps, result)
+            if self.step % self.config.checkpoint_every == 0:
+                self.save()
+        if not history or self.step % self.config.checkpoint_every:
+            self.save()
+        log.info("trained to step %d in %.0f s", self.step, time.perf_counter() - start)
+        return history

@@ -1,0 +1,98 @@
+"""The training losses (paper section 4.1 and A.1), on images (B, 3, H, W).
+
+- `l1`: mean absolute difference, the distillation term against the teacher.
+- `fourier_mask` / `mfs_loss`: the masked Fourier-space loss of Eq. (2). The ortho-
+  normalised FFT amplitudes of student and teacher are compared only on bands around
+  the multiples of 1/8 of each axis (where the x8 pixel-shuffle grid puts its
+  spikes), including the zero lines as the paper's index set does.
+- `randpad`: Eq. (3), a reflect pad of (p, 8 - p) on each axis with p drawn from 0..7,
+  so that the discriminator never sees the image on one fixed 8x8 phase.
+- `generator_adversarial` / `discriminator_loss`: the non-saturating softplus losses of
+  Eq. (4) over every logit map of a multi-level discriminator.
+- `dists_distance`: the perceptual term. The paper uses DISTS, whose VGG weights
+  cannot be fetched here; trtsr keeps the DISTS form (per-channel texture similarity
+  of means and structure similarity of (co)variances, 1 minus their average) and
+  computes it on the frozen Real-ESRGAN teacher's first trunk layers. Those layers are
+  trained on natural images, ship with the teacher wheel, work offline, and are cheap
+  at the depth used (conv_first plus one dense block).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+GRID = 8
+
+
+def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).abs().mean()
+
+
+def grid_bins(n: int, band: int, grid: int = GRID) -> torch.Tensor:
+    """Boolean (n,) marking FFT bins within `band` (circular distance) of a multiple of n / grid."""
+    centres = {round(k * n / grid) % n for k in range(grid + 1)}
+    idx = torch.arange(n)
+    hit = torch.zeros(n, dtype=torch.bool)
+    for c in centres:
+        dist = torch.minimum((idx - c).abs(), n - (idx - c).abs())
+        hit |= dist <= band
+    return hit
+
+
+def fourier_mask(height: int, width: int, band: int = 1, grid: int = GRID) -> torch.Tensor:
+    """(H, W) float mask of Eq. (2): ones on whole rows/columns at the grid frequencies."""
+    rows = grid_bins(height, band, grid)
+    cols = grid_bins(width, band, grid)
+    return (rows[:, None] | cols[None, :]).to(torch.float32)
+
+
+def mfs_loss(student: torch.Tensor, teacher: torch.Tensor, band: int = 1) -> torch.Tensor:
+    """Masked Fourier-space L1 between amplitude spectra, averaged over the masked bins."""
+    h, w = student.shape[-2:]
+    mask = fourier_mask(h, w, band).to(student.device)
+    amp_s = torch.fft.fft2(student.float(), norm="ortho").abs()
+    amp_t = torch.fft.fft2(teacher.float(), norm="ortho").abs()
+    per_image = (mask * (amp_s - amp_t).abs()).sum(dim=(-2, -1)) / mask.sum()
+    return per_image.mean()
+
+
+def randpad(image: torch.Tensor, generator: torch.Generator | None = None,
+            pads: tuple[int, int] | None = None, grid: int = GRID) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad by (p_w, grid - p_w) horizontally and (p_h, grid - p_h) vertically; returns (image, (p_h, p_w))."""
+    if pads is None:
+        p_h, p_w = (int(v) for v in torch.randint(0, grid, (2,), generator=generator))
+    else:
+        p_h, p_w = pads
+        if not (0 <= p_h < grid and 0 <= p_w < grid):
+            raise ValueError(f"pads must lie in 0..{grid - 1}, got {pads}")
+    return F.pad(image, (p_w, grid - p_w, p_h, grid - p_h), mode="reflect"), (p_h, p_w)
+
+
+def generator_adversarial(fake_logits: list[torch.Tensor]) -> torch.Tensor:
+    """softplus(-D(fake)), averaged per level and summed over levels."""
+    return sum(F.softplus(-logit).mean() for logit in fake_logits)
+
+
+def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
+    """softplus(-D(real)) + softplus(D(fake)), per level, summed over levels."""
+    return sum(F.softplus(-r).mean() + F.softplus(f).mean() for r, f in zip(real_logits, fake_logits, strict=True))
+
+
+DISTS_C1 = 1e-6
+DISTS_C2 = 1e-6
+
+
+def dists_distance(feats_x: list[torch.Tensor], feats_y: list[torch.Tensor]) -> torch.Tensor:
+    """1 - mean over levels and channels of (texture + structure) / 2, DISTS-style with equal weights."""
+    scores = []
+    for fx, fy in zip(feats_x, feats_y, strict=True):
+        fx, fy = fx.float(), fy.float()
+        mx, my = fx.mean(dim=(-2, -1)), fy.mean(dim=(-2, -1))
+        vx = ((fx - mx[..., None, None]) ** 2).mean(dim=(-2, -1))
+        vy = ((fy - my[..., None, None]) ** 2).mean(dim=(-2, -1))
+        cov = ((fx - mx[..., None, None]) * (fy - my[..., None, None])).mean(dim=(-2, -1))
+        texture = (2 * mx * my + DISTS_C1) / (mx**2 + my**2 + DISTS_C1)
+        structure = (2 * cov + DISTS_C2) / (vx + vy + DISTS_C2)
+        scores.append(((texture + structure) / 2).mean(dim=-1))  # (B,)
+    return (1.0 - torch.stack(scores).mean(0)).mean()

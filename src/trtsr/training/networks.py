@@ -1,0 +1,91 @@
+"""Training-time networks: the student's PadCFG branches and the feature discriminator."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trtsr.models.pixel import PADCFG_CROP, PADCFG_EXTRA, PADCFG_NEGATIVE, PADCFG_POSITIVE, GenDRPix, aligned_size
+
+
+def padcfg_branches(model: GenDRPix, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positive and negative PadCFG outputs for images (B,3,H,W) in [-1,1], exactly as `restore` mixes them.
+
+    Both come back cropped to (H, W) with the inference geometry: pads (4,4,4,4) and
+    (3,5,3,5), crop 4, so that `w * pos + (1 - w) * neg` equals `restore(x, w)`.
+    """
+    h, w = x.shape[-2:]
+    multiple = model.config.alignment
+    x = F.pad(x, (0, aligned_size(w, multiple, PADCFG_EXTRA) - w, 0, aligned_size(h, multiple, PADCFG_EXTRA) - h),
+              mode="replicate")
+    batch = x.shape[0]
+    pos = F.pad(x, PADCFG_POSITIVE, mode="reflect")
+    neg = F.pad(x, PADCFG_NEGATIVE, mode="reflect")
+    embeds = torch.cat([model.prompt_embeds[0:1].expand(batch, -1, -1), model.prompt_embeds[1:2].expand(batch, -1, -1)])
+    pred = model.predict(torch.cat([pos, neg]), embeds)[..., PADCFG_CROP:PADCFG_CROP + h, PADCFG_CROP:PADCFG_CROP + w]
+    return pred[:batch], pred[batch:]
+
+
+def plain_branch(model: GenDRPix, x: torch.Tensor) -> torch.Tensor:
+    """The batch-B output without PadCFG (what guidance 1.0 / --no-padcfg runs)."""
+    return model.restore(x, guidance=None)
+
+
+class FeatureDiscriminator(nn.Module):
+    """A frozen copy of a GenDR-Pix model's encoder path with small learnable heads.
+
+    The image (B,3,H,W in [-1,1], sides multiples of 8) is pixel-unshuffled and run
+    through conv_in, every down block and the mid block of the frozen UNet with its
+    positive embedding; a head (3x3 conv, LeakyReLU, 1x1 conv) turns each level's
+    features into a map of real/fake logits. Only the heads train; gradients still flow
+    through the frozen path to the generator.
+    """
+
+    def __init__(self, source: GenDRPix, head_width: int = 64) -> None:
+        super().__init__()
+        frozen = copy.deepcopy(source.unet).eval().requires_grad_(False)
+        self.unet = frozen
+        self.unshuffle = source.config.unshuffle
+        self.timestep = float(source.config.timestep)
+        self.register_buffer("embeds", source.prompt_embeds.detach()[0:1].clone())
+        widths = [frozen.conv_in.out_channels, *[_out_channels(b) for b in frozen.down_blocks],
+                  _out_channels(frozen.mid_block)]
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, head_width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(head_width, 1, 1))
+            for c in widths
+        )
+
+    def train(self, mode: bool = True) -> FeatureDiscriminator:
+        super().train(mode)
+        self.unet.eval()  # the feature path never changes mode (no dropout or batch statistics)
+        return self
+
+    def features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        unet = self.unet
+        z = F.pixel_unshuffle(image, self.unshuffle)
+        t = torch.full((z.shape[0],), self.timestep, device=z.device)
+        emb = unet.time_embedding(unet.time_proj(t).to(z.dtype))
+        enc = self.embeds.to(z.dtype).expand(z.shape[0], -1, -1)
+        h = unet.conv_in(z)
+        feats = [h]
+        for block in unet.down_blocks:
+            if getattr(block, "has_cross_attention", False):
+                h, _ = block(hidden_states=h, temb=emb, encoder_hidden_states=enc)
+            else:
+                h, _ = block(hidden_states=h, temb=emb)
+            feats.append(h)
+        feats.append(unet.mid_block(h, emb, encoder_hidden_states=enc))
+        return feats
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        return [head(f) for head, f in zip(self.heads, self.features(image), strict=True)]
+
+
+def _out_channels(block: nn.Module) -> int:
+    resnets = getattr(block, "resnets", None)
+    if resnets:
+        return resnets[-1].out_channels
+    raise TypeError(f"cannot tell the output width of {type(block).__name__}")

@@ -1,0 +1,178 @@
+"""The held-out report behind `trtsr evaluate`: quality table, costs, chart and sample crops."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trtsr.errors import TrtsrError
+from trtsr.models.checkpoint import load_model, read_checkpoint_metadata
+from trtsr.models.pixel import PixelUpscaler
+from trtsr.training.data import list_images, split_holdout
+from trtsr.training.evaluate import (
+    count_flops,
+    cpu_latency,
+    evaluate_methods,
+    markdown_table,
+    montage,
+    write_report,
+)
+
+SCALE = 4
+COST_INPUT = 256  # LR side for the latency measurement (1024x1024 = 1.05 MP out)
+FLOP_INPUT = 256  # LR side for the FLOP count: 1 MP out, so alignment padding weighs as in real use
+
+
+def _model_method(model, guidance: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    up = PixelUpscaler(model, SCALE, None if guidance == 1.0 else guidance, io="float32").eval()
+
+    @torch.no_grad()
+    def run(lr: torch.Tensor) -> torch.Tensor:
+        return up(lr.permute(1, 2, 0) * 255.0).permute(2, 0, 1) / 255.0
+
+    return run
+
+
+def _bicubic(lr: torch.Tensor) -> torch.Tensor:
+    size = (lr.shape[-2] * SCALE, lr.shape[-1] * SCALE)
+    return F.interpolate(lr[None], size=size, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+
+
+def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, guidances: list[float],
+                   with_teacher: bool, output: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    from trtsr.bench import environment
+
+    images = list_images(folders)
+    _, held = split_holdout(images, holdout_every)
+    if holdout_every <= 0:
+        held = images
+    if not held:
+        raise TrtsrError("no held-out images: add images or lower --holdout-every")
+    model = load_model(model_name).eval()
+    methods: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"bicubic": _bicubic}
+    teacher = None
+    if with_teacher:
+        from trtsr.training.teacher import load_teacher, teacher_upscale
+
+        teacher = load_teacher()
+        methods["teacher"] = lambda lr: teacher_upscale(teacher, lr[None])[0]
+    label = "model" if model_name != "default" else "default"
+    for g in guidances:
+        methods[f"{label} w={g:g}"] = _model_method(model, g)
+
+    kept: list[tuple[str, np.ndarray]] = []
+    first = {"name": None}
+
+    def keep(deg: str, image: str, method: str, out: torch.Tensor) -> None:
+        # The first held-out image under each degradation, a 128x128 crop from its centre.
+        if first["name"] is None:
+            first["name"] = image
+        if image != first["name"]:
+            return
+        h, w = out.shape[-2:]
+        y, x = h // 2 - 64, w // 2 - 64
+        crop = (out[:, y:y + 128, x:x + 128].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        kept.append((f"{deg}: {method}", np.kron(crop, np.ones((2, 2, 1), dtype=np.uint8))))
+
+    quality = evaluate_methods(held, methods, SCALE, progress=progress, keep=keep)
+
+    if progress:
+        progress("measuring costs")
+    costs: dict[str, dict[str, Any]] = {"bicubic": {"params": 0, "gflop_per_mp": None, "cpu_s_per_mp": None}}
+    lr_cost = torch.rand(3, COST_INPUT, COST_INPUT)
+    lr_flop = torch.rand(3, FLOP_INPUT, FLOP_INPUT)
+    out_mp = (COST_INPUT * SCALE) ** 2 / 1e6
+    flop_mp = (FLOP_INPUT * SCALE) ** 2 / 1e6
+    costs["bicubic"]["cpu_s_per_mp"] = cpu_latency(lambda: _bicubic(lr_cost)) / out_mp
+    if teacher is not None:
+        costs["teacher"] = {
+            "params": sum(p.numel() for p in teacher.parameters()),
+            "gflop_per_mp": count_flops(teacher, lr_flop[None]) / 1e9 / flop_mp,
+            "cpu_s_per_mp": cpu_latency(lambda: methods["teacher"](lr_cost), repeats=2) / out_mp,
+        }
+    for g in guidances:
+        name = f"{label} w={g:g}"
+        up = PixelUpscaler(model, SCALE, None if g == 1.0 else g, io="float32").eval()
+        costs[name] = {
+            "params": sum(p.numel() for p in model.parameters()),
+            "gflop_per_mp": count_flops(up, lr_flop.permute(1, 2, 0) * 255) / 1e9 / flop_mp,
+            "cpu_s_per_mp": cpu_latency(lambda m=methods[name]: m(lr_cost)) / out_mp,
+        }
+    meta = {}
+    if Path(model_name).is_file() or model_name == "default":
+        from trtsr.models.checkpoint import DEFAULT_WEIGHTS
+
+        path = DEFAULT_WEIGHTS if model_name == "default" else Path(model_name)
+        if path.is_file():
+            meta = {k: v for k, v in read_checkpoint_metadata(path).items() if k in ("teacher", "steps")}
+    report = {
+        "what": "held-out x4 evaluation (trtsr.training.evaluate)",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["trtsr", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("trtsr") else None,
+        "model": model_name,
+        "model_metadata": meta,
+        "images": [str(p.name) for p in held],
+        "scale": SCALE,
+        "degradations": {"bicubic": "anti-aliased bicubic down x4",
+                         "realistic": "Gaussian blur sigma 1.2, bicubic down x4, noise sigma 5/255, JPEG 75"},
+        "quality": quality,
+        "costs": costs,
+        "cost_setup": {"flops": f"torch.utils.flop_counter on {FLOP_INPUT}x{FLOP_INPUT} LR, per output MP",
+                       "latency": f"median CPU seconds for {COST_INPUT}x{COST_INPUT} LR, per output MP, "
+                                  f"{torch.get_num_threads()} torch threads"},
+        **environment(),
+    }
+    report["markdown"] = markdown_table(report)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_report(report, output.with_suffix(".json"))
+    plot_quality(report, output.with_suffix(".png"))
+    if kept:
+        montage(kept, output.with_name(output.name + "-samples.png"), columns=len(methods))
+    return report
+
+
+def plot_quality(report: dict[str, Any], path: Path) -> None:
+    """Bars of Y-PSNR and detail per method, one panel per degradation."""
+    from PIL import Image, ImageDraw
+
+    from trtsr.files import atomic_path
+
+    quality = report["quality"]
+    methods = list(next(iter(quality.values())))
+    row_h, left, panel_w = 20, 150, 330
+    height = 70 + (len(methods) * row_h + 40) * len(quality)
+    img = Image.new("RGB", (left + 2 * panel_w + 40, height), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((10, 8), f"trtsr held-out x{report['scale']}: {report['model']} on {report['device']['name']}",
+              fill="black")
+    draw.text((10, 26), f"{len(report['images'])} images; left: Y-PSNR (dB), right: detail (1 = ground truth)",
+              fill="gray")
+    y = 50
+    for deg, rows in quality.items():
+        draw.text((10, y), f"input: {deg}", fill="black")
+        y += 18
+        lo = min(r["psnr_y"] for r in rows.values()) - 1.0
+        hi = max(r["psnr_y"] for r in rows.values())
+        top_detail = max(max(r["detail"] for r in rows.values()), 1.0)
+        for name, r in rows.items():
+            draw.text((10, y + 3), name, fill="black")
+            bar = int((panel_w - 60) * (r["psnr_y"] - lo) / max(hi - lo, 1e-6))
+            draw.rectangle([left, y + 3, left + max(bar, 1), y + row_h - 3], fill=(21, 101, 192))
+            draw.text((left + bar + 4, y + 3), f"{r['psnr_y']:.2f}", fill="black")
+            x0 = left + panel_w
+            bar = int((panel_w - 60) * r["detail"] / top_detail)
+            draw.rectangle([x0, y + 3, x0 + max(bar, 1), y + row_h - 3], fill=(230, 81, 0))
+            draw.text((x0 + bar + 4, y + 3), f"{r['detail']:.2f}", fill="black")
+            y += row_h
+        gt = left + panel_w + int((panel_w - 60) / top_detail)
+        draw.line([gt, y - row_h * len(rows), gt, y], fill="black")
+        y += 22
+    with atomic_path(path, suffix=".png") as tmp:
+        img.save(tmp, format="PNG")

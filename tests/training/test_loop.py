@@ -1,0 +1,131 @@
+"""Real optimisation on real images, the adversarial stage, checkpoint and exact resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from trtsr.errors import TrtsrError
+from trtsr.models.checkpoint import load_model, read_checkpoint_metadata
+from trtsr.training.config import TrainConfig
+from trtsr.training.data import list_images, split_holdout
+from trtsr.training.loop import Trainer
+
+DATA = Path(__file__).parents[1] / "data"
+
+
+def _config(**changes) -> TrainConfig:
+    base = dict(data=[str(DATA)], holdout_every=0, crop=120, bank_size=4, batch=2, steps=4, adv_start=1000,
+                perceptual_window=48, plain_prob=0.0, checkpoint_every=2, log_every=1, lr=1e-3, seed=0)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def bank(teacher, tmp_path_factory):
+    trainer = Trainer(_config(), tmp_path_factory.mktemp("bank"), teacher=teacher)
+    trainer.prepare_data()
+    return trainer.bank
+
+
+def test_bank_holds_real_crops_lr_and_teacher(bank):
+    assert bank["hr"].shape == (4, 3, 120, 120) and bank["lr"].shape == (4, 3, 30, 30)
+    assert bank["teacher"].shape == bank["hr"].shape and bank["hr"].dtype == torch.uint8
+    # the teacher output is close to the ground truth crop (same picture), not noise
+    err = (bank["teacher"].float() - bank["hr"].float()).abs().mean()
+    assert float(err) < 30
+
+
+def test_steps_lower_the_loss_on_real_images(teacher, bank, tmp_path):
+    trainer = Trainer(_config(steps=40), tmp_path, teacher=teacher)
+    trainer.bank = bank
+    batch = trainer.sample()
+    first = trainer.train_step(batch)
+    for _ in range(24):
+        last = trainer.train_step(batch)
+    assert last.total < 0.6 * first.total
+    assert last.l1 < 0.6 * first.l1
+    assert all(v == v for v in (last.fourier, last.perceptual, last.negative))  # finite
+
+
+def test_adversarial_stage_starts_and_trains_the_heads(teacher, bank, tmp_path):
+    trainer = Trainer(_config(adv_start=1), tmp_path, teacher=teacher)
+    trainer.bank = bank
+    trainer.train_step()
+    assert trainer.disc is None
+    result = trainer.train_step()
+    assert trainer.disc is not None and result.adversarial > 0 and result.discriminator > 0
+    heads_before = [p.detach().clone() for p in trainer.disc.heads.parameters()]
+    frozen_before = [p.detach().clone() for p in trainer.disc.unet.parameters()]
+    trainer.train_step()
+    assert any(not torch.equal(a, b) for a, b in zip(heads_before, trainer.disc.heads.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(frozen_before, trainer.disc.unet.parameters(), strict=True))
+
+
+def test_resume_continues_exactly(teacher, bank, tmp_path):
+    cfg = _config(steps=6, adv_start=2, plain_prob=0.5)
+    straight = Trainer(cfg, tmp_path / "a", teacher=teacher)
+    straight.bank = bank
+    for _ in range(3):
+        straight.train_step()
+    straight.save()
+    resumed = Trainer(cfg, tmp_path / "a", teacher=teacher)
+    resumed.bank = bank
+    assert resumed.resume() == 3
+    for _ in range(2):
+        a, b = straight.train_step(), resumed.train_step()
+        assert a.total == pytest.approx(b.total, rel=1e-6)
+    for p, q in zip(straight.student.parameters(), resumed.student.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6)
+    for p, q in zip(straight.ema.parameters(), resumed.ema.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_fit_writes_a_loadable_model(teacher, bank, tmp_path):
+    trainer = Trainer(_config(steps=3), tmp_path, teacher=teacher)
+    trainer.bank = bank
+    trainer.fit()
+    meta = read_checkpoint_metadata(trainer.model_path)
+    assert meta["teacher"] == "realesrgan-x4plus" and meta["steps"] == "3"
+    model = load_model(trainer.model_path)
+    for p, q in zip(model.parameters(), trainer.ema.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_holdout_split_is_fixed_and_disjoint():
+    images = list_images([DATA])
+    train, held = split_holdout(images, 3)
+    assert not set(train) & set(held) and len(train) + len(held) == len(images)
+    assert held == [images[i] for i in range(2, len(images), 3)]
+
+
+def test_bad_config_and_checkpoint_are_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("crop = 100\nsteps = 0\n")
+    with pytest.raises(TrtsrError, match=r"bad.toml.*crop.*steps"):
+        TrainConfig.from_toml(bad)
+    (tmp_path / "typo.toml").write_text("stepz = 3\n")
+    with pytest.raises(TrtsrError, match="stepz"):
+        TrainConfig.from_toml(tmp_path / "typo.toml")
+    with pytest.raises(TrtsrError, match="no training data"):
+        list_images([])
+
+
+def test_residual_start_returns_the_bicubic_input():
+    import math
+
+    from trtsr.training.loop import initial_model
+
+    model = initial_model(_config(alpha_bar=0.99, zero_init_output=True)).eval()
+    assert model.config.alpha_bar == 0.99 and model.config.name == "tiny"
+    x = torch.rand(1, 3, 56, 56) * 2 - 1
+    from trtsr.training.networks import padcfg_branches
+
+    with torch.no_grad():
+        assert torch.allclose(model.restore(x, None), x / math.sqrt(0.99), atol=1e-5)
+        pos, _ = padcfg_branches(model, x)
+        assert torch.allclose(pos, x / math.sqrt(0.99), atol=1e-5)
+    with pytest.raises(TrtsrError, match="preset init only"):
+        initial_model(_config(init=str(DATA / "0030.jpg"), alpha_bar=0.9))

@@ -1,0 +1,99 @@
+"""Each training loss on inputs whose value is known in closed form."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trtsr.training import losses
+
+
+def test_l1_is_the_mean_absolute_difference():
+    a = torch.zeros(2, 3, 8, 8)
+    b = torch.full((2, 3, 8, 8), 0.5)
+    b[0, 0, 0, 0] = 4.5
+    assert float(losses.l1(a, b)) == pytest.approx((0.5 * (2 * 3 * 64 - 1) + 4.5) / (2 * 3 * 64))
+
+
+def test_grid_bins_mark_multiples_of_an_eighth_with_their_band():
+    bins = losses.grid_bins(64, band=1)
+    expected = {(8 * k + d) % 64 for k in range(8) for d in (-1, 0, 1)}
+    assert set(torch.nonzero(bins).flatten().tolist()) == expected
+    assert set(torch.nonzero(losses.grid_bins(64, band=0)).flatten().tolist()) == set(range(0, 64, 8))
+
+
+def test_fourier_mask_is_whole_rows_and_columns():
+    mask = losses.fourier_mask(64, 48, band=1)
+    assert mask.shape == (64, 48)
+    rows, cols = losses.grid_bins(64, 1), losses.grid_bins(48, 1)
+    assert torch.equal(mask.bool(), rows[:, None] | cols[None, :])
+    assert float(mask.sum()) == 24 * 48 + 24 * 64 - 24 * 24
+
+
+def _wave(u: int, v: int, amplitude: float, size: int = 64) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64),
+                          indexing="ij")
+    wave = amplitude * torch.cos(2 * math.pi * (u * y + v * x) / size)
+    return wave.float().expand(1, 3, size, size).clone()
+
+
+def test_mfs_loss_of_a_wave_on_the_grid_has_its_closed_form_value():
+    # cos at (8, 3) has two FFT bins of magnitude a*sqrt(HW)/2 (ortho norm), both on masked row 8 / 56.
+    a = 0.25
+    got = float(losses.mfs_loss(_wave(8, 3, a), torch.zeros(1, 3, 64, 64), band=1))
+    assert got == pytest.approx(2 * (a * 64 / 2) / 2496, rel=1e-4)
+
+
+def test_mfs_loss_ignores_differences_off_the_grid():
+    off = float(losses.mfs_loss(_wave(3, 3, 0.5), torch.zeros(1, 3, 64, 64), band=1))
+    assert off == pytest.approx(0.0, abs=1e-6)
+    # and only amplitudes count: a shifted copy of the same image costs nothing
+    img = torch.rand(1, 3, 64, 64)
+    assert float(losses.mfs_loss(torch.roll(img, (8, 16), dims=(2, 3)), img)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_randpad_pads_reflect_with_the_drawn_offsets():
+    img = torch.rand(2, 3, 24, 32)
+    padded, (ph, pw) = losses.randpad(img, pads=(3, 6))
+    assert (ph, pw) == (3, 6)
+    assert padded.shape == (2, 3, 32, 40)
+    assert torch.equal(padded[..., 3:27, 6:38], img)
+    assert torch.equal(padded, F.pad(img, (6, 2, 3, 5), mode="reflect"))
+
+
+def test_randpad_draws_every_offset_and_is_seeded():
+    gen = torch.Generator().manual_seed(0)
+    seen = {losses.randpad(torch.rand(1, 1, 16, 16), gen)[1] for _ in range(400)}
+    assert {p for p, _ in seen} == set(range(8)) and {p for _, p in seen} == set(range(8))
+    a = losses.randpad(torch.rand(1, 1, 16, 16), torch.Generator().manual_seed(5))[1]
+    b = losses.randpad(torch.rand(1, 1, 16, 16), torch.Generator().manual_seed(5))[1]
+    assert a == b
+    with pytest.raises(ValueError):
+        losses.randpad(torch.rand(1, 1, 16, 16), pads=(8, 0))
+
+
+def test_adversarial_losses_at_known_logits():
+    zeros = [torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 2, 2)]
+    assert float(losses.generator_adversarial(zeros)) == pytest.approx(2 * math.log(2))
+    assert float(losses.discriminator_loss(zeros, zeros)) == pytest.approx(4 * math.log(2))
+    ones = [torch.ones(1, 1, 3, 3)]
+    assert float(losses.generator_adversarial(ones)) == pytest.approx(math.log1p(math.exp(-1)))
+    assert float(losses.discriminator_loss(ones, ones)) == pytest.approx(math.log1p(math.exp(-1))
+                                                                          + math.log1p(math.exp(1)))
+
+
+def test_dists_distance_known_values():
+    feats = [torch.rand(2, 4, 8, 8), torch.rand(2, 6, 4, 4)]
+    assert float(losses.dists_distance(feats, feats)) == pytest.approx(0.0, abs=1e-6)
+    # constant maps: structure term is c2/c2 = 1, texture (2ab + c1) / (a^2 + b^2 + c1)
+    a, b = 0.5, 0.25
+    fx, fy = [torch.full((1, 3, 5, 5), a)], [torch.full((1, 3, 5, 5), b)]
+    texture = (2 * a * b + losses.DISTS_C1) / (a * a + b * b + losses.DISTS_C1)
+    assert float(losses.dists_distance(fx, fy)) == pytest.approx(1 - (texture + 1) / 2, rel=1e-5)
+    # anti-correlated maps with equal statistics: structure term -1, texture 1
+    x = torch.randn(1, 1, 16, 16)
+    got = float(losses.dists_distance([x - x.mean()], [-(x - x.mean())]))
+    assert got == pytest.approx(1.0, abs=1e-3)
