@@ -44,18 +44,14 @@ def build_preset(name: str, *, seed: int = PRESET_SEED, **changes) -> GenDRPix:
         torch.random.set_rng_state(state)
 
 
-def default_model_available() -> bool:
-    return DEFAULT_WEIGHTS.is_file()
-
-
 def load_model(source: str | Path) -> GenDRPix:
     """Load a model by preset name or path; see the module docstring for what is accepted."""
     text = str(source)
     if text == "default":
-        if default_model_available():
-            return load_checkpoint(DEFAULT_WEIGHTS)
-        log.info("no trained default weights in this package: 'default' is the seeded tiny preset")
-        return build_preset("tiny")
+        if not DEFAULT_WEIGHTS.is_file():
+            raise TrtsrError("the package's default weights are missing; reinstall trtsr "
+                             "(pip install --force-reinstall trtsr)", path=DEFAULT_WEIGHTS)
+        return load_checkpoint(DEFAULT_WEIGHTS)
     if text in PRESETS and not Path(text).exists():
         return build_preset(text)
     path = Path(text)
