@@ -121,11 +121,9 @@ def test_residual_start_returns_the_bicubic_input():
     model = initial_model(_config(alpha_bar=0.99, zero_init_output=True)).eval()
     assert model.config.alpha_bar == 0.99 and model.config.name == "tiny"
     x = torch.rand(1, 3, 56, 56) * 2 - 1
-    from trtsr.training.networks import padcfg_branches
-
     with torch.no_grad():
         assert torch.allclose(model.restore(x, None), x / math.sqrt(0.99), atol=1e-5)
-        pos, _ = padcfg_branches(model, x)
+        pos, _ = model.padcfg_branches(x)
         assert torch.allclose(pos, x / math.sqrt(0.99), atol=1e-5)
     with pytest.raises(TrtsrError, match="preset init only"):
         initial_model(_config(init=str(DATA / "0030.jpg"), alpha_bar=0.9))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 
 from trtsr.models.checkpoint import build_preset
-from trtsr.training.networks import FeatureDiscriminator, padcfg_branches, plain_branch
+from trtsr.training.networks import FeatureDiscriminator, plain_branch
 
 
 def test_branches_mix_to_exactly_what_restore_returns():
     model = build_preset("tiny").eval()
     x = torch.rand(2, 3, 70, 90) * 2 - 1  # not aligned: the branches pad like restore does
     with torch.no_grad():
-        pos, neg = padcfg_branches(model, x)
+        pos, neg = model.padcfg_branches(x)
         for w in (1.0, 1.8):
             assert torch.allclose(w * pos + (1 - w) * neg, model.restore(x, w), atol=1e-6)
         assert torch.equal(plain_branch(model, x), model.restore(x, None))

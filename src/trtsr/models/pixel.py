@@ -96,26 +96,37 @@ class GenDRPix(nn.Module):
 
         `guidance=None` runs the plain batch-B network without PadCFG.
         """
+        if guidance is None:
+            height, width = image.shape[-2], image.shape[-1]
+            x = self._aligned(image, 0)
+            y = self.predict(x, self.prompt_embeds[0:1].expand(image.shape[0], -1, -1))
+            return y[..., :height, :width]
+        y_pos, y_neg = self.padcfg_branches(image)
+        return guidance * y_pos + (1.0 - guidance) * y_neg
+
+    def padcfg_branches(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The positive and negative PadCFG outputs for images (B,3,H,W) in [-1,1], each cropped to (H, W).
+
+        `restore(image, w)` is `w * pos + (1 - w) * neg`; training reads the two branches directly.
+        """
         height, width = image.shape[-2], image.shape[-1]
-        extra = 0 if guidance is None else PADCFG_EXTRA
+        x = self._aligned(image, PADCFG_EXTRA)
+        batch = image.shape[0]
+        pos = F.pad(x, PADCFG_POSITIVE, mode="reflect")
+        neg = F.pad(x, PADCFG_NEGATIVE, mode="reflect")
+        embeds = torch.cat([self.prompt_embeds[0:1].expand(batch, -1, -1),
+                            self.prompt_embeds[1:2].expand(batch, -1, -1)])
+        pred = self.predict(torch.cat([pos, neg]), embeds)
+        pred = pred[..., PADCFG_CROP:, PADCFG_CROP:][..., :height, :width]
+        return pred[:batch], pred[batch:]
+
+    def _aligned(self, image: torch.Tensor, extra: int) -> torch.Tensor:
+        height, width = image.shape[-2], image.shape[-1]
         multiple = self.config.alignment
         pad_h = aligned_size(height, multiple, extra) - height
         pad_w = aligned_size(width, multiple, extra) - width
         # Replicate, not reflect: the alignment pad may exceed the image itself; it is cropped off.
-        x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
-        batch = image.shape[0]
-        if guidance is None:
-            y = self.predict(x, self.prompt_embeds[0:1].expand(batch, -1, -1))
-        else:
-            pos = F.pad(x, PADCFG_POSITIVE, mode="reflect")
-            neg = F.pad(x, PADCFG_NEGATIVE, mode="reflect")
-            embeds = torch.cat([self.prompt_embeds[0:1].expand(batch, -1, -1),
-                                self.prompt_embeds[1:2].expand(batch, -1, -1)])
-            pred = self.predict(torch.cat([pos, neg]), embeds)
-            y_pos, y_neg = pred[:batch], pred[batch:]
-            y = guidance * y_pos + (1.0 - guidance) * y_neg
-            y = y[..., PADCFG_CROP:, PADCFG_CROP:]
-        return y[..., :height, :width]
+        return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
 
 
 class PixelUpscaler(nn.Module):

@@ -32,7 +32,7 @@ from trtsr.training import losses
 from trtsr.training.config import TrainConfig
 from trtsr.training.data import augment, bank_key, cached_bank, list_images, split_holdout
 from trtsr.training.degrade import gaussian_kernel
-from trtsr.training.networks import FeatureDiscriminator, padcfg_branches, plain_branch
+from trtsr.training.networks import FeatureDiscriminator, plain_branch
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class Trainer:
             if plain:
                 y, y_neg = plain_branch(self.student, x), None
             else:
-                y, y_neg = padcfg_branches(self.student, x)
+                y, y_neg = self.student.padcfg_branches(x)
         y = y.float()
         l1 = losses.l1(y, target)
         negative = y.new_zeros(())

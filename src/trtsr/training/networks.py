@@ -1,4 +1,7 @@
-"""Training-time networks: the student's PadCFG branches and the feature discriminator."""
+"""Training-time networks: the student's plain path and the feature discriminator.
+
+The PadCFG branches are `GenDRPix.padcfg_branches`, the same code `restore` mixes.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trtsr.models.pixel import PADCFG_CROP, PADCFG_EXTRA, PADCFG_NEGATIVE, PADCFG_POSITIVE, GenDRPix, aligned_size
-
-
-def padcfg_branches(model: GenDRPix, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The positive and negative PadCFG outputs for images (B,3,H,W) in [-1,1], exactly as `restore` mixes them.
-
-    Both come back cropped to (H, W) with the inference geometry: pads (4,4,4,4) and
-    (3,5,3,5), crop 4, so that `w * pos + (1 - w) * neg` equals `restore(x, w)`.
-    """
-    h, w = x.shape[-2:]
-    multiple = model.config.alignment
-    x = F.pad(x, (0, aligned_size(w, multiple, PADCFG_EXTRA) - w, 0, aligned_size(h, multiple, PADCFG_EXTRA) - h),
-              mode="replicate")
-    batch = x.shape[0]
-    pos = F.pad(x, PADCFG_POSITIVE, mode="reflect")
-    neg = F.pad(x, PADCFG_NEGATIVE, mode="reflect")
-    embeds = torch.cat([model.prompt_embeds[0:1].expand(batch, -1, -1), model.prompt_embeds[1:2].expand(batch, -1, -1)])
-    pred = model.predict(torch.cat([pos, neg]), embeds)[..., PADCFG_CROP:PADCFG_CROP + h, PADCFG_CROP:PADCFG_CROP + w]
-    return pred[:batch], pred[batch:]
+from trtsr.models.pixel import GenDRPix
 
 
 def plain_branch(model: GenDRPix, x: torch.Tensor) -> torch.Tensor:
