@@ -56,10 +56,12 @@ def gaussian_kernel(sigma_x: float, sigma_y: float, angle: float, size: int) -> 
 
 
 def blur(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    pad = kernel.shape[-1] // 2
-    x = F.pad(img[None], (pad, pad, pad, pad), mode="reflect")
-    weight = kernel[None, None].expand(3, 1, -1, -1)
-    return F.conv2d(x, weight, groups=3)[0]
+    """Per-channel convolution with reflect borders, of (C,H,W) or a batch (B,C,H,W)."""
+    x = img if img.dim() == 4 else img[None]
+    channels, pad = x.shape[1], kernel.shape[-1] // 2
+    weight = kernel.to(x)[None, None].expand(channels, 1, -1, -1)
+    out = F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), weight, groups=channels)
+    return out if img.dim() == 4 else out[0]
 
 
 def random_blur(img: torch.Tensor, rng: np.random.Generator, sigma: tuple[float, float]) -> torch.Tensor:

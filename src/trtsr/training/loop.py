@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,7 +31,7 @@ from trtsr.models.pixel import GenDRPix
 from trtsr.training import losses
 from trtsr.training.config import TrainConfig
 from trtsr.training.data import augment, bank_key, cached_bank, list_images, split_holdout
-from trtsr.training.degrade import gaussian_kernel
+from trtsr.training.degrade import blur, gaussian_kernel
 from trtsr.training.networks import FeatureDiscriminator, plain_branch
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher
 
@@ -42,22 +42,7 @@ PERCEPTUAL_DEPTH = 1  # dense blocks of the teacher trunk after conv_first
 
 def batch_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of (B,3,H,W) with reflect borders."""
-    size = 2 * math.ceil(3 * sigma) + 1
-    kernel = gaussian_kernel(sigma, sigma, 0.0, size).to(images)
-    pad = size // 2
-    x = F.pad(images, (pad, pad, pad, pad), mode="reflect")
-    return F.conv2d(x, kernel[None, None].expand(images.shape[1], 1, -1, -1), groups=images.shape[1])
-
-
-def teacher_features(teacher: RRDBNet, image01: torch.Tensor, depth: int = PERCEPTUAL_DEPTH) -> list[torch.Tensor]:
-    """conv_first and the first `depth` dense blocks of the teacher's trunk (the perceptual feature space)."""
-    feat = teacher.conv_first(image01)
-    out = [feat]
-    blocks = [b for rrdb in teacher.body for b in rrdb.blocks][:depth]
-    for block in blocks:
-        feat = block(feat)
-        out.append(feat)
-    return out
+    return blur(images, gaussian_kernel(sigma, sigma, 0.0, 2 * math.ceil(3 * sigma) + 1))
 
 
 def initial_model(config: TrainConfig) -> GenDRPix:
@@ -85,7 +70,6 @@ class StepLosses:
     perceptual: float
     adversarial: float
     discriminator: float
-    values: dict[str, float] = field(default_factory=dict)
 
     def short(self) -> str:
         parts = [f"loss {self.total:.4f}", f"l1 {self.l1:.4f}", f"fft {self.fourier:.4f}",
@@ -175,8 +159,8 @@ class Trainer:
         ox = int(torch.randint(0, size[1] - win + 1, (1,), generator=self.generator))
         crop = lambda t: t[..., oy:oy + win, ox:ox + win]  # noqa: E731
         with torch.no_grad():
-            ref_feats = teacher_features(self.teacher, crop(te))
-        perceptual = losses.dists_distance(teacher_features(self.teacher, (crop(y) + 1) / 2), ref_feats)
+            ref_feats = self.teacher.features(crop(te), PERCEPTUAL_DEPTH)
+        perceptual = losses.dists_distance(self.teacher.features((crop(y) + 1) / 2, PERCEPTUAL_DEPTH), ref_feats)
         adversarial = y.new_zeros(())
         if self.disc is not None:
             self.disc.heads.requires_grad_(False)

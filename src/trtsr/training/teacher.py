@@ -82,12 +82,13 @@ class RRDBNet(nn.Module):
         feat = act(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
         return self.conv_last(act(self.conv_hr(feat)))
 
-    def features(self, x: torch.Tensor, depth: int = 2) -> list[torch.Tensor]:
-        """Trunk activations of an image in [0, 1]: after conv_first and after each of the first `depth` RRDBs."""
+    def features(self, x: torch.Tensor, depth: int = 1) -> list[torch.Tensor]:
+        """Trunk activations of an image in [0, 1]: after conv_first and after each of the first `depth`
+        dense blocks (the perceptual feature space of the training losses)."""
         feat = self.conv_first(x)
         out = [feat]
-        for rrdb in self.body[:depth]:
-            feat = rrdb(feat)
+        for block in [b for rrdb in self.body for b in rrdb.blocks][:depth]:
+            feat = block(feat)
             out.append(feat)
         return out
 
