@@ -104,7 +104,8 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _timed(run: Callable[[], Any], warmup: int, repeats: int, sync: Callable[[], None] | None = None):
+def timed_runs(run: Callable[[], Any], warmup: int, repeats: int, sync: Callable[[], None] | None = None):
+    """(first run ms, [ms per timed run]): the first run, then `warmup - 1` untimed runs, then `repeats` timed."""
     sync = sync or (lambda: None)
     started = time.perf_counter()
     run()
@@ -153,7 +154,7 @@ def bench_onnxruntime(model, size, padcfg, scale, warmup, repeats, say) -> Bench
     session = OnnxRuntimeSession(onnx)
     result.backend = session.backend_name
     lr = _lr_image(size, scale).astype(np.float32)
-    first, times = _timed(lambda: session.infer(lr), warmup, repeats)
+    first, times = timed_runs(lambda: session.infer(lr), warmup, repeats)
     _summarise(result, first, times)
     result.peak_memory_bytes, result.memory_kind = _peak_rss_bytes(), "host-rss-process-peak"
     session.close()
@@ -180,7 +181,7 @@ def bench_engine(model, size, padcfg, scale, warmup, repeats, say) -> BenchResul
     session = EngineSession(cached.engine_path)
     result.backend = f"engine ({session.backend_name})"
     lr = _lr_image(size, scale)
-    first, times = _timed(lambda: session.infer(lr), warmup, repeats)
+    first, times = timed_runs(lambda: session.infer(lr), warmup, repeats)
     free_after, _ = _check(cudart.cudaMemGetInfo())
     _summarise(result, first, times)
     # Device memory the session holds (engine weights, activations, I/O buffers) while running.
@@ -239,7 +240,7 @@ def bench_torch(model, size, padcfg, scale, warmup, repeats, say, *, precision: 
         _summarise(result, first, times)
         result.peak_memory_bytes, result.memory_kind = int(torch.cuda.max_memory_allocated() - base), "gpu"
     else:
-        first, times = _timed(run, warmup, repeats)
+        first, times = timed_runs(run, warmup, repeats)
         _summarise(result, first, times)
         result.peak_memory_bytes, result.memory_kind = _peak_rss_bytes(), "host-rss-process-peak"
     if cuda:

@@ -22,7 +22,6 @@ import dataclasses
 import json
 import math
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -171,13 +170,11 @@ def count_flops(module: torch.nn.Module, example: torch.Tensor) -> int:
 
 
 def cpu_latency(run: Callable[[], Any], repeats: int = 3) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median seconds of `repeats` runs after one warm-up run."""
+    from trtsr.bench import timed_runs
+
+    _, times_ms = timed_runs(run, warmup=1, repeats=repeats)
+    return statistics.median(times_ms) / 1000.0
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from trtsr.errors import TrtsrError
-from trtsr.models.checkpoint import load_model, read_checkpoint_metadata
+from trtsr.models.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoint_metadata
 from trtsr.models.pixel import PixelUpscaler
 from trtsr.training.data import list_images, split_holdout
 from trtsr.training.evaluate import (
@@ -30,9 +30,7 @@ COST_INPUT = 256  # LR side for the latency measurement (1024x1024 = 1.05 MP out
 FLOP_INPUT = 256  # LR side for the FLOP count: 1 MP out, so alignment padding weighs as in real use
 
 
-def _model_method(model, guidance: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    up = PixelUpscaler(model, SCALE, None if guidance == 1.0 else guidance, io="float32").eval()
-
+def _model_method(up: PixelUpscaler) -> Callable[[torch.Tensor], torch.Tensor]:
     @torch.no_grad()
     def run(lr: torch.Tensor) -> torch.Tensor:
         return up(lr.permute(1, 2, 0) * 255.0).permute(2, 0, 1) / 255.0
@@ -64,8 +62,10 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
         teacher = load_teacher()
         methods["teacher"] = lambda lr: teacher_upscale(teacher, lr[None])[0]
     label = "model" if model_name != "default" else "default"
-    for g in guidances:
-        methods[f"{label} w={g:g}"] = _model_method(model, g)
+    upscalers = {f"{label} w={g:g}": PixelUpscaler(model, SCALE, None if g == 1.0 else g, io="float32").eval()
+                 for g in guidances}
+    for name, up in upscalers.items():
+        methods[name] = _model_method(up)
 
     kept: list[tuple[str, np.ndarray]] = []
     first = {"name": None}
@@ -97,21 +97,16 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
             "gflop_per_mp": count_flops(teacher, lr_flop[None]) / 1e9 / flop_mp,
             "cpu_s_per_mp": cpu_latency(lambda: methods["teacher"](lr_cost), repeats=2) / out_mp,
         }
-    for g in guidances:
-        name = f"{label} w={g:g}"
-        up = PixelUpscaler(model, SCALE, None if g == 1.0 else g, io="float32").eval()
+    for name, up in upscalers.items():
         costs[name] = {
             "params": sum(p.numel() for p in model.parameters()),
             "gflop_per_mp": count_flops(up, lr_flop.permute(1, 2, 0) * 255) / 1e9 / flop_mp,
             "cpu_s_per_mp": cpu_latency(lambda m=methods[name]: m(lr_cost)) / out_mp,
         }
+    weights = DEFAULT_WEIGHTS if model_name == "default" else Path(model_name)
     meta = {}
-    if Path(model_name).is_file() or model_name == "default":
-        from trtsr.models.checkpoint import DEFAULT_WEIGHTS
-
-        path = DEFAULT_WEIGHTS if model_name == "default" else Path(model_name)
-        if path.is_file():
-            meta = {k: v for k, v in read_checkpoint_metadata(path).items() if k in ("teacher", "steps")}
+    if weights.is_file():
+        meta = {k: v for k, v in read_checkpoint_metadata(weights).items() if k in ("teacher", "steps")}
     report = {
         "what": "held-out x4 evaluation (trtsr.training.evaluate)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
