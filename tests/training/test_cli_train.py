@@ -58,3 +58,12 @@ def test_user_mistakes_are_one_line(tmp_path):
     assert proc.returncode == 1 and "no checkpoint to resume from" in proc.stderr and "Traceback" not in proc.stderr
     proc = _trtsr("finetune", tmp_path / "missing.safetensors", "-d", DATA, "-o", tmp_path / "ft")
     assert proc.returncode == 1 and "missing.safetensors" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_missing_module_names_the_extra_to_install():
+    from trtsr.cli.common import require_extra
+    from trtsr.errors import MissingDependencyError
+
+    require_extra("training", "train", "json", "math")  # present: no error
+    with pytest.raises(MissingDependencyError, match=r"training \(trtsr_no_such_module is missing\).*trtsr\[train\]"):
+        require_extra("training", "train", "json", "trtsr_no_such_module")

@@ -18,6 +18,19 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
+def require_extra(what: str, extra: str, *modules: str) -> None:
+    """Import `modules`, or fail with the one-line MissingDependencyError naming `extra` and the missing module."""
+    import importlib
+
+    from trtsr.errors import MissingDependencyError
+
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    except ImportError as exc:
+        raise MissingDependencyError(f"{what} ({exc.name} is missing)", extra) from None
+
+
 @contextlib.contextmanager
 def user_errors(verbose: bool = False) -> Iterator[None]:
     """Print a TrtsrError as one line and exit 1; let real bugs keep their traceback."""

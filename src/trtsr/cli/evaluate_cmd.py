@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trtsr.cli.common import out, status, user_errors
+from trtsr.cli.common import out, require_extra, status, user_errors
 from trtsr.cli.options import ModelOption, VerboseOption
 
 
@@ -42,13 +42,7 @@ def evaluate_command(
       trtsr evaluate -m runs/x4/model.safetensors -d ../photos
     """
     with user_errors(verbose):
-        from trtsr.errors import MissingDependencyError
-
-        try:
-            import diffusers  # noqa: F401
-            import torch  # noqa: F401
-        except ImportError as exc:
-            raise MissingDependencyError(f"evaluate ({exc.name} is missing)", "train") from None
+        require_extra("evaluate", "train", "diffusers", "torch")
         from trtsr.training.report import evaluate_model
 
         with status(f"evaluating {model}") as say:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trtsr.cli.common import out, status, user_errors
+from trtsr.cli.common import out, require_extra, status, user_errors
 from trtsr.cli.options import GuidanceOption, ModelOption, NoPadcfgOption, OutputFile, ScaleOption, VerboseOption
 
 
@@ -45,16 +45,9 @@ def export_command(
       trtsr export -m my.safetensors --no-padcfg
     """
     with user_errors(verbose):
-        from trtsr.errors import MissingDependencyError
+        require_extra("export", "export", "diffusers", "onnx", "torch", "trtsr.export.onnx_export")
+        from trtsr.export.onnx_export import ExportSettings, export_onnx
 
-        try:
-            import diffusers  # noqa: F401
-            import onnx  # noqa: F401
-            import torch  # noqa: F401
-
-            from trtsr.export.onnx_export import ExportSettings, export_onnx
-        except ImportError as exc:
-            raise MissingDependencyError(f"export ({exc.name} is missing)", "export") from None
         settings = ExportSettings(
             scale=scale, precision=precision.lower(), guidance=None if no_padcfg else guidance, io=io.lower(),
             opset=opset,

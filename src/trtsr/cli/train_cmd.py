@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from trtsr.cli.common import console, out, user_errors
+from trtsr.cli.common import console, out, require_extra, user_errors
 from trtsr.cli.options import VerboseOption
 
 ConfigOption = Annotated[
@@ -86,13 +86,7 @@ def finetune_command(
 def _train(config: Path | None, data: list[Path] | None, out_dir: Path, steps: int | None, resume: bool,
            init: str | None, verbose: bool) -> None:
     with user_errors(verbose):
-        from trtsr.errors import MissingDependencyError
-
-        try:
-            import diffusers  # noqa: F401
-            import torch  # noqa: F401
-        except ImportError as exc:
-            raise MissingDependencyError(f"training ({exc.name} is missing)", "train") from None
+        require_extra("training", "train", "diffusers", "torch")
         from trtsr.training.config import TrainConfig
         from trtsr.training.loop import Trainer
 
