@@ -98,18 +98,10 @@ class TrainConfig:
             raise TrtsrError("no such config file", path=path) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise TrtsrError(f"not valid TOML: {exc}", path=path) from None
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TrtsrError(f"unknown training config keys: {', '.join(unknown)}", path=path)
         # Relative data folders are relative to the config file.
         if "data" in data:
             data["data"] = [str((path.parent / d).resolve()) if not Path(d).is_absolute() else d for d in data["data"]]
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls(**data)
-        except TrtsrError as exc:
-            raise TrtsrError(str(exc), path=path) from None
+        return cls._from_mapping(data, overrides, path)
 
     @classmethod
     def from_json_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
@@ -119,8 +111,20 @@ class TrainConfig:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise TrtsrError(f"cannot read the run's saved config ({exc})", path=path) from None
+        return cls._from_mapping(data, overrides, path)
+
+    @classmethod
+    def _from_mapping(cls, data: dict[str, Any], overrides: dict[str, Any], path: Path) -> TrainConfig:
+        """Both file formats: reject unknown keys, apply the non-None overrides, name the file in errors."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrtsrError(f"unknown training config keys: {', '.join(unknown)}", path=path)
         data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TrtsrError as exc:
+            raise TrtsrError(str(exc), path=path) from None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
