@@ -50,6 +50,20 @@ def test_steps_lower_the_loss_on_real_images(teacher, bank, tmp_path):
     assert all(v == v for v in (last.fourier, last.perceptual, last.negative))  # finite
 
 
+def test_lattice_term_trains_down_on_real_images(teacher, bank, tmp_path):
+    # The lattice peaks of the output and of the guided output, against the teacher's.
+    trainer = Trainer(_config(lattice_weight=1.0, lr=2e-3), tmp_path, teacher=teacher)
+    trainer.bank = bank
+    batch = trainer.sample()
+    first = trainer.train_step(batch)
+    for _ in range(15):
+        last = trainer.train_step(batch)
+    assert first.lattice > 0 and last.lattice < 0.7 * first.lattice
+    off = Trainer(_config(), tmp_path / "off", teacher=teacher)
+    off.bank = bank
+    assert off.train_step(batch).lattice == 0.0
+
+
 def test_adversarial_stage_starts_and_trains_the_heads(teacher, bank, tmp_path):
     trainer = Trainer(_config(adv_start=1), tmp_path, teacher=teacher)
     trainer.bank = bank

@@ -55,6 +55,48 @@ def test_mfs_loss_ignores_differences_off_the_grid():
     assert float(losses.mfs_loss(torch.roll(img, (8, 16), dims=(2, 3)), img)) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_lattice_points_are_the_x8_frequencies_but_dc():
+    assert len(losses.lattice_points()) == 63 and (0, 0) not in losses.lattice_points()
+    odd = losses.lattice_points(odd_only=True)
+    assert len(odd) == 48 and (1, 0) in odd and (2, 4) not in odd
+
+
+def test_lattice_log_prominence_known_values():
+    # flat power 1 except 5 at the lattice bin (kH/8, lW/8) = (24, 40) and 2 at one bin beside it
+    power = torch.ones(64, 64)
+    power[24, 40] = 5.0
+    power[26, 40] = 2.0
+    got = losses.lattice_log_prominence(power, [(3, 5), (1, 1)])
+    torch.testing.assert_close(got, torch.tensor([math.log(5.0 / (9.0 / 8.0)), 0.0]))
+
+
+def test_lattice_loss_is_zero_on_the_target_and_grows_with_an_x8_grid():
+    img = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    assert float(losses.lattice_loss(img, img)) == 0.0
+    # a faint 8x8-periodic pattern puts power exactly on the lattice bins
+    cell = torch.rand(8, 8, generator=torch.Generator().manual_seed(2)) * 0.05
+    faint = float(losses.lattice_loss(img + cell.repeat(8, 8), img))
+    strong = float(losses.lattice_loss(img + 4 * cell.repeat(8, 8), img))
+    assert 0.0 < faint < strong
+    # the loss only pulls lattice peaks down: an output without the target's grid costs nothing
+    smooth = _wave(3, 5, 0.3)
+    assert float(losses.lattice_loss(smooth, smooth + cell.repeat(8, 8))) == 0.0
+    assert float(losses.lattice_loss(smooth + cell.repeat(8, 8), smooth)) > 5.0
+    # nothing at the lattice bins (a wave at 3 cycles over 64 px) costs nothing either
+    assert float(losses.lattice_loss(img + _wave(3, 5, 0.3), img)) == pytest.approx(0.0, abs=1e-4)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        losses.lattice_loss(torch.zeros(1, 1, 60, 64), torch.zeros(1, 1, 60, 64))
+
+
+def test_lattice_loss_pulls_only_the_lattice_peaks_down():
+    img = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(4))
+    noisy = (img + 0.05 * torch.rand(8, 8, generator=torch.Generator().manual_seed(5)).repeat(8, 8)).requires_grad_()
+    losses.lattice_loss(noisy, img).backward()
+    with torch.no_grad():
+        stepped = noisy - 0.02 * noisy.grad / noisy.grad.abs().max()
+    assert float(losses.lattice_loss(stepped, img)) < float(losses.lattice_loss(noisy.detach(), img))
+
+
 def test_randpad_pads_reflect_with_the_drawn_offsets():
     img = torch.rand(2, 3, 24, 32)
     padded, (ph, pw) = losses.randpad(img, pads=(3, 6))

@@ -25,10 +25,13 @@ class TrainConfig:
     Losses (paper Eq. 4 and Algorithm 1): L1 to the teacher, `adv_weight` x adversarial
     (from step `adv_start`, discriminator = frozen copy of the student at that step),
     `perceptual_weight` x DISTS-style distance on teacher features, `fourier_weight` x
-    the masked Fourier-space loss with half-band `fourier_band`. PadCFG: the positive
-    branch learns the teacher output, the negative branch a Gaussian blur (sigma
-    `negative_blur`) of it, so `guidance` > 1 adds detail; with probability
-    `plain_prob` a step trains the no-PadCFG path instead.
+    the masked Fourier-space loss with half-band `fourier_band`, `lattice_weight` x how far
+    the output's x8 lattice frequencies stand out of its spectrum beyond the teacher's
+    (on the output and, in PadCFG steps, on the guided output at `guidance` against the
+    same mix of teacher and blurred teacher). PadCFG: the positive branch learns the
+    teacher output, the negative branch a Gaussian blur (sigma `negative_blur`) of it, so
+    `guidance` > 1 adds detail; with probability `plain_prob` a step trains the no-PadCFG
+    path instead.
 
     From scratch (a preset `init`): the one-step formula is x0 = (z - sqrt(1 - a) eps) / sqrt(a)
     with a = `alpha_bar`. GenDR's a = 0.5 suits a student of a diffusion model; a close to 1
@@ -56,6 +59,7 @@ class TrainConfig:
     perceptual_weight: float = 1.0
     fourier_weight: float = 0.1
     fourier_band: int = 1
+    lattice_weight: float = 0.0
     perceptual_window: int = 64
     adv_start: int = 1000
     negative_blur: float = 1.0
@@ -75,6 +79,8 @@ class TrainConfig:
             problems.append(f"scale must be 2, 3 or 4 (got {self.scale})")
         if self.crop % 8 or self.crop % self.scale or self.crop < 64:
             problems.append(f"crop must be >= 64 and a multiple of 8 and of the scale (got {self.crop})")
+        if self.lattice_weight < 0:
+            problems.append("lattice_weight must be >= 0")
         if self.perceptual_window > self.crop:
             problems.append("perceptual_window must not exceed crop")
         for name in ("steps", "batch", "bank_size", "checkpoint_every", "log_every"):

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from trtsr.training.degrade import bicubic_down, realistic
+from trtsr.training.losses import lattice_log_prominence, lattice_points
 
 DEGRADATIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
     "bicubic": bicubic_down,
@@ -86,17 +87,8 @@ def grid_strength(y: torch.Tensor) -> float:
     is divided by the mean of the bins 2 and 3 away along both axes, and the
     geometric mean of those 48 prominences is returned (about 1 for a natural image).
     """
-    h, w = y.shape
     power = torch.fft.fft2(y.double() - y.double().mean()).abs() ** 2 + 1e-12
-    logs = []
-    for k in range(8):
-        for m in range(8):
-            if k % 2 == 0 and m % 2 == 0:
-                continue
-            u, v = k * h // 8, m * w // 8
-            side = [power[(u + d) % h, v] for d in (-3, -2, 2, 3)] + [power[u, (v + d) % w] for d in (-3, -2, 2, 3)]
-            logs.append(torch.log(power[u, v] / torch.stack(side).mean()))
-    return float(torch.exp(torch.stack(logs).mean()))
+    return float(torch.exp(lattice_log_prominence(power, lattice_points(odd_only=True)).mean()))
 
 
 @dataclasses.dataclass

@@ -1,10 +1,11 @@
 """The distillation loop: AdamW, EMA, two stages, checkpoint and resume.
 
-Stage 1 (steps before `adv_start`): L1 + perceptual + masked Fourier loss against the
-teacher, the negative PadCFG branch against a blurred teacher. Stage 2 (from
-`adv_start`): a frozen copy of the student at that step becomes the discriminator's
-feature path (the paper's stage-I generator), learnable heads read RandPad-ed real
-(HR) and generated images, and the generator adds the adversarial term.
+Stage 1 (steps before `adv_start`): L1 + perceptual + masked Fourier loss (+ the x8
+lattice term, when weighted) against the teacher, the negative PadCFG branch against a
+blurred teacher. Stage 2 (from `adv_start`): a frozen copy of the student at that step
+becomes the discriminator's feature path (the paper's stage-I generator), learnable
+heads read RandPad-ed real (HR) and generated images, and the generator adds the
+adversarial term.
 
 `out/checkpoint.pt` holds everything needed to resume exactly (weights, EMA, both
 optimisers, discriminator, step, random state); `out/model.safetensors` is the EMA
@@ -67,13 +68,14 @@ class StepLosses:
     l1: float
     negative: float
     fourier: float
+    lattice: float
     perceptual: float
     adversarial: float
     discriminator: float
 
     def short(self) -> str:
         parts = [f"loss {self.total:.4f}", f"l1 {self.l1:.4f}", f"fft {self.fourier:.4f}",
-                 f"perc {self.perceptual:.4f}"]
+                 f"lat {self.lattice:.4f}", f"perc {self.perceptual:.4f}"]
         if self.adversarial:
             parts += [f"adv {self.adversarial:.3f}", f"disc {self.discriminator:.3f}"]
         return ", ".join(parts)
@@ -150,10 +152,17 @@ class Trainer:
                 y, y_neg = self.student.padcfg_branches(x)
         y = y.float()
         l1 = losses.l1(y, target)
-        negative = y.new_zeros(())
+        negative = lattice = y.new_zeros(())
         if y_neg is not None:
-            negative = losses.l1(y_neg.float(), batch_blur(target, cfg.negative_blur))
+            blurred = batch_blur(target, cfg.negative_blur)
+            negative = losses.l1(y_neg.float(), blurred)
         fourier = losses.mfs_loss(y, target, cfg.fourier_band)
+        if cfg.lattice_weight > 0:
+            lattice = losses.lattice_loss(y, target)
+            if y_neg is not None:
+                # The guided output and its target are the same linear mix of the two branches.
+                guided = y_neg.float() + cfg.guidance * (y - y_neg.float())
+                lattice = lattice + losses.lattice_loss(guided, blurred + cfg.guidance * (target - blurred))
         win = cfg.perceptual_window
         oy = int(torch.randint(0, size[0] - win + 1, (1,), generator=self.generator))
         ox = int(torch.randint(0, size[1] - win + 1, (1,), generator=self.generator))
@@ -167,8 +176,8 @@ class Trainer:
             with self._autocast():
                 fake, _ = losses.randpad(y, self.generator)
                 adversarial = losses.generator_adversarial([t.float() for t in self.disc(fake)])
-        total = (l1 + negative + cfg.fourier_weight * fourier + cfg.perceptual_weight * perceptual
-                 + cfg.adv_weight * adversarial)
+        total = (l1 + negative + cfg.fourier_weight * fourier + cfg.lattice_weight * lattice
+                 + cfg.perceptual_weight * perceptual + cfg.adv_weight * adversarial)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -177,7 +186,7 @@ class Trainer:
             disc_loss = self._disc_step(hr * 2 - 1, y.detach())
         self._update_ema()
         self.step += 1
-        values = [float(t.detach()) for t in (total, l1, negative, fourier, perceptual, adversarial)]
+        values = [float(t.detach()) for t in (total, l1, negative, fourier, lattice, perceptual, adversarial)]
         return StepLosses(*values, disc_loss)
 
     def _disc_step(self, real: torch.Tensor, fake: torch.Tensor) -> float:
