@@ -48,6 +48,12 @@ def test_train_then_resume_then_finetune(photos, tmp_path):
                   "--steps", "1")
     assert proc.returncode == 0, proc.stderr
     assert load_model(tmp_path / "ft" / "model.safetensors").config.name == "tiny"
+    # the fine-tuned weights keep the recipe they grew from: the 3-step train run, then this one
+    meta = read_checkpoint_metadata(tmp_path / "ft" / "model.safetensors")
+    (earlier,) = json.loads(meta["history"])
+    assert earlier["steps"] == 3 and earlier["train_config"]["init"] == "tiny"
+    assert json.loads(meta["train_config"])["init"] == str(run / "model.safetensors") and meta["steps"] == "1"
+    assert json.loads(read_checkpoint_metadata(run / "model.safetensors")["history"]) == []
 
 
 def test_user_mistakes_are_one_line(tmp_path):

@@ -15,6 +15,7 @@ model as a trtsr checkpoint that every command loads with `--model`.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import time
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path, write_text_atomic
-from trtsr.models.checkpoint import PRESETS, build_preset, load_model, save_checkpoint
+from trtsr.models.checkpoint import PRESETS, build_preset, load_model, read_checkpoint_metadata, save_checkpoint
 from trtsr.models.pixel import GenDRPix
 from trtsr.training import losses
 from trtsr.training.config import TrainConfig
@@ -60,6 +61,22 @@ def initial_model(config: TrainConfig) -> GenDRPix:
         raise TrtsrError("alpha_bar and zero_init_output apply to a preset init only; the weights in "
                          f"{config.init} keep their own")
     return load_model(config.init)
+
+
+def training_history(init: str | Path) -> list[dict]:
+    """The earlier training stages of the weights at `init`, oldest first: each {"train_config": {...}, "steps": n}.
+
+    Empty for a preset or a checkpoint trtsr did not train (e.g. a diffusers folder). A run
+    stores this in its model's metadata (key `history`), so fine-tuned weights keep their recipe.
+    """
+    path = Path(init)
+    if not path.is_file():
+        return []
+    meta = read_checkpoint_metadata(path)
+    if "train_config" not in meta:
+        return []
+    earlier = json.loads(meta.get("history", "[]"))
+    return [*earlier, {"train_config": json.loads(meta["train_config"]), "steps": int(meta.get("steps", 0))}]
 
 
 @dataclass
@@ -96,6 +113,7 @@ class Trainer:
         self.device = torch.device("cuda" if want_cuda else "cpu")
         self.teacher = (teacher or load_teacher()).to(self.device)
         self.student = (model if model is not None else initial_model(config)).to(self.device).train()
+        self.history = training_history(config.init)
         self.student.requires_grad_(True)
         self.ema = copy.deepcopy(self.student).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(self.student.parameters(), lr=config.lr, betas=config.betas,
@@ -241,6 +259,7 @@ class Trainer:
             "disc_opt": None if self.disc_opt is None else self.disc_opt.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.random.get_rng_state(),
+            "history": json.dumps(self.history),
         }
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.checkpoint_path, suffix=".pt") as tmp:
@@ -248,6 +267,7 @@ class Trainer:
         write_text_atomic(self.config_path, self.config.to_json() + "\n")
         save_checkpoint(self.ema, self.model_path, extra_metadata={
             "teacher": TEACHER_NAME, "steps": str(self.step), "train_config": self.config.to_json(),
+            "history": json.dumps(self.history),
         })
         return self.checkpoint_path
 
@@ -275,6 +295,8 @@ class Trainer:
         self.generator.set_state(state["generator"])
         torch.random.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        if "history" in state:  # the stages before this run, as recorded when it started
+            self.history = json.loads(state["history"])
         return self.step
 
     # -- the loop -------------------------------------------------------------------------------
