@@ -65,3 +65,31 @@ def test_evaluate_methods_table(tmp_path, photo):
     assert set(table) == set(ev.DEGRADATIONS)
     assert table["bicubic"]["gridded"]["grid"] > 2 * table["bicubic"]["bicubic"]["grid"]
     assert table["bicubic"]["bicubic"]["psnr_y"] > table["realistic"]["bicubic"]["psnr_y"]
+
+
+def test_evaluate_command_writes_its_report(tmp_path, photo):
+    # `trtsr evaluate` end to end on one real image (no teacher, to stay fast): JSON, chart, crops, table.
+    import json
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    folder = tmp_path / "held"
+    folder.mkdir()
+    arr = (photo[:, :128, :160].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+    Image.fromarray(arr).save(folder / "a.png")
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "trtsr", "evaluate", "-d", str(folder), "--holdout-every", "0",
+                           "--no-teacher", "-g", "1.0", "-o", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "| bicubic | default w=1 |" in proc.stdout
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["images"] == ["a.png"] and set(report["quality"]) == set(ev.DEGRADATIONS)
+    assert set(report["quality"]["bicubic"]) == {"bicubic", "default w=1"}
+    for scores in report["quality"]["bicubic"].values():
+        assert 15 < scores["psnr_y"] < 40 and 0 < scores["ssim_y"] <= 1
+    # the shipped weights were trained in stages; the report names each one's steps
+    stages = report["model_metadata"]["stage_steps"]
+    assert len(stages) >= 2 and stages[-1] == int(report["model_metadata"]["steps"])
+    assert out.with_suffix(".png").stat().st_size > 0 and (tmp_path / "report-samples.png").stat().st_size > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -106,7 +107,10 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
     weights = DEFAULT_WEIGHTS if model_name == "default" else Path(model_name)
     meta = {}
     if weights.is_file():
-        meta = {k: v for k, v in read_checkpoint_metadata(weights).items() if k in ("teacher", "steps")}
+        stored = read_checkpoint_metadata(weights)
+        meta = {k: v for k, v in stored.items() if k in ("teacher", "steps")}
+        if "steps" in stored:  # every training stage, oldest first (fine-tuned weights have several)
+            meta["stage_steps"] = [s["steps"] for s in json.loads(stored.get("history", "[]"))] + [int(stored["steps"])]
     report = {
         "what": "held-out x4 evaluation (trtsr.training.evaluate)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
