@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -10,14 +11,17 @@ import torch.nn.functional as F
 from trtsr.models.checkpoint import DEFAULT_WEIGHTS, build_preset, load_model, read_checkpoint_metadata
 from trtsr.models.pixel import PixelUpscaler
 from trtsr.training import evaluate as ev
+from trtsr.training.config import TrainConfig
+
+CONFIGS = Path(ev.__file__).with_name("configs")
 
 
 def test_shipped_weights_are_the_distilled_tiny_model():
     assert DEFAULT_WEIGHTS.is_file() and DEFAULT_WEIGHTS.stat().st_size < 10_000_000
     meta = read_checkpoint_metadata(DEFAULT_WEIGHTS)
     assert meta["teacher"] == "realesrgan-x4plus" and int(meta["steps"]) > 0
-    recipe = json.loads(meta["train_config"])
-    assert recipe["scale"] == 4 and recipe["init"] == "tiny"
+    stages = _stages(meta)
+    assert stages[0]["init"] == "tiny" and all(stage["scale"] == 4 for stage in stages)
     card = DEFAULT_WEIGHTS.with_name("default.md")
     assert card.is_file() and "realesrgan-x4plus" in card.read_text().lower().replace(" ", "-")
     model = load_model("default")
@@ -25,6 +29,21 @@ def test_shipped_weights_are_the_distilled_tiny_model():
     assert model.unet.conv_in.weight.dtype == torch.float32  # stored fp16, loaded fp32
     seeded = build_preset("tiny")
     assert not torch.equal(model.unet.conv_out.weight, seeded.unet.conv_out.weight)
+
+
+def _stages(meta: dict[str, str]) -> list[dict]:
+    return [s["train_config"] for s in json.loads(meta.get("history", "[]"))] + [json.loads(meta["train_config"])]
+
+
+def test_packaged_configs_are_the_shipped_recipe():
+    # The card's commands reproduce the shipped weights: one packaged config per training stage.
+    stages = _stages(read_checkpoint_metadata(DEFAULT_WEIGHTS))
+    names = ("default-x4.toml", "default-x4-lattice.toml")
+    assert len(stages) == len(names)
+    for stage, name in zip(stages, names, strict=True):
+        packaged = TrainConfig.from_toml(CONFIGS / name, init=stage["init"], data=[])
+        # built through TrainConfig so that fields added after a stage ran take their defaults
+        assert packaged == TrainConfig(**{**stage, "data": [], "betas": tuple(stage["betas"])})
 
 
 def test_default_model_restores_an_unseen_photo(photo):
