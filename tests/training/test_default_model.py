@@ -46,6 +46,16 @@ def test_packaged_configs_are_the_shipped_recipe():
         assert packaged == TrainConfig(**{**stage, "data": [], "betas": tuple(stage["betas"])})
 
 
+def test_finetuning_the_default_model_keeps_its_lineage():
+    from trtsr.training.loop import training_history
+
+    meta = read_checkpoint_metadata(DEFAULT_WEIGHTS)
+    history = training_history("default")  # what `trtsr finetune default` records
+    assert [stage["steps"] for stage in history] == [s["steps"] for s in json.loads(meta["history"])] + [
+        int(meta["steps"])]
+    assert history[0]["train_config"]["init"] == "tiny" and training_history("tiny") == []
+
+
 def test_default_model_restores_an_unseen_photo(photo):
     # tests/data is not in the training set; a random-weight model scores far below bicubic here.
     truth = ev.prepare_truth(photo, 4)

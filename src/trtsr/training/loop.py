@@ -28,7 +28,14 @@ import torch.nn.functional as F
 
 from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path, write_text_atomic
-from trtsr.models.checkpoint import PRESETS, build_preset, load_model, read_checkpoint_metadata, save_checkpoint
+from trtsr.models.checkpoint import (
+    DEFAULT_WEIGHTS,
+    PRESETS,
+    build_preset,
+    load_model,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
 from trtsr.models.pixel import GenDRPix
 from trtsr.training import losses
 from trtsr.training.config import TrainConfig
@@ -69,7 +76,7 @@ def training_history(init: str | Path) -> list[dict]:
     Empty for a preset or a checkpoint trtsr did not train (e.g. a diffusers folder). A run
     stores this in its model's metadata (key `history`), so fine-tuned weights keep their recipe.
     """
-    path = Path(init)
+    path = DEFAULT_WEIGHTS if str(init) == "default" else Path(init)
     if not path.is_file():
         return []
     meta = read_checkpoint_metadata(path)
