@@ -16,8 +16,13 @@ from pathlib import Path
 
 import torch
 
-from trtsr.models.checkpoint import DEFAULT_WEIGHTS, load_checkpoint, read_checkpoint_metadata, save_checkpoint
-from trtsr.training.loop import training_history
+from trtsr.models.checkpoint import (
+    DEFAULT_WEIGHTS,
+    load_checkpoint,
+    read_checkpoint_metadata,
+    save_checkpoint,
+    training_history,
+)
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:

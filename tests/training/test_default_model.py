@@ -8,7 +8,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from trtsr.models.checkpoint import DEFAULT_WEIGHTS, build_preset, load_model, read_checkpoint_metadata
+from trtsr.models.checkpoint import (
+    DEFAULT_WEIGHTS,
+    build_preset,
+    load_model,
+    read_checkpoint_metadata,
+    training_history,
+)
 from trtsr.models.pixel import PixelUpscaler
 from trtsr.training import evaluate as ev
 from trtsr.training.config import TrainConfig
@@ -20,7 +26,7 @@ def test_shipped_weights_are_the_distilled_tiny_model():
     assert DEFAULT_WEIGHTS.is_file() and DEFAULT_WEIGHTS.stat().st_size < 10_000_000
     meta = read_checkpoint_metadata(DEFAULT_WEIGHTS)
     assert meta["teacher"] == "realesrgan-x4plus" and int(meta["steps"]) > 0
-    stages = _stages(meta)
+    stages = _stages()
     assert stages[0]["init"] == "tiny" and all(stage["scale"] == 4 for stage in stages)
     card = DEFAULT_WEIGHTS.with_name("default.md")
     assert card.is_file() and "realesrgan-x4plus" in card.read_text().lower().replace(" ", "-")
@@ -31,13 +37,13 @@ def test_shipped_weights_are_the_distilled_tiny_model():
     assert not torch.equal(model.unet.conv_out.weight, seeded.unet.conv_out.weight)
 
 
-def _stages(meta: dict[str, str]) -> list[dict]:
-    return [s["train_config"] for s in json.loads(meta.get("history", "[]"))] + [json.loads(meta["train_config"])]
+def _stages() -> list[dict]:
+    return [stage["train_config"] for stage in training_history("default")]
 
 
 def test_packaged_configs_are_the_shipped_recipe():
     # The card's commands reproduce the shipped weights: one packaged config per training stage.
-    stages = _stages(read_checkpoint_metadata(DEFAULT_WEIGHTS))
+    stages = _stages()
     names = ("default-x4.toml", "default-x4-lattice.toml")
     assert len(stages) == len(names)
     for stage, name in zip(stages, names, strict=True):
@@ -47,8 +53,6 @@ def test_packaged_configs_are_the_shipped_recipe():
 
 
 def test_finetuning_the_default_model_keeps_its_lineage():
-    from trtsr.training.loop import training_history
-
     meta = read_checkpoint_metadata(DEFAULT_WEIGHTS)
     history = training_history("default")  # what `trtsr finetune default` records
     assert [stage["steps"] for stage in history] == [s["steps"] for s in json.loads(meta["history"])] + [

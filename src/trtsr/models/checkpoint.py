@@ -93,6 +93,23 @@ def read_checkpoint_metadata(path: str | Path) -> dict[str, str]:
         raise TrtsrError(f"not a safetensors checkpoint ({_short(exc)})", path=path) from None
 
 
+def training_history(init: str | Path) -> list[dict]:
+    """The training stages that made the weights at `init` (a path or 'default'), oldest first.
+
+    Each is {"train_config": {...}, "steps": n}. Empty for a preset or a checkpoint trtsr did
+    not train (e.g. a diffusers folder). A training run stores the stages of its init weights
+    in its model's metadata (key `history`), so fine-tuned weights keep their recipe.
+    """
+    path = DEFAULT_WEIGHTS if str(init) == "default" else Path(init)
+    if not path.is_file():
+        return []
+    meta = read_checkpoint_metadata(path)
+    if "train_config" not in meta:
+        return []
+    earlier = json.loads(meta.get("history", "[]"))
+    return [*earlier, {"train_config": json.loads(meta["train_config"]), "steps": int(meta.get("steps", 0))}]
+
+
 def load_checkpoint(path: str | Path) -> GenDRPix:
     from safetensors.torch import load_file
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from trtsr.training.degrade import bicubic_down, realistic
-from trtsr.training.losses import lattice_log_prominence, lattice_points
+from trtsr.training.losses import lattice_log_prominence, lattice_points, power_spectrum
 
 DEGRADATIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
     "bicubic": bicubic_down,
@@ -87,7 +87,7 @@ def grid_strength(y: torch.Tensor) -> float:
     is divided by the mean of the bins 2 and 3 away along both axes, and the
     geometric mean of those 48 prominences is returned (about 1 for a natural image).
     """
-    power = torch.fft.fft2(y.double() - y.double().mean()).abs() ** 2 + 1e-12
+    power = power_spectrum(y, torch.float64, eps=1e-12)
     return float(torch.exp(lattice_log_prominence(power, lattice_points(odd_only=True)).mean()))
 
 

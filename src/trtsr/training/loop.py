@@ -28,14 +28,7 @@ import torch.nn.functional as F
 
 from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path, write_text_atomic
-from trtsr.models.checkpoint import (
-    DEFAULT_WEIGHTS,
-    PRESETS,
-    build_preset,
-    load_model,
-    read_checkpoint_metadata,
-    save_checkpoint,
-)
+from trtsr.models.checkpoint import PRESETS, build_preset, load_model, save_checkpoint, training_history
 from trtsr.models.pixel import GenDRPix
 from trtsr.training import losses
 from trtsr.training.config import TrainConfig
@@ -68,22 +61,6 @@ def initial_model(config: TrainConfig) -> GenDRPix:
         raise TrtsrError("alpha_bar and zero_init_output apply to a preset init only; the weights in "
                          f"{config.init} keep their own")
     return load_model(config.init)
-
-
-def training_history(init: str | Path) -> list[dict]:
-    """The earlier training stages of the weights at `init`, oldest first: each {"train_config": {...}, "steps": n}.
-
-    Empty for a preset or a checkpoint trtsr did not train (e.g. a diffusers folder). A run
-    stores this in its model's metadata (key `history`), so fine-tuned weights keep their recipe.
-    """
-    path = DEFAULT_WEIGHTS if str(init) == "default" else Path(init)
-    if not path.is_file():
-        return []
-    meta = read_checkpoint_metadata(path)
-    if "train_config" not in meta:
-        return []
-    earlier = json.loads(meta.get("history", "[]"))
-    return [*earlier, {"train_config": json.loads(meta["train_config"]), "steps": int(meta.get("steps", 0))}]
 
 
 @dataclass
@@ -179,14 +156,15 @@ class Trainer:
         l1 = losses.l1(y, target)
         negative = lattice = y.new_zeros(())
         if y_neg is not None:
+            y_neg = y_neg.float()
             blurred = batch_blur(target, cfg.negative_blur)
-            negative = losses.l1(y_neg.float(), blurred)
+            negative = losses.l1(y_neg, blurred)
         fourier = losses.mfs_loss(y, target, cfg.fourier_band)
         if cfg.lattice_weight > 0:
             lattice = losses.lattice_loss(y, target)
             if y_neg is not None:
                 # The guided output and its target are the same linear mix of the two branches.
-                guided = y_neg.float() + cfg.guidance * (y - y_neg.float())
+                guided = y_neg + cfg.guidance * (y - y_neg)
                 lattice = lattice + losses.lattice_loss(guided, blurred + cfg.guidance * (target - blurred))
         win = cfg.perceptual_window
         oy = int(torch.randint(0, size[0] - win + 1, (1,), generator=self.generator))

@@ -101,13 +101,15 @@ def lattice_loss(student: torch.Tensor, target: torch.Tensor, grid: int = GRID) 
         raise ValueError(f"image sides {h}x{w} must be multiples of {grid}")
     points = lattice_points(grid=grid)
     with torch.no_grad():
-        reference = lattice_log_prominence(_power(target), points, grid=grid)
-    return F.relu(lattice_log_prominence(_power(student), points, detach_side=True, grid=grid) - reference).mean()
+        reference = lattice_log_prominence(power_spectrum(target), points, grid=grid)
+    prominence = lattice_log_prominence(power_spectrum(student), points, detach_side=True, grid=grid)
+    return F.relu(prominence - reference).mean()
 
 
-def _power(image: torch.Tensor) -> torch.Tensor:
-    image = image.float()
-    return torch.fft.fft2(image - image.mean(dim=(-2, -1), keepdim=True)).abs().pow(2) + 1e-10
+def power_spectrum(image: torch.Tensor, dtype: torch.dtype = torch.float32, eps: float = 1e-10) -> torch.Tensor:
+    """|FFT|^2 over the last two axes of `image` with its mean removed, plus `eps` (keeps logs finite)."""
+    image = image.to(dtype)
+    return torch.fft.fft2(image - image.mean(dim=(-2, -1), keepdim=True)).abs().pow(2) + eps
 
 
 def randpad(image: torch.Tensor, generator: torch.Generator | None = None,

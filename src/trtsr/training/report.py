@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from trtsr.errors import TrtsrError
-from trtsr.models.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoint_metadata
+from trtsr.models.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoint_metadata, training_history
 from trtsr.models.pixel import PixelUpscaler
 from trtsr.training.data import list_images, split_holdout
 from trtsr.training.evaluate import (
@@ -107,10 +106,10 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
     weights = DEFAULT_WEIGHTS if model_name == "default" else Path(model_name)
     meta = {}
     if weights.is_file():
-        stored = read_checkpoint_metadata(weights)
-        meta = {k: v for k, v in stored.items() if k in ("teacher", "steps")}
-        if "steps" in stored:  # every training stage, oldest first (fine-tuned weights have several)
-            meta["stage_steps"] = [s["steps"] for s in json.loads(stored.get("history", "[]"))] + [int(stored["steps"])]
+        meta = {k: v for k, v in read_checkpoint_metadata(weights).items() if k in ("teacher", "steps")}
+        stages = training_history(weights)  # oldest first; fine-tuned weights have several
+        if stages:
+            meta["stage_steps"] = [stage["steps"] for stage in stages]
     report = {
         "what": "held-out x4 evaluation (trtsr.training.evaluate)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
