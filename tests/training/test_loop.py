@@ -64,6 +64,20 @@ def test_lattice_term_trains_down_on_real_images(teacher, bank, tmp_path):
     assert off.train_step(batch).lattice == 0.0
 
 
+def test_texture_term_trains_up_the_detail_on_real_images(teacher, bank, tmp_path):
+    # The shortfall of high-frequency detail against the teacher's, per window, shrinks.
+    trainer = Trainer(_config(texture_weight=5.0, lr=2e-3), tmp_path, teacher=teacher)
+    trainer.bank = bank
+    batch = trainer.sample()
+    first = trainer.train_step(batch)
+    for _ in range(15):
+        last = trainer.train_step(batch)
+    assert first.texture > 0 and last.texture < 0.7 * first.texture
+    off = Trainer(_config(), tmp_path / "off", teacher=teacher)
+    off.bank = bank
+    assert off.train_step(batch).texture == 0.0
+
+
 def test_adversarial_stage_starts_and_trains_the_heads(teacher, bank, tmp_path):
     trainer = Trainer(_config(adv_start=1), tmp_path, teacher=teacher)
     trainer.bank = bank

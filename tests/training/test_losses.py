@@ -97,6 +97,48 @@ def test_lattice_loss_pulls_only_the_lattice_peaks_down():
     assert float(losses.lattice_loss(stepped, img)) < float(losses.lattice_loss(noisy.detach(), img))
 
 
+def _gain(sigma: float, f: float) -> float:
+    """Response at f cycles/px of the normalised, truncated (radius ceil(3 sigma)) sampled Gaussian."""
+    taps = range(-math.ceil(3 * sigma), math.ceil(3 * sigma) + 1)
+    w = [math.exp(-(k * k) / (2 * sigma**2)) for k in taps]
+    return sum(wk * math.cos(2 * math.pi * f * k) for wk, k in zip(w, taps, strict=True)) / sum(w)
+
+
+def test_band_energy_of_a_wave_has_its_closed_form_value():
+    # Grey stripes of period 4 px along the rows, amplitude 0.5: inside the image each
+    # band is the wave times the difference of the two blurs' gains, RMS amplitude/sqrt(2).
+    rows = torch.arange(96, dtype=torch.float64)
+    wave = 0.5 * torch.cos(2 * math.pi * rows / 4)[:, None].expand(96, 96)
+    img = wave.expand(1, 3, 96, 96).contiguous()
+    e = losses.band_energy(img, window=16)
+    assert e.shape == (1, 2, 11, 11)
+    g1, g2 = _gain(1.0, 0.25), _gain(2.0, 0.25)
+    inner = e[0, :, 2:-2, 2:-2]  # windows clear of the reflect borders (6 px for sigma 2 + sigma 1)
+    assert inner[0].flatten().tolist() == pytest.approx([0.5 * (1 - g1) / math.sqrt(2)] * 49, rel=1e-6)
+    assert inner[1].flatten().tolist() == pytest.approx([0.5 * (g1 - g2) / math.sqrt(2)] * 49, rel=1e-5)
+    # a flat image has no detail: only the 1e-8 floor under the square root is left
+    assert float(losses.band_energy(torch.full((1, 3, 64, 64), 0.3)).max()) < 1e-3
+    assert float(losses.band_energy(torch.zeros(1, 3, 32, 32)).max()) == pytest.approx(1e-4)
+
+
+def test_texture_loss_matches_the_amount_of_detail_not_its_position():
+    img = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    assert float(losses.texture_loss(img, img)) == pytest.approx(0.0, abs=1e-7)
+    # the same texture shifted by 1 px costs (almost) nothing; L1 would charge it in full
+    shifted = torch.roll(img, 1, dims=-1)
+    assert float(losses.texture_loss(shifted, img)) < 0.02 * float(losses.band_energy(img).mean())
+    assert float(losses.l1(shifted, img)) > 0.5
+    # half the contrast: half the band RMS is missing everywhere (up to the 1e-8 floor)
+    half = float(losses.texture_loss(0.5 * img, img))
+    assert half == pytest.approx(0.5 * float(losses.band_energy(img).mean()), rel=1e-3)
+    # a blurred image gains detail under one gradient step
+    soft = losses.gaussian_blur(img, 1.5).requires_grad_()
+    losses.texture_loss(soft, img).backward()
+    with torch.no_grad():
+        stepped = soft - 0.05 * soft.grad / soft.grad.abs().max()
+    assert float(losses.band_energy(stepped).mean()) > float(losses.band_energy(soft.detach()).mean())
+
+
 def test_randpad_pads_reflect_with_the_drawn_offsets():
     img = torch.rand(2, 3, 24, 32)
     padded, (ph, pw) = losses.randpad(img, pads=(3, 6))

@@ -28,7 +28,9 @@ class TrainConfig:
     the masked Fourier-space loss with half-band `fourier_band`, `lattice_weight` x how far
     the output's x8 lattice frequencies stand out of its spectrum beyond the teacher's
     (on the output and, in PadCFG steps, on the guided output at `guidance` against the
-    same mix of teacher and blurred teacher). PadCFG: the positive branch learns the
+    same mix of teacher and blurred teacher), `texture_weight` x the L1 between the
+    output's and the teacher's amount of high-frequency detail per `texture_window`-pixel
+    window (two bands of the luma; `trtsr.training.losses.texture_loss`). PadCFG: the positive branch learns the
     teacher output, the negative branch a Gaussian blur (sigma `negative_blur`) of it, so
     `guidance` > 1 adds detail; with probability `plain_prob` a step trains the no-PadCFG
     path instead.
@@ -60,6 +62,8 @@ class TrainConfig:
     fourier_weight: float = 0.1
     fourier_band: int = 1
     lattice_weight: float = 0.0
+    texture_weight: float = 0.0
+    texture_window: int = 16
     perceptual_window: int = 64
     adv_start: int = 1000
     negative_blur: float = 1.0
@@ -81,6 +85,10 @@ class TrainConfig:
             problems.append(f"crop must be >= 64 and a multiple of 8 and of the scale (got {self.crop})")
         if self.lattice_weight < 0:
             problems.append("lattice_weight must be >= 0")
+        if self.texture_weight < 0:
+            problems.append("texture_weight must be >= 0")
+        if self.texture_window < 2 or self.texture_window % 2 or self.texture_window > self.crop:
+            problems.append("texture_window must be even, >= 2 and not exceed crop")
         if self.perceptual_window > self.crop:
             problems.append("perceptual_window must not exceed crop")
         for name in ("steps", "batch", "bank_size", "checkpoint_every", "log_every"):

@@ -71,12 +71,15 @@ class StepLosses:
     fourier: float
     lattice: float
     perceptual: float
+    texture: float
     adversarial: float
     discriminator: float
 
     def short(self) -> str:
         parts = [f"loss {self.total:.4f}", f"l1 {self.l1:.4f}", f"fft {self.fourier:.4f}",
                  f"lat {self.lattice:.4f}", f"perc {self.perceptual:.4f}"]
+        if self.texture:
+            parts.append(f"tex {self.texture:.4f}")
         if self.adversarial:
             parts += [f"adv {self.adversarial:.3f}", f"disc {self.discriminator:.3f}"]
         return ", ".join(parts)
@@ -154,7 +157,7 @@ class Trainer:
                 y, y_neg = self.student.padcfg_branches(x)
         y = y.float()
         l1 = losses.l1(y, target)
-        negative = lattice = y.new_zeros(())
+        negative = lattice = texture = y.new_zeros(())
         if y_neg is not None:
             y_neg = y_neg.float()
             blurred = batch_blur(target, cfg.negative_blur)
@@ -166,6 +169,8 @@ class Trainer:
                 # The guided output and its target are the same linear mix of the two branches.
                 guided = y_neg + cfg.guidance * (y - y_neg)
                 lattice = lattice + losses.lattice_loss(guided, blurred + cfg.guidance * (target - blurred))
+        if cfg.texture_weight > 0:
+            texture = losses.texture_loss(y, target, cfg.texture_window)
         win = cfg.perceptual_window
         oy = int(torch.randint(0, size[0] - win + 1, (1,), generator=self.generator))
         ox = int(torch.randint(0, size[1] - win + 1, (1,), generator=self.generator))
@@ -180,7 +185,8 @@ class Trainer:
                 fake, _ = losses.randpad(y, self.generator)
                 adversarial = losses.generator_adversarial([t.float() for t in self.disc(fake)])
         total = (l1 + negative + cfg.fourier_weight * fourier + cfg.lattice_weight * lattice
-                 + cfg.perceptual_weight * perceptual + cfg.adv_weight * adversarial)
+                 + cfg.perceptual_weight * perceptual + cfg.texture_weight * texture
+                 + cfg.adv_weight * adversarial)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -189,7 +195,8 @@ class Trainer:
             disc_loss = self._disc_step(hr * 2 - 1, y.detach())
         self._update_ema()
         self.step += 1
-        values = [float(t.detach()) for t in (total, l1, negative, fourier, lattice, perceptual, adversarial)]
+        values = [float(t.detach()) for t in (total, l1, negative, fourier, lattice, perceptual, texture,
+                                                    adversarial)]
         return StepLosses(*values, disc_loss)
 
     def _disc_step(self, real: torch.Tensor, fake: torch.Tensor) -> float:

@@ -12,6 +12,13 @@
   peaks down. Measured on the first shipped student: its global 8x8 pattern matched
   bicubic's, yet its high-frequency lattice peaks stood 0.2 decades above its own weak
   neighbouring power, which Eq. (2) and losses on the residual's amplitude barely reach.
+- `band_energy` / `texture_loss`: local detail. Each image's luma is split into two
+  high-frequency bands (minus a Gaussian blur of sigma 1; that blur minus one of sigma
+  2), and the RMS of each band over `window`-pixel windows (half-overlapping) is compared
+  with the target's by L1. Only the amount of detail in a window is matched, not where its
+  peaks fall, so a student too small to place the teacher's texture exactly is still
+  pulled towards the teacher's level of it, where the pixel L1 alone pulls it towards a
+  flat average.
 - `randpad`: Eq. (3), a reflect pad of (p, 8 - p) on each axis with p drawn from 0..7,
   so that the discriminator never sees the image on one fixed 8x8 phase.
 - `generator_adversarial` / `discriminator_loss`: the non-saturating softplus losses of
@@ -25,6 +32,8 @@
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -110,6 +119,45 @@ def power_spectrum(image: torch.Tensor, dtype: torch.dtype = torch.float32, eps:
     """|FFT|^2 over the last two axes of `image` with its mean removed, plus `eps` (keeps logs finite)."""
     image = image.to(dtype)
     return torch.fft.fft2(image - image.mean(dim=(-2, -1), keepdim=True)).abs().pow(2) + eps
+
+
+LUMA = (0.299, 0.587, 0.114)
+TEXTURE_SIGMAS = (1.0, 2.0)
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) with reflect borders (radius ceil(3 sigma))."""
+    radius = math.ceil(3 * sigma)
+    taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    c = image.shape[1]
+    out = F.pad(image, (radius, radius, radius, radius), mode="reflect")
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def band_energy(image: torch.Tensor, window: int = 16, sigmas: tuple[float, ...] = TEXTURE_SIGMAS) -> torch.Tensor:
+    """RMS of each high-frequency band of the luma of (B, 3, H, W), per window: (B, len(sigmas), H', W').
+
+    Band 0 is luma minus its blur at sigmas[0]; band i is the blur at sigmas[i-1] minus the
+    blur at sigmas[i]. Windows are `window` pixels with a stride of half that.
+    """
+    luma = sum(w * image[:, i:i + 1] for i, w in enumerate(LUMA))
+    bands, previous = [], luma
+    for sigma in sigmas:
+        blurred = gaussian_blur(luma, sigma)
+        bands.append(previous - blurred)
+        previous = blurred
+    power = torch.cat(bands, dim=1).pow(2)
+    return (F.avg_pool2d(power, window, stride=window // 2) + 1e-8).sqrt()
+
+
+def texture_loss(student: torch.Tensor, target: torch.Tensor, window: int = 16) -> torch.Tensor:
+    """L1 between the per-window band RMS (`band_energy`) of student and target, averaged."""
+    with torch.no_grad():
+        reference = band_energy(target.float(), window)
+    return (band_energy(student.float(), window) - reference).abs().mean()
 
 
 def randpad(image: torch.Tensor, generator: torch.Generator | None = None,
