@@ -33,18 +33,12 @@ from trtsr.models.pixel import GenDRPix
 from trtsr.training import losses
 from trtsr.training.config import TrainConfig
 from trtsr.training.data import augment, bank_key, cached_bank, list_images, split_holdout
-from trtsr.training.degrade import blur, gaussian_kernel
 from trtsr.training.networks import FeatureDiscriminator, plain_branch
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher
 
 log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1
 PERCEPTUAL_DEPTH = 1  # dense blocks of the teacher trunk after conv_first
-
-
-def batch_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of (B,3,H,W) with reflect borders."""
-    return blur(images, gaussian_kernel(sigma, sigma, 0.0, 2 * math.ceil(3 * sigma) + 1))
 
 
 def initial_model(config: TrainConfig) -> GenDRPix:
@@ -160,7 +154,7 @@ class Trainer:
         negative = lattice = texture = y.new_zeros(())
         if y_neg is not None:
             y_neg = y_neg.float()
-            blurred = batch_blur(target, cfg.negative_blur)
+            blurred = losses.gaussian_blur(target, cfg.negative_blur)
             negative = losses.l1(y_neg, blurred)
         fourier = losses.mfs_loss(y, target, cfg.fourier_band)
         if cfg.lattice_weight > 0:

@@ -38,6 +38,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from trtsr.training.degrade import blur, gaussian_kernel
+
 GRID = 8
 
 
@@ -125,16 +127,9 @@ LUMA = (0.299, 0.587, 0.114)
 TEXTURE_SIGMAS = (1.0, 2.0)
 
 
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W) with reflect borders (radius ceil(3 sigma))."""
-    radius = math.ceil(3 * sigma)
-    taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    c = image.shape[1]
-    out = F.pad(image, (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of (B, C, H, W), truncated at ceil(3 sigma), with reflect borders."""
+    return blur(images, gaussian_kernel(sigma, sigma, 0.0, 2 * math.ceil(3 * sigma) + 1))
 
 
 def band_energy(image: torch.Tensor, window: int = 16, sigmas: tuple[float, ...] = TEXTURE_SIGMAS) -> torch.Tensor:
