@@ -102,6 +102,22 @@ def test_resume_continues_exactly(teacher, bank, tmp_path):
         assert torch.allclose(p, q, atol=1e-6)
 
 
+def test_resume_names_a_checkpoint_whose_discriminator_differs(teacher, bank, tmp_path):
+    cfg = _config(steps=6, adv_start=1)
+    trainer = Trainer(cfg, tmp_path, teacher=teacher)
+    trainer.bank = bank
+    trainer.train_step()
+    trainer.train_step()
+    path = trainer.save()
+    state = torch.load(path, weights_only=True)
+    # what an earlier version wrote: no head on the high-frequency residual
+    state["disc"] = {k: v for k, v in state["disc"].items() if not k.startswith("heads.0.")}
+    torch.save(state, path)
+    with pytest.raises(TrtsrError, match="discriminator has other heads") as caught:
+        Trainer(cfg, tmp_path, teacher=teacher).resume()
+    assert caught.value.path == path
+
+
 def test_fit_writes_a_loadable_model(teacher, bank, tmp_path):
     trainer = Trainer(_config(steps=3), tmp_path, teacher=teacher)
     trainer.bank = bank

@@ -23,7 +23,8 @@ class TrainConfig:
     random flips and 90-degree turns.
 
     Losses (paper Eq. 4 and Algorithm 1): L1 to the teacher, `adv_weight` x adversarial
-    (from step `adv_start`, discriminator = frozen copy of the student at that step),
+    (from step `adv_start`; discriminator = frozen copy of the student at that step with
+    learnable heads, one of them on the high-frequency residual of the image),
     `perceptual_weight` x DISTS-style distance on teacher features, `fourier_weight` x
     the masked Fourier-space loss with half-band `fourier_band`, `lattice_weight` x how far
     the output's x8 lattice frequencies stand out of its spectrum beyond the teacher's

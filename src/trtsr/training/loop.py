@@ -276,7 +276,11 @@ class Trainer:
         if state["disc"] is not None:
             self.start_adversarial()
             assert self.disc is not None and self.disc_opt is not None
-            self.disc.load_state_dict(state["disc"])
+            try:
+                self.disc.load_state_dict(state["disc"])
+            except RuntimeError:
+                raise TrtsrError("the checkpoint's discriminator has other heads than this version of trtsr "
+                                 "builds; resume it with the version that wrote it", path=path) from None
             self.disc_opt.load_state_dict(state["disc_opt"])
         self.generator.set_state(state["generator"])
         torch.random.set_rng_state(state["torch_rng"])

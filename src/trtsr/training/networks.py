@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trtsr.models.pixel import GenDRPix
+from trtsr.training.losses import gaussian_blur
 
 
 def plain_branch(model: GenDRPix, x: torch.Tensor) -> torch.Tensor:
@@ -25,8 +26,11 @@ class FeatureDiscriminator(nn.Module):
     The image (B,3,H,W in [-1,1], sides multiples of 8) is pixel-unshuffled and run
     through conv_in, every down block and the mid block of the frozen UNet with its
     positive embedding; a head (3x3 conv, LeakyReLU, 1x1 conv) turns each level's
-    features into a map of real/fake logits. Only the heads train; gradients still flow
-    through the frozen path to the generator.
+    features into a map of real/fake logits. One more head (two 3x3 convs) reads the
+    unshuffled image itself, the encoder path's input: a narrow student's conv_in keeps
+    too little of the sub-cell detail that tells a blurred output from a sharp one (see
+    the default model's card). Only the heads train; gradients still flow through the
+    frozen path to the generator.
     """
 
     def __init__(self, source: GenDRPix, head_width: int = 64) -> None:
@@ -38,10 +42,13 @@ class FeatureDiscriminator(nn.Module):
         self.register_buffer("embeds", source.prompt_embeds.detach()[0:1].clone())
         widths = [frozen.conv_in.out_channels, *[_out_channels(b) for b in frozen.down_blocks],
                   _out_channels(frozen.mid_block)]
-        self.heads = nn.ModuleList(
+        pixel_head = nn.Sequential(
+            nn.Conv2d(frozen.conv_in.in_channels, head_width, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(head_width, head_width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(head_width, 1, 1))
+        self.heads = nn.ModuleList([pixel_head, *(
             nn.Sequential(nn.Conv2d(c, head_width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(head_width, 1, 1))
             for c in widths
-        )
+        )])
 
     def train(self, mode: bool = True) -> FeatureDiscriminator:
         super().train(mode)
@@ -55,7 +62,8 @@ class FeatureDiscriminator(nn.Module):
         emb = unet.time_embedding(unet.time_proj(t).to(z.dtype))
         enc = self.embeds.to(z.dtype).expand(z.shape[0], -1, -1)
         h = unet.conv_in(z)
-        feats = [h]
+        detail = F.pixel_unshuffle(image - gaussian_blur(image, 1.0), self.unshuffle)
+        feats = [detail, h]
         for block in unet.down_blocks:
             if getattr(block, "has_cross_attention", False):
                 h, _ = block(hidden_states=h, temb=emb, encoder_hidden_states=enc)
