@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from trtsr.models.checkpoint import build_preset, load_model
@@ -19,14 +20,16 @@ def test_branches_mix_to_exactly_what_restore_returns():
         assert torch.equal(plain_branch(model, x), model.restore(x, None))
 
 
-def test_discriminator_reads_every_encoder_level_and_trains_only_heads():
+@pytest.mark.parametrize("detail_head", [False, True])
+def test_discriminator_reads_every_encoder_level_and_trains_only_heads(detail_head):
     model = build_preset("tiny")
-    disc = FeatureDiscriminator(model)
+    disc = FeatureDiscriminator(model, detail_head=detail_head)
     image = (torch.rand(2, 3, 136, 104) * 2 - 1).requires_grad_(True)
     logits = disc(image)
-    levels = 1 + 1 + len(model.unet.down_blocks) + 1  # unshuffled detail, conv_in, down blocks, mid block
+    levels = int(detail_head) + 1 + len(model.unet.down_blocks) + 1  # (detail), conv_in, down blocks, mid block
     assert len(logits) == levels
-    assert logits[0].shape == logits[1].shape == (2, 1, 17, 13)  # both work at 1/8 of the image
+    assert logits[0].shape == logits[int(detail_head)].shape == (2, 1, 17, 13)  # detail and conv_in: 1/8 size
+    assert len(disc.heads[0]) == (5 if detail_head else 3)  # the detail head has two 3x3 convs
     trainable = {n for n, p in disc.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("heads.") for n in trainable)
     sum(t.mean() for t in logits).backward()
@@ -60,7 +63,7 @@ def test_detail_head_learns_sharp_from_blurred(photo):
         return torch.stack([image[:, y:y + 64, x:x + 64] for y, x in zip(ys, xs, strict=True)])
 
     torch.manual_seed(0)
-    disc = FeatureDiscriminator(load_model("default"))
+    disc = FeatureDiscriminator(load_model("default"), detail_head=True)
     opt = torch.optim.Adam(disc.heads.parameters(), lr=1e-3, betas=(0.5, 0.99))
     for _ in range(100):
         sharp = crops(8, 0, width // 2)

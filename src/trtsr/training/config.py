@@ -24,7 +24,8 @@ class TrainConfig:
 
     Losses (paper Eq. 4 and Algorithm 1): L1 to the teacher, `adv_weight` x adversarial
     (from step `adv_start`; discriminator = frozen copy of the student at that step with
-    learnable heads, one of them on the high-frequency residual of the image),
+    learnable heads, and with `disc_detail_head` one more head on the image's high-frequency
+    residual, which a narrow student's features keep too little of for the others to learn),
     `perceptual_weight` x DISTS-style distance on teacher features, `fourier_weight` x
     the masked Fourier-space loss with half-band `fourier_band`, `lattice_weight` x how far
     the output's x8 lattice frequencies stand out of its spectrum beyond the teacher's
@@ -67,6 +68,7 @@ class TrainConfig:
     texture_window: int = 16
     perceptual_window: int = 64
     adv_start: int = 1000
+    disc_detail_head: bool = False  # off: the shipped recipe predates it and stays reproducible
     negative_blur: float = 1.0
     guidance: float = 1.8
     plain_prob: float = 0.25

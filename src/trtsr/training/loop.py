@@ -208,7 +208,7 @@ class Trainer:
 
     def start_adversarial(self) -> None:
         """Freeze a copy of the current student as the discriminator's feature path (stage 2)."""
-        self.disc = FeatureDiscriminator(self.student).to(self.device)
+        self.disc = FeatureDiscriminator(self.student, detail_head=self.config.disc_detail_head).to(self.device)
         self.disc_opt = torch.optim.AdamW(self.disc.heads.parameters(), lr=self.config.disc_lr,
                                           betas=self.config.betas, weight_decay=self.config.weight_decay)
         log.info("step %d: adversarial stage starts", self.step)

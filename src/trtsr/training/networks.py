@@ -26,14 +26,15 @@ class FeatureDiscriminator(nn.Module):
     The image (B,3,H,W in [-1,1], sides multiples of 8) is pixel-unshuffled and run
     through conv_in, every down block and the mid block of the frozen UNet with its
     positive embedding; a head (3x3 conv, LeakyReLU, 1x1 conv) turns each level's
-    features into a map of real/fake logits. One more head (two 3x3 convs) reads the
-    unshuffled image itself, the encoder path's input: a narrow student's conv_in keeps
-    too little of the sub-cell detail that tells a blurred output from a sharp one (see
-    the default model's card). Only the heads train; gradients still flow through the
-    frozen path to the generator.
+    features into a map of real/fake logits. With `detail_head`, one more head (two 3x3
+    convs), first in the list, reads the x8-unshuffled high-frequency residual of the image
+    (the image minus a Gaussian blur of sigma 1): a narrow student's conv_in keeps too
+    little of the sub-cell detail that tells a blurred output from a sharp one (see the
+    default model's card). Only the heads train; gradients still flow through the frozen
+    path to the generator.
     """
 
-    def __init__(self, source: GenDRPix, head_width: int = 64) -> None:
+    def __init__(self, source: GenDRPix, head_width: int = 64, *, detail_head: bool = False) -> None:
         super().__init__()
         frozen = copy.deepcopy(source.unet).eval().requires_grad_(False)
         self.unet = frozen
@@ -42,13 +43,14 @@ class FeatureDiscriminator(nn.Module):
         self.register_buffer("embeds", source.prompt_embeds.detach()[0:1].clone())
         widths = [frozen.conv_in.out_channels, *[_out_channels(b) for b in frozen.down_blocks],
                   _out_channels(frozen.mid_block)]
-        pixel_head = nn.Sequential(
-            nn.Conv2d(frozen.conv_in.in_channels, head_width, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(head_width, head_width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(head_width, 1, 1))
-        self.heads = nn.ModuleList([pixel_head, *(
-            nn.Sequential(nn.Conv2d(c, head_width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(head_width, 1, 1))
-            for c in widths
-        )])
+        self.detail_head = detail_head
+        heads = [nn.Sequential(nn.Conv2d(c, head_width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(head_width, 1, 1))
+                 for c in widths]
+        if detail_head:
+            heads.insert(0, nn.Sequential(
+                nn.Conv2d(frozen.conv_in.in_channels, head_width, 3, padding=1), nn.LeakyReLU(0.2),
+                nn.Conv2d(head_width, head_width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(head_width, 1, 1)))
+        self.heads = nn.ModuleList(heads)
 
     def train(self, mode: bool = True) -> FeatureDiscriminator:
         super().train(mode)
@@ -62,8 +64,9 @@ class FeatureDiscriminator(nn.Module):
         emb = unet.time_embedding(unet.time_proj(t).to(z.dtype))
         enc = self.embeds.to(z.dtype).expand(z.shape[0], -1, -1)
         h = unet.conv_in(z)
-        detail = F.pixel_unshuffle(image - gaussian_blur(image, 1.0), self.unshuffle)
-        feats = [detail, h]
+        feats = [h]
+        if self.detail_head:
+            feats.insert(0, F.pixel_unshuffle(image - gaussian_blur(image, 1.0), self.unshuffle))
         for block in unet.down_blocks:
             if getattr(block, "has_cross_attention", False):
                 h, _ = block(hidden_states=h, temb=emb, encoder_hidden_states=enc)
