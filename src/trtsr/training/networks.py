@@ -44,12 +44,9 @@ class FeatureDiscriminator(nn.Module):
         widths = [frozen.conv_in.out_channels, *[_out_channels(b) for b in frozen.down_blocks],
                   _out_channels(frozen.mid_block)]
         self.detail_head = detail_head
-        heads = [nn.Sequential(nn.Conv2d(c, head_width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(head_width, 1, 1))
-                 for c in widths]
+        heads = [_head(c, head_width, convs=1) for c in widths]
         if detail_head:
-            heads.insert(0, nn.Sequential(
-                nn.Conv2d(frozen.conv_in.in_channels, head_width, 3, padding=1), nn.LeakyReLU(0.2),
-                nn.Conv2d(head_width, head_width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(head_width, 1, 1)))
+            heads.insert(0, _head(frozen.conv_in.in_channels, head_width, convs=2))
         self.heads = nn.ModuleList(heads)
 
     def train(self, mode: bool = True) -> FeatureDiscriminator:
@@ -78,6 +75,14 @@ class FeatureDiscriminator(nn.Module):
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         return [head(f) for head, f in zip(self.heads, self.features(image), strict=True)]
+
+
+def _head(channels: int, width: int, convs: int) -> nn.Sequential:
+    """`convs` x (3x3 conv to `width`, LeakyReLU), then a 1x1 conv to one logit per position."""
+    layers: list[nn.Module] = []
+    for i in range(convs):
+        layers += [nn.Conv2d(channels if i == 0 else width, width, 3, padding=1), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers, nn.Conv2d(width, 1, 1))
 
 
 def _out_channels(block: nn.Module) -> int:
