@@ -65,11 +65,12 @@ def test_user_mistakes_are_one_line(tmp_path):
     proc = _trtsr("finetune", tmp_path / "missing.safetensors", "-d", DATA, "-o", tmp_path / "ft")
     assert proc.returncode == 1 and "missing.safetensors" in proc.stderr and "Traceback" not in proc.stderr
     bad = tmp_path / "bad.toml"
-    bad.write_text("texture_weight = -1.0\ntexture_window = 15\n")
+    bad.write_text("texture_weight = -1.0\ntexture_window = 15\nhighpass_sigma = 0\n")
     proc = _trtsr("train", "-c", bad, "-d", DATA, "-o", tmp_path / "bad")
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
     assert str(bad) in proc.stderr and "texture_weight must be >= 0" in proc.stderr
     assert "texture_window must be even" in proc.stderr
+    assert "highpass_sigma must be > 0" in proc.stderr
 
 
 def test_a_missing_module_names_the_extra_to_install():

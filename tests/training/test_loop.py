@@ -55,6 +55,8 @@ def test_steps_lower_the_loss_on_real_images(teacher, bank, tmp_path):
     ("lattice", 1.0),
     # the shortfall of high-frequency detail per window against the teacher's
     ("texture", 5.0),
+    # the pixel-wise difference of the high-frequency residuals to the teacher's
+    ("highpass", 5.0),
 ])
 def test_optional_term_trains_down_on_real_images(teacher, bank, tmp_path, term, weight):
     trainer = Trainer(_config(**{f"{term}_weight": weight}, lr=2e-3), tmp_path, teacher=teacher)

@@ -181,3 +181,24 @@ def test_dists_distance_known_values():
     x = torch.randn(1, 1, 16, 16)
     got = float(losses.dists_distance([x - x.mean()], [-(x - x.mean())]))
     assert got == pytest.approx(1.0, abs=1e-3)
+
+
+def test_highpass_loss_reads_only_what_the_blur_removes():
+    img = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(8)) * 2 - 1
+    assert float(losses.highpass_loss(img, img)) == 0.0
+    # a constant offset and a flat image have no high frequencies
+    assert float(losses.highpass_loss(img + 0.3, img)) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses.highpass(torch.full((1, 3, 32, 32), 0.7)).abs().max()) < 1e-6
+    # half the contrast misses half of the residual, pixel for pixel
+    expected = 0.5 * float(losses.highpass(img).abs().mean())
+    assert float(losses.highpass_loss(0.5 * img, img)) == pytest.approx(expected, rel=1e-5)
+    # position matters, unlike texture_loss: a 1-px shift costs about as much as no detail at all
+    shifted = torch.roll(img, 1, dims=-1)
+    assert float(losses.highpass_loss(shifted, img)) > 0.7 * float(losses.highpass(img).abs().mean())
+    # a wider blur removes more, so the same image has a larger residual
+    assert float(losses.highpass(img, 4.0).abs().mean()) > float(losses.highpass(img, 1.0).abs().mean())
+    # gradient reaches the student only
+    soft = losses.gaussian_blur(img, 1.5).requires_grad_()
+    target = img.clone().requires_grad_()
+    losses.highpass_loss(soft, target).backward()
+    assert soft.grad is not None and float(soft.grad.abs().sum()) > 0 and target.grad is None

@@ -32,10 +32,12 @@ class TrainConfig:
     (on the output and, in PadCFG steps, on the guided output at `guidance` against the
     same mix of teacher and blurred teacher), `texture_weight` x the L1 between the
     output's and the teacher's amount of high-frequency detail per `texture_window`-pixel
-    window (two bands of the luma; `trtsr.training.losses.texture_loss`). PadCFG: the positive branch learns the
-    teacher output, the negative branch a Gaussian blur (sigma `negative_blur`) of it, so
-    `guidance` > 1 adds detail; with probability `plain_prob` a step trains the no-PadCFG
-    path instead.
+    window (two bands of the luma; `trtsr.training.losses.texture_loss`), `highpass_weight` x
+    the L1 between the output's and the teacher's high-frequency residuals (each minus its
+    Gaussian blur of sigma `highpass_sigma`; `trtsr.training.losses.highpass_loss`).
+    PadCFG: the positive branch learns the teacher output, the negative branch a Gaussian
+    blur (sigma `negative_blur`) of it, so `guidance` > 1 adds detail; with probability
+    `plain_prob` a step trains the no-PadCFG path instead.
 
     From scratch (a preset `init`): the one-step formula is x0 = (z - sqrt(1 - a) eps) / sqrt(a)
     with a = `alpha_bar`. GenDR's a = 0.5 suits a student of a diffusion model; a close to 1
@@ -66,6 +68,8 @@ class TrainConfig:
     lattice_weight: float = 0.0
     texture_weight: float = 0.0
     texture_window: int = 16
+    highpass_weight: float = 0.0
+    highpass_sigma: float = 2.0
     perceptual_window: int = 64
     adv_start: int = 1000
     disc_detail_head: bool = False  # off: the shipped recipe predates it and stays reproducible
@@ -90,6 +94,10 @@ class TrainConfig:
             problems.append("lattice_weight must be >= 0")
         if self.texture_weight < 0:
             problems.append("texture_weight must be >= 0")
+        if self.highpass_weight < 0:
+            problems.append("highpass_weight must be >= 0")
+        if not 0.0 < self.highpass_sigma <= self.crop / 6:
+            problems.append("highpass_sigma must be > 0 and at most crop / 6")
         if self.texture_window < 2 or self.texture_window % 2 or self.texture_window > self.crop:
             problems.append("texture_window must be even, >= 2 and not exceed crop")
         if self.perceptual_window > self.crop:

@@ -66,6 +66,7 @@ class StepLosses:
     lattice: float
     perceptual: float
     texture: float
+    highpass: float
     adversarial: float
     discriminator: float
 
@@ -74,6 +75,8 @@ class StepLosses:
                  f"lat {self.lattice:.4f}", f"perc {self.perceptual:.4f}"]
         if self.texture:
             parts.append(f"tex {self.texture:.4f}")
+        if self.highpass:
+            parts.append(f"hp {self.highpass:.4f}")
         if self.adversarial:
             parts += [f"adv {self.adversarial:.3f}", f"disc {self.discriminator:.3f}"]
         return ", ".join(parts)
@@ -151,7 +154,7 @@ class Trainer:
                 y, y_neg = self.student.padcfg_branches(x)
         y = y.float()
         l1 = losses.l1(y, target)
-        negative = lattice = texture = y.new_zeros(())
+        negative = lattice = texture = highpass = y.new_zeros(())
         if y_neg is not None:
             y_neg = y_neg.float()
             blurred = losses.gaussian_blur(target, cfg.negative_blur)
@@ -165,6 +168,8 @@ class Trainer:
                 lattice = lattice + losses.lattice_loss(guided, blurred + cfg.guidance * (target - blurred))
         if cfg.texture_weight > 0:
             texture = losses.texture_loss(y, target, cfg.texture_window)
+        if cfg.highpass_weight > 0:
+            highpass = losses.highpass_loss(y, target, cfg.highpass_sigma)
         win = cfg.perceptual_window
         oy = int(torch.randint(0, size[0] - win + 1, (1,), generator=self.generator))
         ox = int(torch.randint(0, size[1] - win + 1, (1,), generator=self.generator))
@@ -180,6 +185,7 @@ class Trainer:
                 adversarial = losses.generator_adversarial([t.float() for t in self.disc(fake)])
         total = (l1 + negative + cfg.fourier_weight * fourier + cfg.lattice_weight * lattice
                  + cfg.perceptual_weight * perceptual + cfg.texture_weight * texture
+                 + cfg.highpass_weight * highpass
                  + cfg.adv_weight * adversarial)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
@@ -189,7 +195,7 @@ class Trainer:
             disc_loss = self._disc_step(hr * 2 - 1, y.detach())
         self._update_ema()
         self.step += 1
-        values = [float(t.detach()) for t in (total, l1, negative, fourier, lattice, perceptual, texture,
+        values = [float(t.detach()) for t in (total, l1, negative, fourier, lattice, perceptual, texture, highpass,
                                                     adversarial)]
         return StepLosses(*values, disc_loss)
 

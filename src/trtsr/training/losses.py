@@ -19,6 +19,11 @@
   peaks fall, so a student too small to place the teacher's texture exactly is still
   pulled towards the teacher's level of it, where the pixel L1 alone pulls it towards a
   flat average.
+- `highpass_loss`: L1 between the high-frequency residuals (image minus a Gaussian
+  blur of sigma `sigma`, every channel) of student and target. The teacher is a
+  fixed function of the input, so its detail can be learned pixel for pixel; in the
+  full L1 that part weighs little beside the low-frequency error, and this term gives it
+  its own weight.
 - `randpad`: Eq. (3), a reflect pad of (p, 8 - p) on each axis with p drawn from 0..7,
   so that the discriminator never sees the image on one fixed 8x8 phase.
 - `generator_adversarial` / `discriminator_loss`: the non-saturating softplus losses of
@@ -153,6 +158,18 @@ def texture_loss(student: torch.Tensor, target: torch.Tensor, window: int = 16) 
     with torch.no_grad():
         reference = band_energy(target.float(), window)
     return (band_energy(student.float(), window) - reference).abs().mean()
+
+
+def highpass(images: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    """What a Gaussian blur of `sigma` removes from (B, C, H, W)."""
+    return images - gaussian_blur(images, sigma)
+
+
+def highpass_loss(student: torch.Tensor, target: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    """Mean absolute difference of the high-frequency residuals (`highpass`) of student and target."""
+    with torch.no_grad():
+        reference = highpass(target.float(), sigma)
+    return (highpass(student.float(), sigma) - reference).abs().mean()
 
 
 def randpad(image: torch.Tensor, generator: torch.Generator | None = None,
