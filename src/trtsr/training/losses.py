@@ -21,9 +21,8 @@
   flat average.
 - `highpass_loss`: L1 between the high-frequency residuals (image minus a Gaussian
   blur of sigma `sigma`, every channel) of student and target. The teacher is a
-  fixed function of the input, so its detail can be learned pixel for pixel; in the
-  full L1 that part weighs little beside the low-frequency error, and this term gives it
-  its own weight.
+  fixed function of the input, so its detail can be learned pixel for pixel; this term
+  gives that part of the L1 its own weight.
 - `randpad`: Eq. (3), a reflect pad of (p, 8 - p) on each axis with p drawn from 0..7,
   so that the discriminator never sees the image on one fixed 8x8 phase.
 - `generator_adversarial` / `discriminator_loss`: the non-saturating softplus losses of
