@@ -90,12 +90,9 @@ class TrainConfig:
             problems.append(f"scale must be 2, 3 or 4 (got {self.scale})")
         if self.crop % 8 or self.crop % self.scale or self.crop < 64:
             problems.append(f"crop must be >= 64 and a multiple of 8 and of the scale (got {self.crop})")
-        if self.lattice_weight < 0:
-            problems.append("lattice_weight must be >= 0")
-        if self.texture_weight < 0:
-            problems.append("texture_weight must be >= 0")
-        if self.highpass_weight < 0:
-            problems.append("highpass_weight must be >= 0")
+        for name in ("lattice_weight", "texture_weight", "highpass_weight"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
         if not 0.0 < self.highpass_sigma <= self.crop / 6:
             problems.append("highpass_sigma must be > 0 and at most crop / 6")
         if self.texture_window < 2 or self.texture_window % 2 or self.texture_window > self.crop:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trtsr.models.pixel import GenDRPix
-from trtsr.training.losses import gaussian_blur
+from trtsr.training.losses import highpass
 
 
 def plain_branch(model: GenDRPix, x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ class FeatureDiscriminator(nn.Module):
         h = unet.conv_in(z)
         feats = [h]
         if self.detail_head:
-            feats.insert(0, F.pixel_unshuffle(image - gaussian_blur(image, 1.0), self.unshuffle))
+            feats.insert(0, F.pixel_unshuffle(highpass(image, 1.0), self.unshuffle))
         for block in unet.down_blocks:
             if getattr(block, "has_cross_attention", False):
                 h, _ = block(hidden_states=h, temb=emb, encoder_hidden_states=enc)
