@@ -5,7 +5,7 @@
         big = up.upscale(numpy_or_pil_image)
 """
 
-__version__ = "0.1.0"
+from trtsr._version import __version__
 
 __all__ = ["Upscaler", "__version__"]
 
@@ -13,7 +13,7 @@ __all__ = ["Upscaler", "__version__"]
 def __getattr__(name: str):
     # Lazy, so `import trtsr` stays cheap and the CLI starts fast.
     if name == "Upscaler":
-        from trtsr.runtime.upscaler import Upscaler
+        from trtsr.pipeline.upscaler import Upscaler
 
         return Upscaler
     raise AttributeError(name)

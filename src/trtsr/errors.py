@@ -17,6 +17,7 @@ class TrtsrError(Exception):
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
         one_line = " ".join(str(message).split())
+        self.reason = one_line  # the message without the path
         super().__init__(f"{self.path}: {one_line}" if self.path is not None else one_line)
 
 
@@ -26,3 +27,11 @@ class MissingDependencyError(TrtsrError):
     def __init__(self, what: str, extra: str, *, package: str | None = None) -> None:
         hint = f"pip install 'trtsr[{extra}]'" if package is None else f"pip install {package}"
         super().__init__(f"{what} needs the '{extra}' extra, which is not installed: run {hint}")
+
+
+class OutOfMemory(TrtsrError):
+    """The device (or host, for ONNX Runtime) ran out of memory for this input size; a smaller tile may fit."""
+
+
+class TooLarge(TrtsrError):
+    """The input is larger than any profile of the engine; tiling is needed."""

@@ -1,7 +1,8 @@
-"""Atomic file output: write beside the target, then rename over it.
+"""Files: atomic output, locks between processes, and content hashes.
 
 A killed process or a failed step never leaves a half-written output behind:
-either the old file (or none) is there, or the complete new one.
+either the old file (or none) is there, or the complete new one. Locks go
+through `filelock`, which works on Linux, Windows and macOS alike.
 """
 
 from __future__ import annotations
@@ -57,9 +58,46 @@ def write_text_atomic(target: str | Path, text: str) -> None:
     write_bytes_atomic(target, text.encode("utf-8"))
 
 
-def sha256_of(path: str | Path, *, chunk: int = 1 << 22) -> str:
+def sha256_of(*paths: str | Path | None, chunk: int = 1 << 22) -> str:
+    """sha256 over the files' bytes, one after another (None entries are skipped).
+
+    A graph with external weights hashes as `sha256_of(graph, data_file)`.
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
+    for path in paths:
+        if path is None:
+            continue
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: str | Path, *, timeout: float = -1) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (created if needed) between processes.
+
+    `timeout` < 0 waits as long as it takes; otherwise `filelock.Timeout` is raised.
+    """
+    import filelock
+
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(lock_path), timeout=timeout):
+        yield
+
+
+def lock_is_held(lock_path: str | Path) -> bool:
+    """Whether another process holds the lock now (a lock file alone means nothing)."""
+    import filelock
+
+    lock_path = Path(lock_path)
+    if not lock_path.exists():
+        return False
+    lock = filelock.FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        return True
+    lock.release()
+    return False

@@ -121,12 +121,13 @@ def test_missing_spec_and_changed_onnx(tiny_fp16, tmp_path):
 
 
 def test_corrupt_onnx_gets_a_parser_error(tiny_fp16, tmp_path):
-    from trtsr.export.spec import ExportSpec, hash_onnx
+    from trtsr.files import sha256_of
+    from trtsr.spec import ExportSpec
 
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage that is no protobuf" * 10)
     spec = json.loads(tiny_fp16.spec_path.read_text())
-    spec.update(onnx_file="bad.onnx", onnx_sha256=hash_onnx(bad))
+    spec.update(onnx_file="bad.onnx", onnx_sha256=sha256_of(bad))
     ExportSpec.from_dict(spec).save(tmp_path / "bad.json")
     with pytest.raises(TrtsrError, match="cannot parse the ONNX graph") as err:
         build_engine(bad, tmp_path / "bad.engine", BuildSettings(backend="tensorrt-rtx"))

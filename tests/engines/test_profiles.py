@@ -8,35 +8,32 @@ import pytest
 
 from trtsr.engines.profiles import DEFAULT_PROFILES, ShapeProfile, parse_profiles
 from trtsr.errors import TrtsrError
-from trtsr.export.spec import ExportSpec
+from trtsr.sizes import SizeRequirements
 
-SPEC = ExportSpec(
-    model="tiny", scale=4, precision="fp16", guidance=1.8, io="uint8", input_name="lr", output_name="hr",
-    alignment=64, extra_pixels=8, min_input_size=15, parameters=1, onnx_file="m.onnx", onnx_sha256="0" * 64,
-    opset=20, trtsr_version="0", torch_version="0",
-)
+SIZES = SizeRequirements(scale=4, multiple=64, padding=8)  # a x4 PadCFG graph: inputs from 15 pixels
 
 
 def test_named_profile_maps_output_to_input():
-    low, opt, high = ShapeProfile.parse("4k").input_shapes(SPEC)
+    low, opt, high = ShapeProfile.parse("4k").input_shapes(SIZES)
     assert low == (15, 15, 3) and opt == (540, 960, 3) and high == (540, 960, 3)
 
 
 def test_x3_scale_changes_the_inputs():
-    spec = dataclasses.replace(SPEC, scale=3, min_input_size=19)
-    assert ShapeProfile.parse("1080p").input_shapes(spec)[2] == (360, 640, 3)
+    sizes = dataclasses.replace(SIZES, scale=3)
+    assert sizes.minimum == 19
+    assert ShapeProfile.parse("1080p").input_shapes(sizes)[2] == (360, 640, 3)
 
 
 def test_custom_profiles():
-    assert ShapeProfile.parse("2048x1024").input_shapes(SPEC)[2] == (256, 512, 3)
-    low, opt, high = ShapeProfile.parse("64x64:1024x768:2048x2048").input_shapes(SPEC)
+    assert ShapeProfile.parse("2048x1024").input_shapes(SIZES)[2] == (256, 512, 3)
+    low, opt, high = ShapeProfile.parse("64x64:1024x768:2048x2048").input_shapes(SIZES)
     assert low == (16, 16, 3) and opt == (192, 256, 3) and high == (512, 512, 3)
 
 
 def test_default_covers_1080p_to_8k():
     profiles = parse_profiles(None)
     assert tuple(p.name for p in profiles) == DEFAULT_PROFILES
-    maxima = [p.input_shapes(SPEC)[2] for p in profiles]
+    maxima = [p.input_shapes(SIZES)[2] for p in profiles]
     assert maxima[0] == (270, 480, 3) and maxima[-1] == (1080, 1920, 3)
 
 
@@ -53,7 +50,7 @@ def test_default_covers_1080p_to_8k():
 )
 def test_bad_profiles_are_rejected(text, message):
     with pytest.raises(TrtsrError, match=message):
-        parse_profiles([text])[0].input_shapes(SPEC)
+        parse_profiles([text])[0].input_shapes(SIZES)
 
 
 def test_duplicate_profile():

@@ -121,9 +121,9 @@ def test_graph_io_and_spec(exports):
     spec = ExportSpec.load(result.spec_path)
     assert spec == result.spec
     assert spec.precision == "fp16" and spec.scale == 4 and spec.guidance == 1.8 and spec.alignment == 64
-    from trtsr.export.spec import hash_onnx
+    from trtsr.files import sha256_of
 
-    assert spec.onnx_sha256 == hash_onnx(result.onnx_path)
+    assert spec.onnx_sha256 == sha256_of(result.onnx_path)
     assert json.loads(result.spec_path.read_text())["onnx_file"] == result.onnx_path.name
 
 

@@ -6,15 +6,16 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from trtsr.export.spec import ExportSpec, hash_onnx, spec_path_for
+from trtsr.files import sha256_of
 from trtsr.models import PixelUpscaler, load_model
-from trtsr.runtime.models import shipped_onnx
+from trtsr.paths import shipped_onnx
+from trtsr.spec import ExportSpec, spec_path_for
 
 
 def test_shipped_spec_matches_the_file():
     path = shipped_onnx()
     spec = ExportSpec.load(spec_path_for(path))
-    assert spec.onnx_sha256 == hash_onnx(path)
+    assert spec.onnx_sha256 == sha256_of(path)
     assert (spec.model, spec.scale, spec.precision, spec.guidance, spec.io) == ("default", 4, "fp32", 1.8, "float32")
     assert spec.opset == 23
 

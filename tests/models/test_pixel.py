@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from trtsr.models import TINY, GenDRPix, ModelConfig, PixelUpscaler, build_preset
-from trtsr.models.pixel import aligned_size
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +30,6 @@ def test_build_preset_is_reproducible():
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(pa, pb), name
 
-
-@pytest.mark.parametrize(("size", "extra", "expected"), [(56, 8, 56), (57, 8, 120), (64, 0, 64), (65, 0, 128)])
-def test_aligned_size(size, extra, expected):
-    assert aligned_size(size, 64, extra) == expected
-    assert (aligned_size(size, 64, extra) + extra) % 64 == 0
 
 
 @pytest.mark.parametrize("shape", [(60, 61), (64, 64), (120, 56), (97, 130)])

@@ -126,3 +126,23 @@ def test_jpeg_output_of_rgba_is_flattened(tmp_path):
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "flat.jpg") as img:
         assert img.mode == "RGB" and img.size == (2264, 1400)
+
+
+def test_two_inputs_with_one_output_both_fail_before_any_work(tmp_path):
+    """Same file name in two folders into one output folder, and a.jpg + a.png with --format png."""
+    first, second, out_dir = tmp_path / "A", tmp_path / "B", tmp_path / "out"
+    for folder in (first, second):
+        folder.mkdir()
+        shutil.copy(DATA / "0014.jpg", folder / "img.jpg")
+    shutil.copy(DATA / "0030.jpg", tmp_path / "a.jpg")
+    Image.open(DATA / "0014.jpg").save(tmp_path / "a.png")
+    Image.open(DATA / "0030.jpg").crop((0, 0, 40, 32)).save(tmp_path / "other.jpg")
+    proc = _run(first, second, tmp_path / "a.jpg", tmp_path / "a.png", tmp_path / "other.jpg", "-o", out_dir,
+                "--format", "png")
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 4 and all("would also be written from" in line for line in errors)
+    assert "Traceback" not in proc.stderr
+    # nothing of the clashing inputs was written; the input that clashes with none was upscaled
+    assert sorted(p.name for p in out_dir.iterdir()) == ["other_x4.png"]
+    assert "4 of 5 failed" in proc.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trtsr.engines.gpu import detect_gpu
+from trtsr.gpu import detect_gpu
 
 pytestmark = pytest.mark.gpu
 

@@ -62,3 +62,35 @@ def test_progress_reports_each_tile():
     run_tiled(np.zeros((50, 50, 3), np.float32), _bicubic_x4, scale=4, tile=32, overlap=8,
               progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_a_stack_of_images_tiles_like_each_image_alone():
+    """The teacher tiles (H, W, batch, 3) stacks through the same tiler as the runtime's (H, W, 3) images."""
+    image = read_image(DATA / "ADE_val_00000114.jpg").rgb[:70, :90].astype(np.float32)
+    stack = np.stack([image, image[::-1, ::-1]], axis=2)  # (70, 90, 2, 3)
+
+    def per_image(tile):
+        return np.stack([_bicubic_x4(tile[:, :, b]) for b in range(tile.shape[2])], axis=2)
+
+    tiled = run_tiled(stack, per_image, scale=4, tile=32, overlap=8)
+    assert tiled.shape == (280, 360, 2, 3)
+    for b in range(2):
+        alone = run_tiled(stack[:, :, b], _bicubic_x4, scale=4, tile=32, overlap=8)
+        np.testing.assert_allclose(tiled[:, :, b], alone, rtol=0, atol=1e-4)
+
+
+def test_context_lets_each_tile_see_past_its_edge():
+    """A blur's output near a tile edge depends on pixels beyond it: with enough context the tiles are exact."""
+    image = read_image(DATA / "ADE_val_00000114.jpg").rgb[:90, :110].astype(np.float32)
+
+    def blur_x4(tile):  # a 7x7 box mean (edge pixels repeated), then nearest x4
+        padded = np.pad(tile, ((3, 3), (3, 3), (0, 0)), mode="edge")
+        h, w = tile.shape[:2]
+        box = sum(padded[dy:dy + h, dx:dx + w] for dy in range(7) for dx in range(7)) / 49.0
+        return np.repeat(np.repeat(box, 4, 0), 4, 1)
+
+    whole = blur_x4(image)
+    plain = run_tiled(image, blur_x4, scale=4, tile=32, overlap=8)
+    grown = run_tiled(image, blur_x4, scale=4, tile=32, overlap=8, context=3)
+    assert np.abs(plain - whole).max() > 1.0  # the edges of plain tiles miss their neighbours' pixels
+    np.testing.assert_allclose(grown, whole, rtol=0, atol=1e-3)

@@ -131,6 +131,24 @@ def test_fit_writes_a_loadable_model(teacher, bank, tmp_path):
         assert torch.equal(p, q)
 
 
+def test_a_non_finite_loss_keeps_the_last_good_checkpoint(teacher, bank, tmp_path):
+    trainer = Trainer(_config(steps=4, checkpoint_every=2), tmp_path, teacher=teacher)
+    trainer.bank = bank
+    trainer.train_step()
+    trainer.train_step()
+    trainer.save()
+    saved = {name: (tmp_path / name).read_bytes() for name in ("checkpoint.pt", "model.safetensors")}
+    ema_before = [p.detach().clone() for p in trainer.ema.parameters()]
+    with torch.no_grad():  # weights that went bad, as after a diverging update
+        next(trainer.student.parameters()).fill_(float("nan"))
+    with pytest.raises(TrtsrError, match=r"loss became nan at step 3; .* last good checkpoint \(step 2\) is kept"):
+        trainer.fit()
+    assert trainer.step == 2
+    assert {name: (tmp_path / name).read_bytes() for name in saved} == saved
+    for before, after in zip(ema_before, trainer.ema.parameters(), strict=True):
+        assert torch.equal(before, after)
+
+
 def test_holdout_split_is_fixed_and_disjoint():
     images = list_images([DATA])
     train, held = split_holdout(images, 3)

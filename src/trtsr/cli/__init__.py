@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from trtsr import __version__
+from trtsr._version import __version__
 from trtsr.cli.bench_cmd import bench_command
 from trtsr.cli.build_cmd import build_command
 from trtsr.cli.evaluate_cmd import evaluate_command

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from trtsr import defaults
 from trtsr.cli.common import out, status, user_errors
 from trtsr.cli.options import VerboseOption
 
@@ -31,7 +32,7 @@ def bench_command(
     padcfg: Annotated[
         bool | None, typer.Option("--padcfg/--no-padcfg", help="Only with or only without PadCFG (default both).")
     ] = None,
-    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.")] = 4,
+    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.")] = defaults.SCALE,
     warmup: Annotated[int, typer.Option("--warmup", help="Runs before timing.")] = 3,
     repeats: Annotated[int, typer.Option("--repeats", "-r", help="Timed runs; the median is reported.")] = 10,
     images: Annotated[
@@ -55,14 +56,14 @@ def bench_command(
       trtsr bench -m gendr-pix --size 4k -b engine -b torch-eager-bf16 --images tests/data
     """
     with user_errors(verbose):
-        from trtsr.bench import (
+        from trtsr.gpu import detect_gpu
+        from trtsr.pipeline.bench import (
             CPU_DEFAULT_BACKENDS,
             CPU_DEFAULT_SIZES,
             GPU_DEFAULT_BACKENDS,
             GPU_DEFAULT_SIZES,
             run_benchmarks,
         )
-        from trtsr.engines.gpu import detect_gpu
 
         gpu = detect_gpu()
         chosen_model = model or ("gendr-pix" if gpu else "tiny")

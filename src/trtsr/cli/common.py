@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from collections.abc import Callable, Iterator
 
 import typer
@@ -57,11 +56,3 @@ def status(first: str) -> Iterator[Callable[[str], None]]:
         console.print(escape(first))
         yield lambda message: console.print(escape(message))
 
-
-def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(1)
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from trtsr import defaults
 from trtsr.cli.common import out, require_extra, status, user_errors
 from trtsr.cli.options import ModelOption, VerboseOption
 
@@ -22,7 +23,8 @@ def evaluate_command(
     ] = 8,
     guidance: Annotated[
         list[float] | None,
-        typer.Option("--guidance", "-g", help="PadCFG w to score, repeatable; 1.0 = no PadCFG [default: 1.0, 1.8]."),
+        typer.Option("--guidance", "-g", help="PadCFG w to score, repeatable; 1.0 = no PadCFG [default: "
+                                           f"{', '.join(map(str, defaults.EVALUATE_GUIDANCES))}]."),
     ] = None,
     teacher: Annotated[bool, typer.Option(help="Also score the Real-ESRGAN x4plus teacher (slow on a CPU).")] = True,
     output: Annotated[
@@ -47,7 +49,8 @@ def evaluate_command(
 
         with status(f"evaluating {model}") as say:
             report = evaluate_model(model, list(data or []), holdout_every=holdout_every,
-                                    guidances=guidance or [1.0, 1.8], with_teacher=teacher, output=output, progress=say)
+                                    guidances=guidance or list(defaults.EVALUATE_GUIDANCES), with_teacher=teacher,
+                                    output=output, progress=say)
         out.print(f"scored {len(report['images'])} images; wrote {output}.json, {output}.png and "
                   f"{output}-samples.png", markup=False)
         out.print(report["markdown"], markup=False)

@@ -7,25 +7,26 @@ from typing import Annotated
 
 import typer
 
+from trtsr import defaults
 from trtsr.cli.common import out, require_extra, status, user_errors
 from trtsr.cli.options import GuidanceOption, ModelOption, NoPadcfgOption, OutputFile, ScaleOption, VerboseOption
 
 
 def export_command(
     model: ModelOption = "default",
-    scale: ScaleOption = 4,
+    scale: ScaleOption = defaults.SCALE,
     precision: Annotated[
         str, typer.Option("--precision", "-p", help="fp16, bf16 or fp32 weights and activations in the graph.")
-    ] = "fp16",
-    guidance: GuidanceOption = 1.8,
+    ] = defaults.PRECISION,
+    guidance: GuidanceOption = defaults.GUIDANCE,
     no_padcfg: NoPadcfgOption = False,
     io: Annotated[
         str, typer.Option("--io", help="uint8 (smallest transfers) or float32 (exact, unrounded) image tensors.")
-    ] = "uint8",
+    ] = defaults.IO,
     output: OutputFile = None,
     opset: Annotated[
         int, typer.Option("--opset", help="ONNX opset 18-23. 23 writes fused Attention nodes (needed for 8K engines).")
-    ] = 23,
+    ] = defaults.OPSET,
     verbose: VerboseOption = False,
 ) -> None:
     """Export a GenDR-Pix model to ONNX.
@@ -38,7 +39,7 @@ def export_command(
 
     Examples:
 
-      trtsr export                                   # default model, x4, fp16, PadCFG 1.8
+      trtsr export                                   # default model, x4, fp16, PadCFG
 
       trtsr export -m gendr-pix -p bf16 -o full.onnx
 

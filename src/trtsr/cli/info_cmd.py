@@ -32,7 +32,7 @@ def info_command(
         if path.suffix == ".onnx":
             _onnx_info(path)
             return
-        from trtsr.engines.inspect import check_engine
+        from trtsr.engines.check import check_engine
 
         report = check_engine(path)
         meta = report.metadata
@@ -62,7 +62,7 @@ def info_command(
 
 
 def _onnx_info(path: Path) -> None:
-    from trtsr.export.spec import ExportSpec, spec_path_for
+    from trtsr.spec import ExportSpec, spec_path_for
 
     spec = ExportSpec.load(spec_path_for(path))
     pad = "no PadCFG" if spec.guidance is None else f"PadCFG w={spec.guidance:g}"

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from trtsr import defaults
+
 ModelOption = Annotated[
     str,
     typer.Option(
@@ -27,3 +29,25 @@ NoPadcfgOption = Annotated[
 ]
 OutputFile = Annotated[Path | None, typer.Option("--output", "-o", help="Output file.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and library logs.")]
+
+# Upscaling options shared by `trtsr run` and `trtsr batch`.
+RunModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="default, tiny, gendr-pix, a checkpoint, a diffusers folder, "
+                                            "or an exported .onnx.")
+]
+RunBackendOption = Annotated[
+    str, typer.Option("--backend", "-b", help="auto (engine on a GPU, else ONNX Runtime), onnxruntime, "
+                                              "tensorrt, tensorrt-rtx.")
+]
+RunScaleOption = Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor (graphs are exported per scale).")]
+RunNoPadcfgOption = Annotated[bool, typer.Option("--no-padcfg", help="Run without PadCFG (twice as fast).")]
+TileOption = Annotated[
+    int | None, typer.Option("--tile", "-t", help="Tile side in input pixels; default: whole image when it "
+                                                  f"fits (ONNX Runtime: {defaults.ONNXRUNTIME_TILE}).")
+]
+OverlapOption = Annotated[int, typer.Option("--overlap", help="Input pixels shared by neighbouring tiles.")]
+FormatOption = Annotated[
+    str | None, typer.Option("--format", "-f", help="png, jpg, webp or tiff; default: the input's format.")
+]
+SuffixOption = Annotated[str | None, typer.Option("--suffix", help="Added to output names; default _x<scale>.")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs never).")]

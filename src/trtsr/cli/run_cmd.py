@@ -11,10 +11,23 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from trtsr import defaults
 from trtsr.cli.common import console, out, status, user_errors
-from trtsr.cli.options import GuidanceOption, VerboseOption
-
-WRITABLE = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "tif": "tiff", "tiff": "tiff"}
+from trtsr.cli.options import (
+    FormatOption,
+    GuidanceOption,
+    OverlapOption,
+    OverwriteOption,
+    RunBackendOption,
+    RunModelOption,
+    RunNoPadcfgOption,
+    RunScaleOption,
+    SuffixOption,
+    TileOption,
+    VerboseOption,
+)
+from trtsr.outputs import WRITABLE, find_collisions, normalise_format
+from trtsr.outputs import output_name as shared_output_name
 
 
 def collect_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
@@ -44,9 +57,21 @@ def collect_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
 def output_path(source: Path, output: Path | None, many: bool, suffix: str, fmt: str | None) -> Path:
     if output is not None and not many and output.suffix.lower().lstrip(".") in WRITABLE and not output.is_dir():
         return output
-    ext = fmt or WRITABLE.get(source.suffix.lower().lstrip("."), "png")
     folder = output if output is not None else source.parent
-    return folder / f"{source.stem}{suffix}.{ext}"
+    return folder / shared_output_name(source.name, suffix, fmt)
+
+
+def refuse_collisions(jobs: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Jobs whose output no other input shares, and one line for each input that shares one."""
+    collisions = find_collisions((src, dst.resolve()) for src, dst in jobs)
+    problems = []
+    for target, sources in collisions.items():
+        for src in sources:
+            others = ", ".join(str(o) for o in sources if o != src)
+            problems.append(f"{src}: its output {target} would also be written from {others}; "
+                            "upscale them separately or rename one")
+    clashing = {src for sources in collisions.values() for src in sources}
+    return [(src, dst) for src, dst in jobs if src not in clashing], problems
 
 
 def run_command(
@@ -56,30 +81,19 @@ def run_command(
         typer.Option("--output", "-o", help="Output folder, or a file name when there is one input. "
                                             "Default: beside each input."),
     ] = None,
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="default, tiny, gendr-pix, a checkpoint, a diffusers folder, "
-                                                "or an exported .onnx.")
-    ] = "default",
+    model: RunModelOption = "default",
     engine: Annotated[
         Path | None, typer.Option("--engine", "-e", help="A built engine (trtsr build); needs an NVIDIA GPU.")
     ] = None,
-    backend: Annotated[
-        str, typer.Option("--backend", "-b", help="auto (engine on a GPU, else ONNX Runtime), onnxruntime, "
-                                                  "tensorrt, tensorrt-rtx.")
-    ] = "auto",
-    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor (graphs are exported per scale).")] = 4,
-    guidance: GuidanceOption = 1.8,
-    no_padcfg: Annotated[bool, typer.Option("--no-padcfg", help="Run without PadCFG (twice as fast).")] = False,
-    tile: Annotated[
-        int | None, typer.Option("--tile", "-t", help="Tile side in input pixels; default: whole image when it "
-                                                         "fits (ONNX Runtime: 128).")
-    ] = None,
-    overlap: Annotated[int, typer.Option("--overlap", help="Input pixels shared by neighbouring tiles.")] = 16,
-    fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help="png, jpg, webp or tiff; default: the input's format.")
-    ] = None,
-    suffix: Annotated[str | None, typer.Option("--suffix", help="Added to output names; default _x<scale>.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs never).")] = False,
+    backend: RunBackendOption = "auto",
+    scale: RunScaleOption = defaults.SCALE,
+    guidance: GuidanceOption = defaults.GUIDANCE,
+    no_padcfg: RunNoPadcfgOption = False,
+    tile: TileOption = None,
+    overlap: OverlapOption = defaults.OVERLAP,
+    fmt: FormatOption = None,
+    suffix: SuffixOption = None,
+    overwrite: OverwriteOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Upscale images.
@@ -100,9 +114,10 @@ def run_command(
     with user_errors(verbose):
         from trtsr.errors import TrtsrError
 
-        if fmt is not None and fmt.lower() not in WRITABLE:
-            raise TrtsrError(f"unknown --format {fmt!r}; use png, jpg, webp or tiff")
-        fmt = WRITABLE[fmt.lower()] if fmt else None
+        try:
+            fmt = normalise_format(fmt)
+        except ValueError as exc:
+            raise TrtsrError(f"--format: {exc}") from None
         files, problems = collect_inputs(inputs)
         for problem in problems:
             console.print(f"[red]error:[/red] {escape(problem)}")
@@ -112,9 +127,15 @@ def run_command(
         if output is not None and many and output.suffix and not output.is_dir():
             raise TrtsrError("with several inputs, --output must be a folder", path=output)
         suffix = f"_x{scale}" if suffix is None else suffix
-        jobs = [(src, output_path(src, output, many, suffix, fmt)) for src in files]
+        jobs, clashes = refuse_collisions([(src, output_path(src, output, many, suffix, fmt)) for src in files])
+        for problem in clashes:
+            console.print(f"[red]error:[/red] {escape(problem)}")
+        total = len(files) + len(problems)  # inputs found, and items that matched none
+        problems += clashes
+        if not jobs:
+            raise typer.Exit(1)
 
-        from trtsr.runtime.upscaler import Upscaler
+        from trtsr.pipeline.upscaler import Upscaler
 
         with status(f"loading {engine or model}") as say:
             upscaler = Upscaler(model, engine=engine, backend=backend, scale=scale,
@@ -124,7 +145,7 @@ def run_command(
             failed = _run_jobs(upscaler, jobs, overwrite)
         failed += len(problems)
         if failed:
-            console.print(f"[red]{failed} of {len(files) + len(problems)} failed[/red]")
+            console.print(f"[red]{failed} of {total} failed[/red]")
             raise typer.Exit(1)
 
 

@@ -2,12 +2,13 @@
 
 from trtsr.engines.backend import Backend, installed_backends, load_backend
 from trtsr.engines.builder import BuildResult, BuildSettings, build_engine
-from trtsr.engines.cache import CachedEngine, cache_dir, cached_engine
+from trtsr.engines.cache import CachedEngine, cached_engine
+from trtsr.engines.check import EngineReport, check_engine
 from trtsr.engines.metadata import EngineMetadata, metadata_path_for
 from trtsr.engines.profiles import DEFAULT_PROFILES, NAMED_SIZES, ShapeProfile, parse_profiles
 
 __all__ = [
     "DEFAULT_PROFILES", "NAMED_SIZES", "Backend", "BuildResult", "BuildSettings", "CachedEngine", "EngineMetadata",
-    "ShapeProfile", "build_engine", "cache_dir", "cached_engine", "installed_backends", "load_backend",
-    "metadata_path_for", "parse_profiles",
+    "EngineReport", "ShapeProfile", "build_engine", "cached_engine", "check_engine", "installed_backends",
+    "load_backend", "metadata_path_for", "parse_profiles",
 ]

@@ -24,7 +24,8 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "tensorrt": ("tensorrt", "trt"),
     "tensorrt-rtx": ("tensorrt_rtx", "rtx"),
 }
-BACKEND_CHOICES = ("auto", *BACKENDS)
+# What `trtsr build --backend` and BuildSettings accept.
+BUILD_BACKENDS = ("auto", *BACKENDS)
 
 
 def _import(module_name: str):
@@ -43,8 +44,8 @@ def installed_backends() -> list[str]:
 
 def load_backend(name: str = "auto") -> Backend:
     """The named backend, or for `auto` full TensorRT if installed, else TensorRT-RTX."""
-    if name not in BACKEND_CHOICES:
-        raise TrtsrError(f"unknown backend {name!r}; use one of {', '.join(BACKEND_CHOICES)}")
+    if name not in BUILD_BACKENDS:
+        raise TrtsrError(f"unknown backend {name!r}; use one of {', '.join(BUILD_BACKENDS)}")
     if name == "auto":
         for candidate in BACKENDS:
             module = _import(BACKENDS[candidate][0])
@@ -183,6 +184,23 @@ class Backend:
         cache = config.create_timing_cache(data)
         config.set_timing_cache(cache, ignore_mismatch=True)
         return cache
+
+    def save_timing_cache(self, config: Any, cache: Any, path: Path) -> None:
+        """Merge this build's timing cache into the file at `path`, under a lock between processes.
+
+        Another build may have saved since this one read the file: its entries are combined with
+        ours (TensorRT's ITimingCache.combine) instead of being overwritten.
+        """
+        from trtsr.files import file_lock, write_bytes_atomic
+        from trtsr.paths import lock_path_for
+
+        with file_lock(lock_path_for(path)):
+            if path.is_file():
+                merged = config.create_timing_cache(path.read_bytes())
+                merged.combine(cache, True)  # ignore_mismatch: entries from another device are skipped
+            else:
+                merged = cache
+            write_bytes_atomic(path, bytes(merged.serialize()))
 
     # -- run ------------------------------------------------------------------------------------
     def runtime(self) -> Any:

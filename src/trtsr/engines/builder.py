@@ -10,14 +10,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from trtsr import __version__
-from trtsr.engines.backend import BACKEND_CHOICES, load_backend
-from trtsr.engines.gpu import detect_gpu
+from trtsr._version import __version__
+from trtsr.defaults import PROFILES
+from trtsr.engines.backend import BUILD_BACKENDS, load_backend
 from trtsr.engines.metadata import EngineMetadata, metadata_path_for
-from trtsr.engines.profiles import DEFAULT_PROFILES, parse_profiles
+from trtsr.engines.profiles import parse_profiles
 from trtsr.errors import TrtsrError
-from trtsr.export.spec import ExportSpec, hash_onnx, spec_path_for
-from trtsr.files import atomic_path
+from trtsr.files import atomic_path, sha256_of
+from trtsr.gpu import detect_gpu
+from trtsr.paths import timing_cache_path
+from trtsr.spec import ExportSpec, spec_path_for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +37,7 @@ class BuildSettings:
             Layers that have a fused kernel keep it either way.
     """
 
-    profiles: tuple[str, ...] = DEFAULT_PROFILES
+    profiles: tuple[str, ...] = PROFILES
     backend: str = "auto"
     optimization_level: int | None = None
     compute_capabilities: tuple[str, ...] = ()
@@ -43,8 +45,8 @@ class BuildSettings:
     attention_fallback: bool = True
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKEND_CHOICES:
-            raise TrtsrError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKEND_CHOICES)}")
+        if self.backend not in BUILD_BACKENDS:
+            raise TrtsrError(f"unknown backend {self.backend!r}; use one of {', '.join(BUILD_BACKENDS)}")
         if self.optimization_level is not None and not 0 <= self.optimization_level <= 5:
             raise TrtsrError(f"optimization level must be 0 to 5, got {self.optimization_level}")
         object.__setattr__(self, "profiles", tuple(p.strip().lower() for p in self.profiles))
@@ -84,22 +86,26 @@ def build_engine(
     output: str | Path,
     settings: BuildSettings = BuildSettings(),
     *,
+    cache_root: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Build an engine from an exported graph; engine and metadata appear only on success."""
+    """Build an engine from an exported graph; engine and metadata appear only on success.
+
+    `cache_root` is where the TensorRT timing cache lives (default: the trtsr cache folder).
+    """
     say = progress or (lambda message: None)
     onnx_path, output = Path(onnx_path), Path(output)
     spec = load_spec_for(onnx_path)
     # Every profile is checked before any backend work starts.
     profiles = parse_profiles(settings.profiles)
-    shapes = [p.input_shapes(spec) for p in profiles]
+    shapes = [p.input_shapes(spec.sizes) for p in profiles]
     backend = load_backend(settings.backend)
 
     data_file = onnx_path.with_name(spec.onnx_data_file) if spec.onnx_data_file else None
     if data_file is not None and not data_file.is_file():
         raise TrtsrError(f"the graph's external data file {data_file.name} is missing", path=onnx_path)
     say("hashing the graph")
-    onnx_sha = hash_onnx(onnx_path, data_file)
+    onnx_sha = sha256_of(onnx_path, data_file)
     if onnx_sha != spec.onnx_sha256:
         raise TrtsrError(
             "the graph does not match its export spec (sha256 differs): the ONNX changed after export "
@@ -117,9 +123,7 @@ def build_engine(
                                     compute_capabilities=settings.compute_capabilities, workspace_bytes=workspace)
     for shape in shapes:
         backend.add_profile(parsed, config, spec.input_name, shape)
-    from trtsr.engines.cache import timing_cache_path
-
-    timing_path = timing_cache_path(backend) if not backend.is_rtx else None
+    timing_path = None if backend.is_rtx else timing_cache_path(backend.name, backend.version, cache_root)
     timing_cache = backend.attach_timing_cache(config, timing_path)
 
     names = ", ".join(p.name for p in profiles)
@@ -128,14 +132,18 @@ def build_engine(
     engine_bytes = backend.build(parsed, config)
     seconds = time.perf_counter() - started
     if timing_cache is not None and timing_path is not None:
-        _write(timing_path, bytes(timing_cache.serialize()))
+        try:
+            backend.save_timing_cache(config, timing_cache, timing_path)
+        except OSError as exc:
+            raise _disk_error(exc, timing_path) from None
 
     gpu = detect_gpu()
     metadata = EngineMetadata(
         backend=backend.name, backend_version=backend.version, precision=spec.precision, scale=spec.scale,
         guidance=spec.guidance, io=spec.io, input_name=spec.input_name, output_name=spec.output_name,
-        min_input_size=spec.min_input_size, tensors=parsed.tensors(),
-        profiles=[p.to_dict(spec) for p in profiles], onnx_sha256=onnx_sha, onnx_file=onnx_path.name,
+        alignment=spec.alignment, extra_pixels=spec.extra_pixels, min_input_size=spec.min_input_size,
+        max_input_size=spec.max_input_size, tensors=parsed.tensors(),
+        profiles=[p.to_dict(spec.sizes) for p in profiles], onnx_sha256=onnx_sha, onnx_file=onnx_path.name,
         model=spec.model, builder={**settings.builder_dict(), "attention_layers": len(attention)},
         gpu=gpu.to_dict() if gpu else None,
         build_seconds=round(seconds, 2), engine_sha256=hashlib.sha256(engine_bytes).hexdigest(),

@@ -1,63 +1,43 @@
 """The engine cache: an engine for (graph, settings, backend version, GPU) without a manual build.
 
-Layout of the cache folder ($TRTSR_CACHE_DIR, else $XDG_CACHE_HOME/trtsr, else ~/.cache/trtsr):
+Entries live in `paths.engines_dir()`:
 
-    engines/<key>.engine            the engine
-    engines/<key>.engine.json       its metadata
-    engines/<key>.lock              held while one process builds that key
-    timing-<backend>-<version>.cache    TensorRT timing cache (shared by builds)
-    runtime-<gpu>-<version>.cache       TensorRT-RTX runtime (JIT kernel) cache
+    <key>.engine        the engine
+    <key>.engine.json   its metadata
+    <key>.lock          held while one process builds or checks that key; its mtime is the last use
 
 The key hashes the graph's sha256, every field of BuildSettings, the backend
 and its version, and the GPU. A build holds an exclusive file lock on its key,
 so two processes never build the same engine at once: the second waits and
 then finds the first one's engine. Engines are written to a temporary file and
 renamed, so a killed build leaves no corrupt entry.
+
+Engines of the full-size model are about 2 GB each, so the folder has a size
+cap (`max_gb`, else $TRTSR_CACHE_MAX_GB, else defaults.ENGINE_CACHE_MAX_GB; 0
+turns it off): after a build, the least recently used entries are removed until
+the folder fits, never the one just built and never one another process holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
 import os
-import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
+from trtsr.defaults import ENGINE_CACHE_MAX_GB
 from trtsr.engines.backend import Backend, load_backend
 from trtsr.engines.builder import BuildSettings, build_engine, load_spec_for
-from trtsr.engines.gpu import detect_gpu
 from trtsr.engines.metadata import EngineMetadata, metadata_path_for
 from trtsr.errors import TrtsrError
+from trtsr.files import file_lock, lock_is_held
+from trtsr.gpu import detect_gpu
+from trtsr.paths import cache_dir, engines_dir
 
 log = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    explicit = os.environ.get("TRTSR_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "trtsr"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
-
-
-def timing_cache_path(backend: Backend, root: Path | None = None) -> Path:
-    return (root or cache_dir()) / f"timing-{backend.name}-{_slug(backend.version)}.cache"
-
-
-def runtime_cache_path(backend: Backend, root: Path | None = None) -> Path:
-    gpu = detect_gpu()
-    gpu_slug = _slug(f"{gpu.name}-sm{gpu.compute_capability}") if gpu else "nogpu"
-    return (root or cache_dir()) / f"runtime-{gpu_slug}-{backend.name}-{_slug(backend.version)}.cache"
 
 
 def cache_key(onnx_sha256: str, settings: BuildSettings, backend: Backend) -> str:
@@ -72,15 +52,17 @@ def cache_key(onnx_sha256: str, settings: BuildSettings, backend: Backend) -> st
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+def cache_limit_bytes(max_gb: float | None = None) -> int | None:
+    """The cap in bytes: the argument, else $TRTSR_CACHE_MAX_GB, else the default; None = no cap."""
+    if max_gb is None:
+        text = os.environ.get("TRTSR_CACHE_MAX_GB")
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            max_gb = float(text) if text else ENGINE_CACHE_MAX_GB
+        except ValueError:
+            raise TrtsrError(f"TRTSR_CACHE_MAX_GB must be a number of GB, got {text!r}") from None
+    if max_gb < 0:
+        raise TrtsrError(f"the engine cache cap must be >= 0 GB (0 = no cap), got {max_gb:g}")
+    return None if max_gb == 0 else int(max_gb * 1e9)
 
 
 def _valid_entry(engine: Path, onnx_sha256: str, backend: Backend) -> bool:
@@ -104,6 +86,43 @@ def _valid_entry(engine: Path, onnx_sha256: str, backend: Backend) -> bool:
     return True
 
 
+def _entry_files(engine: Path) -> list[Path]:
+    return [engine, metadata_path_for(engine)]
+
+
+def _last_used(engine: Path) -> float:
+    lock = engine.with_suffix(".lock")
+    return (lock if lock.exists() else engine).stat().st_mtime
+
+
+def evict(folder: Path, limit_bytes: int | None, *, keep: Path | None = None) -> list[Path]:
+    """Remove least recently used entries until the folder's engines fit `limit_bytes`; returns the removed."""
+    if limit_bytes is None or not folder.is_dir():
+        return []
+    entries = []
+    for engine in folder.glob("*.engine"):
+        try:
+            size = sum(f.stat().st_size for f in _entry_files(engine) if f.exists())
+            entries.append((_last_used(engine), engine, size))
+        except FileNotFoundError:  # removed by another process meanwhile
+            continue
+    total = sum(size for _, _, size in entries)
+    removed = []
+    for _, engine, size in sorted(entries):
+        if total <= limit_bytes:
+            break
+        if keep is not None and engine == keep:
+            continue
+        if lock_is_held(engine.with_suffix(".lock")):
+            continue  # another process is building or reading it
+        for file in _entry_files(engine):
+            file.unlink(missing_ok=True)
+        total -= size
+        removed.append(engine)
+        log.info("engine cache above its cap: removed %s (%.1f GB)", engine.name, size / 1e9)
+    return removed
+
+
 @dataclasses.dataclass(frozen=True)
 class CachedEngine:
     engine_path: Path
@@ -116,22 +135,31 @@ def cached_engine(
     settings: BuildSettings = BuildSettings(),
     *,
     root: Path | None = None,
+    max_gb: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CachedEngine:
-    """Return the cached engine for this graph and settings, building it first if needed."""
+    """Return the cached engine for this graph and settings, building it first if needed.
+
+    `root` is the cache folder (default: paths.cache_dir()); `max_gb` caps the engines in it.
+    """
     onnx_path = Path(onnx_path)
     spec = load_spec_for(onnx_path)
     backend = load_backend(settings.backend)
+    limit = cache_limit_bytes(max_gb)
     root = root or cache_dir()
-    folder = root / "engines"
+    folder = engines_dir(root)
     key = cache_key(spec.onnx_sha256, settings, backend)
     engine = folder / f"{key}.engine"
+    lock = folder / f"{key}.lock"
     try:
-        with _locked(folder / f"{key}.lock"):
+        with file_lock(lock):
+            os.utime(lock)  # the entry's last use, for eviction
             if _valid_entry(engine, spec.onnx_sha256, backend):
                 return CachedEngine(engine, EngineMetadata.for_engine(engine), built=False)
             result = build_engine(onnx_path, engine, dataclasses.replace(settings, backend=backend.name),
-                                  progress=progress)
-            return CachedEngine(result.engine_path, result.metadata, built=True)
+                                  cache_root=root, progress=progress)
+            cached = CachedEngine(result.engine_path, result.metadata, built=True)
+        evict(folder, limit, keep=engine)
+        return cached
     except PermissionError as exc:
         raise TrtsrError(f"engine cache is not writable ({exc.strerror}); set TRTSR_CACHE_DIR", path=root) from None

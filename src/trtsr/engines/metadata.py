@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
-from trtsr.errors import TrtsrError
-from trtsr.files import write_text_atomic
+from trtsr.files import sha256_of
+from trtsr.records import JsonRecord, SizeRules
 
 METADATA_VERSION = 1
 
@@ -20,10 +19,12 @@ def metadata_path_for(engine_path: str | Path) -> Path:
 
 
 @dataclasses.dataclass(frozen=True)
-class EngineMetadata:
+class EngineMetadata(SizeRules, JsonRecord):
     """Fields:
         backend / backend_version: which TensorRT built it (tensorrt or tensorrt-rtx).
         precision, scale, guidance, io: copied from the export spec (precision lives in the ONNX).
+        alignment, extra_pixels, min_input_size, max_input_size: the graph's size rules, from the spec
+            (`sizes` gathers them as a SizeRequirements).
         input_name / output_name: the engine's I/O tensor names.
         tensors: I/O tensors as parsed: name, mode, dtype, shape (-1 = dynamic).
         profiles: per profile, input and output min/opt/max shapes (height, width, 3).
@@ -41,7 +42,10 @@ class EngineMetadata:
     io: str
     input_name: str
     output_name: str
+    alignment: int
+    extra_pixels: int
     min_input_size: int
+    max_input_size: int
     tensors: list[dict[str, Any]]
     profiles: list[dict[str, Any]]
     onnx_sha256: str
@@ -56,24 +60,9 @@ class EngineMetadata:
     created: str
     metadata_version: int = METADATA_VERSION
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def save(self, path: str | Path) -> Path:
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> EngineMetadata:
-        path = Path(path)
-        if not path.is_file():
-            raise TrtsrError("engine metadata not found (trtsr build writes it beside the engine)", path=path)
-        try:
-            data = json.loads(path.read_text())
-            names = {f.name for f in dataclasses.fields(cls)}
-            return cls(**{k: v for k, v in data.items() if k in names})
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
-            raise TrtsrError(f"engine metadata is unreadable ({exc})", path=path) from None
+    what = "engine metadata"
+    not_found_hint = " (trtsr build writes it beside the engine)"
+    missing_hint = " (not written by this trtsr version's 'trtsr build'); rebuild the engine"
 
     @classmethod
     def for_engine(cls, engine_path: str | Path) -> EngineMetadata:
@@ -81,8 +70,6 @@ class EngineMetadata:
 
     def matches_file(self, engine_path: str | Path) -> bool:
         """Whether the engine file is the one this metadata describes (size, then sha256)."""
-        from trtsr.files import sha256_of
-
         engine_path = Path(engine_path)
         return engine_path.stat().st_size == self.engine_bytes and sha256_of(engine_path) == self.engine_sha256
 

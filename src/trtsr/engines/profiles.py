@@ -15,8 +15,9 @@ import dataclasses
 import math
 import re
 
+from trtsr.defaults import PROFILES
 from trtsr.errors import TrtsrError
-from trtsr.export.spec import ExportSpec
+from trtsr.sizes import SizeRequirements
 
 NAMED_SIZES: dict[str, tuple[int, int]] = {
     "720p": (1280, 720),
@@ -26,8 +27,7 @@ NAMED_SIZES: dict[str, tuple[int, int]] = {
     "8k": (7680, 4320),
 }
 # One engine covering 1080p to 8K output: three profiles, each tuned at its top size.
-DEFAULT_PROFILES = ("1080p", "4k", "8k")
-MAX_INPUT_SIDE = 8192
+DEFAULT_PROFILES = PROFILES
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
@@ -64,9 +64,9 @@ class ShapeProfile:
         names = ", ".join(NAMED_SIZES)
         raise TrtsrError(f"profile {text!r}: use a name ({names}), WxH, or MINWxMINH:OPTWxOPTH:MAXWxMAXH")
 
-    def input_shapes(self, spec: ExportSpec) -> tuple[tuple[int, int, int], ...]:
+    def input_shapes(self, sizes: SizeRequirements) -> tuple[tuple[int, int, int], ...]:
         """(min, opt, max) input shapes (height, width, 3), checked against what the graph accepts."""
-        scale, smallest = spec.scale, spec.min_input_size
+        scale, smallest, largest = sizes.scale, sizes.minimum, sizes.maximum
         def to_input(size: tuple[int, int], round_up: bool) -> tuple[int, int]:
             w, h = size
             if round_up:
@@ -83,23 +83,24 @@ class ShapeProfile:
                     f"profile {self.name!r}: its {label} size is below the smallest output this x{scale} graph "
                     f"takes ({smallest_out}x{smallest_out})"
                 )
-            if max(h, w) > MAX_INPUT_SIDE:
+            if max(h, w) > largest:
                 raise TrtsrError(
                     f"profile {self.name!r}: its {label} size is above the largest this x{scale} graph takes "
-                    f"({MAX_INPUT_SIDE * scale} pixels a side)"
+                    f"({largest * scale} pixels a side)"
                 )
         if not (low[0] <= opt[0] <= high[0] and low[1] <= opt[1] <= high[1]):
             raise TrtsrError(f"profile {self.name!r}: min <= opt <= max must hold in both width and height")
         return (low[0], low[1], 3), (opt[0], opt[1], 3), (high[0], high[1], 3)
 
-    def to_dict(self, spec: ExportSpec) -> dict:
-        low, opt, high = self.input_shapes(spec)
+    def to_dict(self, sizes: SizeRequirements) -> dict:
+        low, opt, high = self.input_shapes(sizes)
+        scale = sizes.scale
         return {
             "name": self.name,
             "input_min": list(low), "input_opt": list(opt), "input_max": list(high),
-            "output_min": [low[0] * spec.scale, low[1] * spec.scale, 3],
-            "output_opt": [opt[0] * spec.scale, opt[1] * spec.scale, 3],
-            "output_max": [high[0] * spec.scale, high[1] * spec.scale, 3],
+            "output_min": [low[0] * scale, low[1] * scale, 3],
+            "output_opt": [opt[0] * scale, opt[1] * scale, 3],
+            "output_max": [high[0] * scale, high[1] * scale, 3],
         }
 
 

@@ -1,6 +1,6 @@
 """PyTorch -> ONNX export of GenDR-Pix (needs the `export` extra), and the spec it writes."""
 
-from trtsr.export.spec import ExportSpec, spec_path_for
+from trtsr.spec import ExportSpec, spec_path_for
 
 __all__ = ["ExportResult", "ExportSettings", "ExportSpec", "export_onnx", "spec_path_for"]
 

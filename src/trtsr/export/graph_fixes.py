@@ -82,13 +82,3 @@ def name_dynamic_dims(model: onnx.ModelProto) -> None:
         for dim, label in zip(dims[:2], ("height", "width"), strict=False):
             if not dim.HasField("dim_value"):
                 dim.dim_param = f"{prefix}_{label}"
-
-
-def count_parameters(model: onnx.ModelProto) -> int:
-    """Elements in floating-point initializers (weights), excluding tiny shape constants."""
-    total = 0
-    floating = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
-    for init in model.graph.initializer:
-        if init.data_type in floating:
-            total += int(np.prod(init.dims)) if len(init.dims) else 1
-    return total

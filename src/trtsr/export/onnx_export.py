@@ -17,8 +17,12 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from trtsr import defaults
+from trtsr.defaults import IO_TYPES, PRECISIONS, SCALES
 from trtsr.errors import TrtsrError
-from trtsr.export.spec import IO_TYPES, PRECISIONS, ExportSpec, hash_onnx, spec_path_for
+from trtsr.files import sha256_of
+from trtsr.sizes import SizeRequirements
+from trtsr.spec import ExportSpec, spec_path_for
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +32,6 @@ OUTPUT_NAME = "hr"
 EXTERNAL_DATA_THRESHOLD = 1_900_000_000
 # Traced at a size that is no multiple of 2, 8 or 64, so no shape logic is specialised to it.
 TRACE_SIZE = (37, 53)
-MAX_INPUT_SIZE = 8192
-SCALES = (1, 2, 3, 4, 8)
-DEFAULT_OPSET = 23
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,11 +49,11 @@ class ExportSettings:
             8K profiles (TensorRT rejects the tensor volume).
     """
 
-    scale: int = 4
-    precision: str = "fp16"
-    guidance: float | None = 1.8
-    io: str = "uint8"
-    opset: int = DEFAULT_OPSET
+    scale: int = defaults.SCALE
+    precision: str = defaults.PRECISION
+    guidance: float | None = defaults.GUIDANCE
+    io: str = defaults.IO
+    opset: int = defaults.OPSET
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -64,8 +65,9 @@ class ExportSettings:
         if self.guidance is not None and float(self.guidance) == 1.0:
             # w = 1 keeps only the positive pass: export the batch-1 graph, half the compute.
             object.__setattr__(self, "guidance", None)
-        if not 18 <= self.opset <= 23:
-            raise TrtsrError(f"opset must be 18 to 23, got {self.opset}")
+        low, high = defaults.OPSETS
+        if not low <= self.opset <= high:
+            raise TrtsrError(f"opset must be {low} to {high}, got {self.opset}")
         if self.guidance is not None and not -10.0 <= self.guidance <= 10.0:
             raise TrtsrError(f"guidance {self.guidance} is out of range; the paper uses 1.0 to 2.0")
 
@@ -84,15 +86,6 @@ def _torch_dtype(precision: str):
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
-def min_input_size(alignment: int, extra: int, scale: int) -> int:
-    """Smallest input side for which the UNet's lowest level is at least 2 wide.
-
-    At 1 the exported shape arithmetic would rest on guards that do not hold, so smaller
-    images are padded up by the runtime instead.
-    """
-    return (alignment - extra) // scale + 1
-
-
 def export_onnx(
     model_source,
     output: str | Path,
@@ -108,7 +101,7 @@ def export_onnx(
 
     import torch
 
-    from trtsr import __version__
+    from trtsr._version import __version__
     from trtsr.models import GenDRPix, PixelUpscaler, load_model
 
     started = time.perf_counter()
@@ -130,10 +123,10 @@ def export_onnx(
 
     in_dtype = torch.uint8 if settings.io == "uint8" else torch.float32
     example = torch.zeros(*TRACE_SIZE, 3, dtype=in_dtype)
-    extra = 8 if settings.guidance is not None else 0
-    min_size = min_input_size(model.config.alignment, extra, settings.scale)
-    height = torch.export.Dim("lr_height", min=min_size, max=MAX_INPUT_SIZE)
-    width = torch.export.Dim("lr_width", min=min_size, max=MAX_INPUT_SIZE)
+    sizes = SizeRequirements.for_graph(scale=settings.scale, multiple=model.config.alignment,
+                                       padcfg=settings.guidance is not None)
+    height = torch.export.Dim("lr_height", min=sizes.minimum, max=sizes.maximum)
+    width = torch.export.Dim("lr_width", min=sizes.minimum, max=sizes.maximum)
 
     external = parameters * {"fp32": 4, "fp16": 2, "bf16": 2}[settings.precision] > EXTERNAL_DATA_THRESHOLD
 
@@ -169,9 +162,10 @@ def export_onnx(
         tmp_data = workdir / data_name if data_name else None
         spec = ExportSpec(
             model=model_name, scale=settings.scale, precision=settings.precision, guidance=settings.guidance,
-            io=settings.io, input_name=INPUT_NAME, output_name=OUTPUT_NAME, alignment=model.config.alignment,
-            extra_pixels=extra, min_input_size=min_size, parameters=parameters,
-            onnx_file=output.name, onnx_data_file=data_name, onnx_sha256=hash_onnx(tmp_onnx, tmp_data),
+            io=settings.io, input_name=INPUT_NAME, output_name=OUTPUT_NAME, alignment=sizes.multiple,
+            extra_pixels=sizes.padding, min_input_size=sizes.minimum, max_input_size=sizes.maximum,
+            parameters=parameters, onnx_file=output.name, onnx_data_file=data_name,
+            onnx_sha256=sha256_of(tmp_onnx, tmp_data),
             opset=opset, trtsr_version=__version__, torch_version=torch.__version__,
         )
         spec_tmp = workdir / "spec.json"

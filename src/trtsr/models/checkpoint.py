@@ -25,11 +25,12 @@ from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path
 from trtsr.models.config import PRESETS, ModelConfig
 from trtsr.models.pixel import GenDRPix
+from trtsr.paths import default_weights
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "trtsr-gendr-pix/1"
-DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.safetensors"
+DEFAULT_WEIGHTS = default_weights()
 PRESET_SEED = 0
 
 

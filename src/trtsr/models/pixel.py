@@ -19,23 +19,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trtsr.defaults import GUIDANCE
 from trtsr.models.config import ModelConfig
+from trtsr.sizes import PADCFG_PADDING, aligned_side
 
 PADCFG_POSITIVE = (4, 4, 4, 4)  # left, right, top, bottom
 PADCFG_NEGATIVE = (3, 5, 3, 5)
 PADCFG_CROP = 4
-PADCFG_EXTRA = 8  # pixels PadCFG adds to each spatial dimension
 
 
 def build_unet(config: ModelConfig) -> nn.Module:
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(**config.unet_kwargs())
-
-
-def aligned_size(size, multiple: int, extra: int):
-    """Smallest `n >= size` with `(n + extra) % multiple == 0`; works on symbolic sizes too."""
-    return ((size + extra + multiple - 1) // multiple) * multiple - extra
 
 
 class FixedTimestepProjection(nn.Module):
@@ -91,7 +87,7 @@ class GenDRPix(nn.Module):
             x0 = out
         return F.pixel_shuffle(x0, cfg.unshuffle)
 
-    def restore(self, image: torch.Tensor, guidance: float | None = 1.8) -> torch.Tensor:
+    def restore(self, image: torch.Tensor, guidance: float | None = GUIDANCE) -> torch.Tensor:
         """Restore images (B,3,H,W) in [-1,1] already at output size; any H, W.
 
         `guidance=None` runs the plain batch-B network without PadCFG.
@@ -110,7 +106,7 @@ class GenDRPix(nn.Module):
         `restore(image, w)` is `w * pos + (1 - w) * neg`; training reads the two branches directly.
         """
         height, width = image.shape[-2], image.shape[-1]
-        x = self._aligned(image, PADCFG_EXTRA)
+        x = self._aligned(image, PADCFG_PADDING)
         batch = image.shape[0]
         pos = F.pad(x, PADCFG_POSITIVE, mode="reflect")
         neg = F.pad(x, PADCFG_NEGATIVE, mode="reflect")
@@ -120,11 +116,11 @@ class GenDRPix(nn.Module):
         pred = pred[..., PADCFG_CROP:, PADCFG_CROP:][..., :height, :width]
         return pred[:batch], pred[batch:]
 
-    def _aligned(self, image: torch.Tensor, extra: int) -> torch.Tensor:
+    def _aligned(self, image: torch.Tensor, padding: int) -> torch.Tensor:
         height, width = image.shape[-2], image.shape[-1]
         multiple = self.config.alignment
-        pad_h = aligned_size(height, multiple, extra) - height
-        pad_w = aligned_size(width, multiple, extra) - width
+        pad_h = aligned_side(height, multiple, padding) - height
+        pad_w = aligned_side(width, multiple, padding) - width
         # Replicate, not reflect: the alignment pad may exceed the image itself; it is cropped off.
         return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
 

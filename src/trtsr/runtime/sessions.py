@@ -12,18 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from trtsr.errors import MissingDependencyError, TrtsrError
-from trtsr.export.spec import ExportSpec, spec_path_for
+from trtsr.errors import MissingDependencyError, OutOfMemory, TooLarge, TrtsrError
+from trtsr.gpu import check_cuda, cudart, handle
+from trtsr.sizes import SizeRequirements
+from trtsr.spec import ExportSpec, spec_path_for
 
 log = logging.getLogger(__name__)
-
-
-class OutOfMemory(TrtsrError):
-    """The device ran out of memory for this input size; a smaller tile may fit."""
-
-
-class TooLarge(TrtsrError):
-    """The input is larger than any profile of the engine; tiling is needed."""
 
 
 class OnnxRuntimeSession:
@@ -53,7 +47,8 @@ class OnnxRuntimeSession:
         self.provider = self._session.get_providers()[0]
         self.backend_name = "onnxruntime-cuda" if self.provider == "CUDAExecutionProvider" else "onnxruntime-cpu"
         self.max_input: tuple[int, int] | None = None
-        self.scale, self.io, self.min_input_size = self.spec.scale, self.spec.io, self.spec.min_input_size
+        self.scale, self.io = self.spec.scale, self.spec.io
+        self.sizes: SizeRequirements = self.spec.sizes
 
     @property
     def io_dtype(self):
@@ -83,23 +78,24 @@ class EngineSession:
 
     def __init__(self, engine_path: str | Path) -> None:
         from trtsr.engines.backend import load_backend
-        from trtsr.engines.cache import runtime_cache_path
-        from trtsr.engines.gpu import detect_gpu
         from trtsr.engines.metadata import EngineMetadata
+        from trtsr.gpu import detect_gpu
+        from trtsr.paths import runtime_cache_path
 
         engine_path = Path(engine_path)
         if not engine_path.is_file():
             raise TrtsrError("engine not found", path=engine_path)
         self.metadata = meta = EngineMetadata.for_engine(engine_path)
-        if detect_gpu() is None:
+        gpu = detect_gpu()
+        if gpu is None:
             raise TrtsrError("engines run on an NVIDIA GPU and none is visible; use --backend onnxruntime "
                              "with the .onnx graph instead", path=engine_path)
         self.backend = backend = load_backend(meta.backend)
         if backend.version != meta.backend_version:
             raise TrtsrError(f"built with {meta.backend} {meta.backend_version} but {backend.version} is installed; "
                              "rebuild it with trtsr build", path=engine_path)
-        cudart = _cudart()
-        self._cudart = cudart
+        runtime_api = cudart()
+        self._cudart = runtime_api
         self.backend_name = f"{backend.name} {backend.version}"
         runtime = backend.runtime()
         data = engine_path.read_bytes()
@@ -109,18 +105,20 @@ class EngineSession:
                              path=engine_path)
         self._runtime = runtime
         self._runtime_cache_file = None
-        self._context = self._create_context(backend, runtime_cache_path(backend))
-        self.scale, self.io, self.min_input_size = meta.scale, meta.io, meta.min_input_size
+        self._context = self._create_context(
+            backend, runtime_cache_path(backend.name, backend.version, gpu.name, gpu.compute_capability))
+        self.scale, self.io = meta.scale, meta.io
+        self.sizes: SizeRequirements = meta.sizes
         self.max_input = max(((p["input_max"][0], p["input_max"][1]) for p in meta.profiles),
                              key=lambda hw: hw[0] * hw[1])
-        self._stream = _check(cudart.cudaStreamCreate())
+        self._stream = check_cuda(runtime_api.cudaStreamCreate())
         itemsize = 1 if meta.io == "uint8" else 4
         largest_in = max(p["input_max"][0] * p["input_max"][1] * 3 for p in meta.profiles) * itemsize
         largest_out = largest_in * meta.scale * meta.scale
-        self._host_in = _PinnedBuffer(cudart, largest_in)
-        self._host_out = _PinnedBuffer(cudart, largest_out)
-        self._dev_in = _check(cudart.cudaMalloc(largest_in))
-        self._dev_out = _check(cudart.cudaMalloc(largest_out))
+        self._host_in = _PinnedBuffer(runtime_api, largest_in)
+        self._host_out = _PinnedBuffer(runtime_api, largest_out)
+        self._dev_in = check_cuda(runtime_api.cudaMalloc(largest_in))
+        self._dev_out = check_cuda(runtime_api.cudaMalloc(largest_out))
         self._profile = -1
 
     def _create_context(self, backend, cache_file: Path):
@@ -152,7 +150,7 @@ class EngineSession:
             raise TooLarge(f"{width}x{height} input fits no profile of this engine")
         stream = self._stream
         if index != self._profile:
-            if not self._context.set_optimization_profile_async(index, _handle(stream)):
+            if not self._context.set_optimization_profile_async(index, handle(stream)):
                 raise TrtsrError(f"cannot select profile {index}")
             self._profile = index
         self._context.set_input_shape(meta.input_name, (height, width, 3))
@@ -163,13 +161,13 @@ class EngineSession:
         host_out = self._host_out.view(out_shape, self.io_dtype)
         kind_h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         kind_d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _check(cudart.cudaMemcpyAsync(self._dev_in, self._host_in.ptr, lr.nbytes, kind_h2d, stream))
-        self._context.set_tensor_address(meta.input_name, _handle(self._dev_in))
-        self._context.set_tensor_address(meta.output_name, _handle(self._dev_out))
-        if not self._context.execute_async_v3(_handle(stream)):
+        check_cuda(cudart.cudaMemcpyAsync(self._dev_in, self._host_in.ptr, lr.nbytes, kind_h2d, stream))
+        self._context.set_tensor_address(meta.input_name, handle(self._dev_in))
+        self._context.set_tensor_address(meta.output_name, handle(self._dev_out))
+        if not self._context.execute_async_v3(handle(stream)):
             raise OutOfMemory(f"the engine failed at {width}x{height} (out of device memory?)")
-        _check(cudart.cudaMemcpyAsync(self._host_out.ptr, self._dev_out, host_out.nbytes, kind_d2h, stream))
-        _check(cudart.cudaStreamSynchronize(stream))
+        check_cuda(cudart.cudaMemcpyAsync(self._host_out.ptr, self._dev_out, host_out.nbytes, kind_d2h, stream))
+        check_cuda(cudart.cudaStreamSynchronize(stream))
         return host_out.copy()
 
     def close(self) -> None:
@@ -201,7 +199,7 @@ class _PinnedBuffer:
     def __init__(self, cudart, nbytes: int) -> None:
         self._cudart = cudart
         self.nbytes = nbytes
-        self.ptr = _check(cudart.cudaMallocHost(nbytes))
+        self.ptr = check_cuda(cudart.cudaMallocHost(nbytes))
         import ctypes
 
         self._array = np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(int(self.ptr)))
@@ -214,33 +212,3 @@ class _PinnedBuffer:
         if self.ptr is not None:
             self._cudart.cudaFreeHost(self.ptr)
             self.ptr = None
-
-
-def _cudart():
-    from trtsr.engines.gpu import import_cudart
-
-    cudart = import_cudart()
-    if cudart is None:
-        raise MissingDependencyError("running engines", "gpu")
-    return cudart
-
-
-def _handle(value) -> int:
-    """TensorRT takes streams and pointers as plain integers; cuda-python wraps some of them."""
-    try:
-        return int(value)
-    except TypeError:
-        return int(value.getPtr())
-
-
-def _check(result):
-    """cuda-python returns (error, value...) tuples; raise on an error, return the value."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        name = str(err).split(".")[-1]
-        if "MemoryAllocation" in name:
-            raise OutOfMemory(f"CUDA out of memory ({name})")
-        raise TrtsrError(f"CUDA error {name}")
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else tuple(values)

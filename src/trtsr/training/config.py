@@ -9,6 +9,7 @@ from typing import Any
 
 import tomllib
 
+from trtsr import defaults
 from trtsr.errors import TrtsrError
 
 
@@ -74,7 +75,7 @@ class TrainConfig:
     adv_start: int = 1000
     disc_detail_head: bool = False  # off: the shipped recipe predates it and stays reproducible
     negative_blur: float = 1.0
-    guidance: float = 1.8
+    guidance: float = defaults.GUIDANCE
     plain_prob: float = 0.25
     seed: int = 0
     checkpoint_every: int = 250

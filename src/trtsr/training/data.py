@@ -14,10 +14,10 @@ from PIL import Image
 
 from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path
+from trtsr.runtime.images import IMAGE_SUFFIXES
 from trtsr.training.degrade import DegradationSettings, degrade
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, teacher_upscale
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 BANK_VERSION = 1
 
 

@@ -163,7 +163,7 @@ def count_flops(module: torch.nn.Module, example: torch.Tensor) -> int:
 
 def cpu_latency(run: Callable[[], Any], repeats: int = 3) -> float:
     """Median seconds of `repeats` runs after one warm-up run."""
-    from trtsr.bench import timed_runs
+    from trtsr.measure import timed_runs
 
     _, times_ms = timed_runs(run, warmup=1, repeats=repeats)
     return statistics.median(times_ms) / 1000.0

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +54,14 @@ def initial_model(config: TrainConfig) -> GenDRPix:
         raise TrtsrError("alpha_bar and zero_init_output apply to a preset init only; the weights in "
                          f"{config.init} keep their own")
     return load_model(config.init)
+
+
+class NonFiniteLoss(TrtsrError):
+    """A step's loss was NaN or infinite; raised before that step changed any weight."""
+
+    def __init__(self, step: int, value: float) -> None:
+        self.step, self.value = step, value
+        super().__init__(f"loss became {value} at step {step}")
 
 
 @dataclass
@@ -105,6 +112,7 @@ class Trainer:
         self.disc: FeatureDiscriminator | None = None
         self.disc_opt: torch.optim.Optimizer | None = None
         self.step = 0
+        self._saved_step: int | None = None  # step of the checkpoint on disk, when this run wrote or read one
         self.generator = torch.Generator().manual_seed(config.seed)
         self.bank: dict[str, torch.Tensor] | None = None
 
@@ -187,6 +195,9 @@ class Trainer:
                  + cfg.perceptual_weight * perceptual + cfg.texture_weight * texture
                  + cfg.highpass_weight * highpass
                  + cfg.adv_weight * adversarial)
+        if not torch.isfinite(total.detach()):
+            # Before backward and the optimiser step: the weights, EMA and checkpoints stay as they were.
+            raise NonFiniteLoss(self.step + 1, float(total.detach()))
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -261,6 +272,7 @@ class Trainer:
             "teacher": TEACHER_NAME, "steps": str(self.step), "train_config": self.config.to_json(),
             "history": json.dumps(self.history),
         })
+        self._saved_step = self.step
         return self.checkpoint_path
 
     def resume(self, path: str | Path | None = None) -> int:
@@ -290,7 +302,7 @@ class Trainer:
             self.disc_opt.load_state_dict(state["disc_opt"])
         self.generator.set_state(state["generator"])
         torch.random.set_rng_state(state["torch_rng"])
-        self.step = int(state["step"])
+        self.step = self._saved_step = int(state["step"])
         if "history" in state:  # the stages before this run, as recorded when it started
             self.history = json.loads(state["history"])
         return self.step
@@ -301,12 +313,14 @@ class Trainer:
         history = []
         start = time.perf_counter()
         while self.step < self.config.steps:
-            result = self.train_step()
+            try:
+                result = self.train_step()
+            except NonFiniteLoss as bad:
+                kept = (f"the last good checkpoint (step {self._saved_step}) is kept" if self._saved_step is not None
+                        else "no checkpoint was written")
+                raise TrtsrError(f"loss became {bad.value} at step {bad.step}; that step was not applied and "
+                                 f"{kept}; lower 'lr' and resume", path=self.checkpoint_path) from None
             history.append(result)
-            if not math.isfinite(result.total):
-                self.save()
-                raise TrtsrError(f"loss became {result.total} at step {self.step}; lower 'lr' and resume",
-                                 path=self.checkpoint_path)
             if report is not None and (self.step % self.config.log_every == 0 or self.step == self.config.steps):
                 report(self.step, self.config.steps, result)
             if self.step % self.config.checkpoint_every == 0:

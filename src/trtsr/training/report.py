@@ -45,7 +45,7 @@ def _bicubic(lr: torch.Tensor) -> torch.Tensor:
 
 def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, guidances: list[float],
                    with_teacher: bool, output: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    from trtsr.bench import environment
+    from trtsr.measure import environment
 
     images = list_images(folders)
     _, held = split_holdout(images, holdout_every)

@@ -160,19 +160,21 @@ def load_teacher(param: Path | None = None, weights: Path | None = None) -> RRDB
 
 
 @torch.no_grad()
-def teacher_upscale(teacher: RRDBNet, lr: torch.Tensor, tile: int = 96) -> torch.Tensor:
-    """x4 teacher output for (B,3,h,w) in [0,1]; clamped to [0,1]. Large inputs run in overlapping tiles."""
+def teacher_upscale(teacher: RRDBNet, lr: torch.Tensor, tile: int = 96, overlap: int = 16,
+                    context: int = 8) -> torch.Tensor:
+    """x4 teacher output for (B,3,h,w) in [0,1]; clamped to [0,1]. Large inputs run in overlapping tiles
+    (the runtime's tiler: each tile sees `context` more input pixels around it and is blended across
+    `overlap` pixels with its neighbours)."""
+    from trtsr.runtime.tiling import run_tiled
+
     _, _, h, w = lr.shape
     if h <= tile and w <= tile:
         return teacher(lr).clamp(0.0, 1.0)
-    out = torch.zeros(lr.shape[0], 3, h * 4, w * 4)
-    pad = 8
-    for y in range(0, h, tile):
-        for x in range(0, w, tile):
-            y0, x0 = max(y - pad, 0), max(x - pad, 0)
-            y1, x1 = min(y + tile + pad, h), min(x + tile + pad, w)
-            part = teacher(lr[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
-            ty, tx = (y - y0) * 4, (x - x0) * 4
-            th, tw = (min(y + tile, h) - y) * 4, (min(x + tile, w) - x) * 4
-            out[..., y * 4:y * 4 + th, x * 4:x * 4 + tw] = part[..., ty:ty + th, tx:tx + tw]
-    return out
+
+    def infer(part: np.ndarray) -> np.ndarray:  # (h, w, B, 3) <-> (B, 3, h, w)
+        out = teacher(torch.from_numpy(part).permute(2, 3, 0, 1)).clamp(0.0, 1.0)
+        return out.permute(2, 3, 0, 1).numpy()
+
+    stacked = lr.detach().float().cpu().permute(2, 3, 0, 1).contiguous().numpy()
+    result = run_tiled(stacked, infer, scale=TEACHER_SCALE, tile=tile, overlap=overlap, context=context)
+    return torch.from_numpy(result).permute(2, 3, 0, 1).contiguous().to(lr.device)

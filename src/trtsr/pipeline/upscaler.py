@@ -1,4 +1,9 @@
-"""`Upscaler`: the Python API. Images in, upscaled images out, on a TensorRT engine or ONNX Runtime."""
+"""`Upscaler`: the Python API. Images in, upscaled images out, on a TensorRT engine or ONNX Runtime.
+
+It picks (and if needed exports and builds) the graph or engine for a model through
+`pipeline.resolve` and the engine cache, then runs it through a runtime session, with
+tiling, small-input padding and the out-of-memory retry on top.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from trtsr.errors import TrtsrError
+from trtsr import defaults
+from trtsr.errors import OutOfMemory, TooLarge, TrtsrError
+from trtsr.pipeline.resolve import engine_graph, resolve_onnx
 from trtsr.runtime.images import Picture, from_array, to_array
-from trtsr.runtime.models import DEFAULT_GUIDANCE, DEFAULT_SCALE, resolve_onnx
-from trtsr.runtime.sessions import EngineSession, OnnxRuntimeSession, OutOfMemory, TooLarge
+from trtsr.runtime.sessions import EngineSession, OnnxRuntimeSession
 from trtsr.runtime.tiling import run_tiled
 
 log = logging.getLogger(__name__)
-
-BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "tensorrt-rtx")
-# On ONNX Runtime the top-level self-attention grows with the square of the tile's pixels:
-# 128 input pixels a side (512 out at x4) keeps a CPU run within a few GB.
-ORT_TILE = 128
-DEFAULT_OVERLAP = 16
 
 
 class Upscaler:
@@ -49,34 +49,46 @@ class Upscaler:
         *,
         engine: str | Path | None = None,
         backend: str = "auto",
-        scale: int = DEFAULT_SCALE,
-        guidance: float | None = DEFAULT_GUIDANCE,
+        scale: int = defaults.SCALE,
+        guidance: float | None = defaults.GUIDANCE,
         tile: int | None = None,
-        overlap: int = DEFAULT_OVERLAP,
+        overlap: int = defaults.OVERLAP,
         profiles: tuple[str, ...] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        if backend not in BACKEND_CHOICES:
-            raise TrtsrError(f"unknown backend {backend!r}; use one of {', '.join(BACKEND_CHOICES)}")
-        if tile is not None and tile < 16:
-            raise TrtsrError(f"tile must be at least 16 input pixels, got {tile}")
+        if backend not in defaults.RUN_BACKENDS:
+            raise TrtsrError(f"unknown backend {backend!r}; use one of {', '.join(defaults.RUN_BACKENDS)}")
+        _check_tile(tile)
         if guidance is not None and float(guidance) == 1.0:
             guidance = None  # w = 1 is the positive pass alone: the batch-1 graph
-        self._lock = threading.Lock()
-        self.tile = tile
-        self.overlap = max(0, int(overlap))
         say = progress or (lambda message: log.info(message))
         if engine is not None:
             if backend == "onnxruntime":
                 raise TrtsrError("--engine needs a TensorRT backend; for ONNX Runtime pass the .onnx as the model")
-            self._session = EngineSession(engine)
+            session = EngineSession(engine)
         elif self._wants_engine(backend):
-            self._session = self._engine_session(str(model), backend, scale, guidance, profiles, say)
+            session = self._engine_session(str(model), backend, scale, guidance, profiles, say)
         else:
             onnx = resolve_onnx(str(model), scale=scale, guidance=guidance, progress=say)
-            self._session = OnnxRuntimeSession(onnx)
-        self.backend_name: str = self._session.backend_name
-        self.scale: int = self._session.scale
+            session = OnnxRuntimeSession(onnx)
+        self._attach(session, tile, overlap)
+
+    @classmethod
+    def from_session(cls, session, *, tile: int | None = None, overlap: int = defaults.OVERLAP) -> Upscaler:
+        """An Upscaler around a session you opened (an EngineSession, an OnnxRuntimeSession, or one of your
+        own with the same `infer`, `scale`, `io`, `sizes`, `max_input`, `backend_name` and `close`)."""
+        _check_tile(tile)
+        upscaler = cls.__new__(cls)
+        upscaler._attach(session, tile, overlap)
+        return upscaler
+
+    def _attach(self, session, tile: int | None, overlap: int) -> None:
+        self._lock = threading.Lock()
+        self.tile = tile
+        self.overlap = max(0, int(overlap))
+        self._session = session
+        self.backend_name: str = session.backend_name
+        self.scale: int = session.scale
 
     @staticmethod
     def _wants_engine(backend: str) -> bool:
@@ -85,7 +97,7 @@ class Upscaler:
         if backend == "onnxruntime":
             return False
         from trtsr.engines.backend import installed_backends
-        from trtsr.engines.gpu import detect_gpu
+        from trtsr.gpu import detect_gpu
 
         return detect_gpu() is not None and bool(installed_backends())
 
@@ -93,13 +105,9 @@ class Upscaler:
     def _engine_session(model, backend, scale, guidance, profiles, say) -> EngineSession:
         from trtsr.engines.builder import BuildSettings
         from trtsr.engines.cache import cached_engine
-        from trtsr.engines.profiles import DEFAULT_PROFILES
 
-        try:  # fp16 where the graph can be exported; the shipped fp32 graph otherwise
-            onnx = resolve_onnx(model, scale=scale, guidance=guidance, precision="fp16", io="uint8", progress=say)
-        except TrtsrError:
-            onnx = resolve_onnx(model, scale=scale, guidance=guidance, progress=say)
-        settings = BuildSettings(profiles=tuple(profiles or DEFAULT_PROFILES), backend=backend)
+        onnx = engine_graph(model, scale=scale, guidance=guidance, progress=say)
+        settings = BuildSettings(profiles=tuple(profiles or defaults.PROFILES), backend=backend)
         cached = cached_engine(onnx, settings, progress=say)
         return EngineSession(cached.engine_path)
 
@@ -146,7 +154,7 @@ class Upscaler:
         else:
             lr = lr.astype(np.float32, copy=False)
         height, width = lr.shape[:2]
-        smallest = session.min_input_size
+        smallest = session.sizes.minimum
         if height >= smallest and width >= smallest:
             return session.infer(np.ascontiguousarray(lr)).astype(np.float32)
         # Below the graph's minimum: pad by edge replication, run, and crop the result back.
@@ -158,7 +166,7 @@ class Upscaler:
         if self.tile is not None:
             return self.tile
         max_input = self._session.max_input
-        return ORT_TILE if max_input is None else min(max_input)
+        return defaults.ONNXRUNTIME_TILE if max_input is None else min(max_input)
 
     def _upscale_rgb(self, rgb: np.ndarray, progress) -> np.ndarray:
         height, width = rgb.shape[:2]
@@ -175,7 +183,7 @@ class Upscaler:
                 return np.clip(out, 0.0, 255.0)
             except (OutOfMemory, TooLarge) as exc:
                 current = tile if not fits_engine else max(height, width)
-                smaller = max(current // 2, self._session.min_input_size * 2)
+                smaller = max(current // 2, self._session.sizes.minimum * 2)
                 if smaller >= current or smaller < 16:
                     raise TrtsrError(f"out of memory even at {current}-pixel tiles: {exc}") from None
                 log.warning("%s; retrying with %d-pixel tiles", exc, smaller)
@@ -190,3 +198,8 @@ def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
     resized = Image.fromarray(plane.astype(np.float32), mode="F").resize((width * scale, height * scale),
                                                                          Image.Resampling.BICUBIC)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
+
+
+def _check_tile(tile: int | None) -> None:
+    if tile is not None and tile < defaults.MIN_TILE:
+        raise TrtsrError(f"tile must be at least {defaults.MIN_TILE} input pixels, got {tile}")

@@ -6,9 +6,9 @@ import dataclasses
 from pathlib import Path
 
 from trtsr.engines.backend import BACKENDS, load_backend
-from trtsr.engines.gpu import detect_gpu
 from trtsr.engines.metadata import EngineMetadata
 from trtsr.errors import TrtsrError
+from trtsr.gpu import detect_gpu
 
 
 @dataclasses.dataclass(frozen=True)

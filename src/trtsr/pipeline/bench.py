@@ -19,8 +19,6 @@ import datetime
 import json
 import logging
 import math
-import platform
-import resource
 import statistics
 import sys
 import time
@@ -30,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from trtsr import __version__
-from trtsr.engines.gpu import detect_gpu
+from trtsr import defaults
 from trtsr.errors import TrtsrError
 from trtsr.files import write_text_atomic
+from trtsr.gpu import detect_gpu
+from trtsr.measure import environment, peak_rss_bytes, timed_runs
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,9 @@ class BenchResult:
     p90_ms: float | None = None
     first_run_ms: float | None = None  # includes JIT / autotuning / compilation
     peak_memory_bytes: int | None = None
-    memory_kind: str | None = None  # "gpu" (device allocations) or "host-rss-process-peak" (process peak)
+    # "gpu-device-used-high-water" (engine: the device's used memory, sampled), "gpu-torch-allocator-peak"
+    # (torch.cuda.max_memory_allocated) or "host-rss-process-peak" (the process's peak resident memory)
+    memory_kind: str | None = None
     build_seconds: float | None = None  # engine ahead-of-time build, or export
     repeats: int = 0
     skipped: str | None = None  # why it did not run
@@ -69,58 +70,6 @@ def parse_size(text: str) -> tuple[int, int]:
         return NAMED_SIZES[key]
     profile = ShapeProfile.parse(key)
     return profile.max
-
-
-def environment() -> dict[str, Any]:
-    versions: dict[str, str | None] = {"trtsr": __version__, "python": platform.python_version(),
-                                       "numpy": np.__version__}
-    for name, module in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("tensorrt", "tensorrt"),
-                         ("tensorrt_rtx", "tensorrt_rtx"), ("diffusers", "diffusers")):
-        try:
-            versions[name] = __import__(module).__version__
-        except Exception:
-            versions[name] = None
-    gpu = detect_gpu()
-    return {
-        "device": gpu.to_dict() if gpu else {"name": f"CPU only: {_cpu_name()}", "cores": _cores()},
-        "host": platform.platform(),
-        "versions": versions,
-    }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def timed_runs(run: Callable[[], Any], warmup: int, repeats: int, sync: Callable[[], None] | None = None):
-    """(first run ms, [ms per timed run]): the first run, then `warmup - 1` untimed runs, then `repeats` timed."""
-    sync = sync or (lambda: None)
-    started = time.perf_counter()
-    run()
-    sync()
-    first = (time.perf_counter() - started) * 1000
-    for _ in range(max(0, warmup - 1)):
-        run()
-    sync()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        sync()
-        times.append((time.perf_counter() - started) * 1000)
-    return first, times
 
 
 def _summarise(result: BenchResult, first: float, times: list[float]) -> None:
@@ -139,24 +88,24 @@ def _lr_image(size: tuple[int, int], scale: int) -> np.ndarray:
     return rng.integers(0, 256, (height // scale, width // scale, 3), dtype=np.uint8)
 
 
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def _guidance(padcfg: bool) -> float | None:
+    return defaults.GUIDANCE if padcfg else None
 
 
 def bench_onnxruntime(model, size, padcfg, scale, warmup, repeats, say) -> BenchResult:
-    from trtsr.runtime.models import resolve_onnx
+    from trtsr.pipeline.resolve import resolve_onnx
     from trtsr.runtime.sessions import OnnxRuntimeSession
 
     result = BenchResult("onnxruntime", size, padcfg)
     # float32 I/O: the graph that ships for the default model, and free on a CPU.
-    onnx = resolve_onnx(model, scale=scale, guidance=1.8 if padcfg else None, precision="fp32", io="float32",
+    onnx = resolve_onnx(model, scale=scale, guidance=_guidance(padcfg), precision="fp32", io="float32",
                         progress=say)
     session = OnnxRuntimeSession(onnx)
     result.backend = session.backend_name
     lr = _lr_image(size, scale).astype(np.float32)
     first, times = timed_runs(lambda: session.infer(lr), warmup, repeats)
     _summarise(result, first, times)
-    result.peak_memory_bytes, result.memory_kind = _peak_rss_bytes(), "host-rss-process-peak"
+    result.peak_memory_bytes, result.memory_kind = peak_rss_bytes(), "host-rss-process-peak"
     session.close()
     return result
 
@@ -168,25 +117,27 @@ def bench_engine(model, size, padcfg, scale, warmup, repeats, say) -> BenchResul
         return result
     from trtsr.engines.builder import BuildSettings
     from trtsr.engines.cache import cached_engine
-    from trtsr.runtime.models import resolve_onnx
-    from trtsr.runtime.sessions import EngineSession, _check, _cudart
+    from trtsr.gpu import MemoryHighWater
+    from trtsr.pipeline.resolve import resolve_onnx
+    from trtsr.runtime.sessions import EngineSession
 
-    onnx = resolve_onnx(model, scale=scale, guidance=1.8 if padcfg else None, precision="fp16", io="uint8",
+    onnx = resolve_onnx(model, scale=scale, guidance=_guidance(padcfg), precision="fp16", io="uint8",
                         progress=say)
     width, height = size
     cached = cached_engine(onnx, BuildSettings(profiles=(f"{width}x{height}",)), progress=say)
     result.build_seconds = cached.metadata.build_seconds
-    cudart = _cudart()
-    free_before, total = _check(cudart.cudaMemGetInfo())
-    session = EngineSession(cached.engine_path)
-    result.backend = f"engine ({session.backend_name})"
     lr = _lr_image(size, scale)
-    first, times = timed_runs(lambda: session.infer(lr), warmup, repeats)
-    free_after, _ = _check(cudart.cudaMemGetInfo())
+    # The device's used-memory high-water mark from before the session loads to after the last run:
+    # engine weights, activations, I/O buffers and whatever TensorRT allocates on the way.
+    with MemoryHighWater() as memory:
+        session = EngineSession(cached.engine_path)
+        try:
+            result.backend = f"engine ({session.backend_name})"
+            first, times = timed_runs(lambda: session.infer(lr), warmup, repeats)
+        finally:
+            session.close()
     _summarise(result, first, times)
-    # Device memory the session holds (engine weights, activations, I/O buffers) while running.
-    result.peak_memory_bytes, result.memory_kind = int(free_before - free_after), "gpu"
-    session.close()
+    result.peak_memory_bytes, result.memory_kind = memory.peak_bytes, "gpu-device-used-high-water"
     return result
 
 
@@ -206,45 +157,31 @@ def bench_torch(model, size, padcfg, scale, warmup, repeats, say, *, precision: 
         return result
     device = torch.device("cuda" if cuda else "cpu")
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-    net = load_model(model).eval().to(device=device, dtype=dtype)
-    module = PixelUpscaler(net, scale, 1.8 if padcfg else None, dtype=dtype, io="uint8").eval()
-    if compile:
-        # Compilation happens at the first call: first_run_ms includes it.
-        module = torch.compile(module, dynamic=False)
-    lr = torch.from_numpy(_lr_image(size, scale)).to(device)
     if cuda:
+        # From before the weights load: the peak then counts weights and activations, as the engine's does.
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
+    net = load_model(model).eval().to(device=device, dtype=dtype)
+    module = PixelUpscaler(net, scale, _guidance(padcfg), dtype=dtype, io="uint8").eval()
+    if compile:
+        module = torch.compile(module, dynamic=False)
+    lr = torch.from_numpy(_lr_image(size, scale)).to(device)
 
     def run():
         with torch.inference_mode():
             module(lr)
 
+    # The first timed call is the first call: it includes torch.compile's compilation and CUDA's warm-up.
+    first, times = timed_runs(run, warmup, repeats, sync=torch.cuda.synchronize if cuda else None)
+    _summarise(result, first, times)
     if cuda:
-        start_event, end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        run()
-        torch.cuda.synchronize()
-        first_started = time.perf_counter()
-        run()
-        torch.cuda.synchronize()
-        first = (time.perf_counter() - first_started) * 1000
-        for _ in range(max(0, warmup - 2)):
-            run()
-        times = []
-        for _ in range(repeats):
-            start_event.record()
-            run()
-            end_event.record()
-            torch.cuda.synchronize()
-            times.append(start_event.elapsed_time(end_event))
-        _summarise(result, first, times)
-        result.peak_memory_bytes, result.memory_kind = int(torch.cuda.max_memory_allocated() - base), "gpu"
-    else:
-        first, times = timed_runs(run, warmup, repeats)
-        _summarise(result, first, times)
-        result.peak_memory_bytes, result.memory_kind = _peak_rss_bytes(), "host-rss-process-peak"
-    if cuda:
+        result.peak_memory_bytes = int(torch.cuda.max_memory_allocated() - base)
+        result.memory_kind = "gpu-torch-allocator-peak"
+        del module, net
         torch.cuda.empty_cache()
+    else:
+        result.peak_memory_bytes, result.memory_kind = peak_rss_bytes(), "host-rss-process-peak"
     return result
 
 
@@ -280,8 +217,8 @@ def bench_folder(model: str, folder: Path, backend: str) -> dict[str, Any]:
     """End-to-end throughput of the Upscaler (decode, upscale, encode) over a folder of real images."""
     import tempfile
 
-    from trtsr.runtime import Upscaler, read_image, write_image
-    from trtsr.runtime.images import IMAGE_SUFFIXES
+    from trtsr.pipeline.upscaler import Upscaler
+    from trtsr.runtime.images import IMAGE_SUFFIXES, read_image, write_image
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -305,7 +242,7 @@ def run_benchmarks(
     sizes: list[str],
     backends: list[str],
     padcfg_modes: list[bool],
-    scale: int = 4,
+    scale: int = defaults.SCALE,
     warmup: int = 3,
     repeats: int = 10,
     images: Path | None = None,
@@ -341,7 +278,8 @@ def run_benchmarks(
         "warmup": warmup,
         "repeats": repeats,
         "timing": "median wall time of one whole image; engine and ONNX Runtime host to host (uint8), "
-                  "PyTorch on device tensors with CUDA events where a GPU is present",
+                  "PyTorch from a device tensor to the synchronised result; first_run_ms is the first call "
+                  "(compilation and warm-up included)",
         **environment(),
         "results": [dataclasses.asdict(r) for r in results],
     }

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from trtsr.runtime import Upscaler
+from trtsr.pipeline import Upscaler
 
 
 @pytest.fixture(scope="session")

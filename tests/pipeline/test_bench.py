@@ -38,3 +38,42 @@ def test_bench_rejects_unknown_backend(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "unknown benchmark backend" in proc.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_the_first_run_is_the_first_call():
+    """What compiles or warms up on the first call (torch.compile, CUDA) shows in first_run_ms."""
+    import time
+
+    from trtsr.measure import timed_runs
+
+    calls = []
+
+    def run():
+        time.sleep(0.2 if not calls else 0.0)
+        calls.append(1)
+
+    first, times = timed_runs(run, warmup=2, repeats=3)
+    assert first >= 200 and max(times) < 100 and len(calls) == 1 + 1 + 3
+
+
+def test_memory_high_water_sees_a_peak_between_samples_of_the_baseline():
+    """The sampler reports the highest use during the block, not the difference between its ends."""
+    import threading
+    import time
+
+    from trtsr.gpu import MemoryHighWater
+
+    used = {"bytes": 1_000}
+    lock = threading.Lock()
+
+    def read():
+        with lock:
+            return used["bytes"]
+
+    with MemoryHighWater(read, interval=0.001) as memory:
+        with lock:
+            used["bytes"] = 9_000  # a transient allocation ...
+        time.sleep(0.05)
+        with lock:
+            used["bytes"] = 1_500  # ... freed before the block ends
+    assert memory.baseline == 1_000 and memory.highest == 9_000 and memory.peak_bytes == 8_000

@@ -1,0 +1,39 @@
+"""Defaults in one place: every command, the Python API and the exporter read them from here.
+
+Changing a value here changes it everywhere; nothing else in the package writes
+these literals.
+"""
+
+from __future__ import annotations
+
+# PadCFG guidance w (paper Eq. 7); 1.0 (or None) means no PadCFG: the batch-1 graph.
+GUIDANCE = 1.8
+# Guidance values `trtsr evaluate` scores by default: the plain path and the default.
+EVALUATE_GUIDANCES = (1.0, GUIDANCE)
+SCALE = 4
+SCALES = (1, 2, 3, 4, 8)
+
+# Export.
+PRECISION = "fp16"
+PRECISIONS = ("fp32", "fp16", "bf16")
+IO = "uint8"
+IO_TYPES = ("uint8", "float32")
+OPSET = 23
+OPSETS = (18, 23)  # lowest and highest accepted
+# Largest input side an exported graph accepts (the exporter's dynamic-dimension bound).
+MAX_INPUT_SIDE = 8192
+
+# Engines: one engine covering 1080p to 8K output, three profiles each tuned at its top size.
+PROFILES = ("1080p", "4k", "8k")
+# The engine cache evicts least recently used engines above this many GB (TRTSR_CACHE_MAX_GB overrides).
+ENGINE_CACHE_MAX_GB = 20.0
+
+# Running: backends a run may use; `auto` = an engine on a GPU with a TensorRT installed, else ONNX Runtime.
+RUN_BACKENDS = ("auto", "onnxruntime", "tensorrt", "tensorrt-rtx")
+# Input pixels neighbouring tiles share, blended with a raised-cosine window.
+OVERLAP = 16
+# On ONNX Runtime the top-level self-attention grows with the square of the tile's pixels:
+# 128 input pixels a side (512 out at x4) keeps a CPU run within a few GB.
+ONNXRUNTIME_TILE = 128
+# Smallest tile side a user may ask for, in input pixels.
+MIN_TILE = 16

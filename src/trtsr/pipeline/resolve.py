@@ -1,0 +1,148 @@
+"""Which graph serves a model at a scale, guidance, precision and I/O type; which engine serves it on a GPU.
+
+The default model's x4 PadCFG graph ships in the package and serves torch-free installs.
+Every other combination is exported once into the cache (`paths.exports_dir()`), keyed on
+what changes the graph: the model's weights (their sha256; the package version for the
+seeded presets), every export setting and the trtsr version. A new release that ships new
+weights therefore exports, and builds, anew instead of running the old graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from trtsr import defaults
+from trtsr._version import __version__
+from trtsr.errors import MissingDependencyError, TrtsrError
+from trtsr.files import sha256_of
+from trtsr.paths import default_weights, exports_dir, shipped_onnx
+from trtsr.spec import ExportSpec, spec_path_for
+
+log = logging.getLogger(__name__)
+
+@dataclasses.dataclass(frozen=True)
+class GraphRequest:
+    """What a run needs from a graph (the subset of export settings a run can ask for)."""
+
+    scale: int = defaults.SCALE
+    guidance: float | None = defaults.GUIDANCE
+    precision: str = "fp32"
+    io: str = "float32"
+    opset: int = defaults.OPSET
+
+    def __post_init__(self) -> None:
+        if self.guidance is not None and float(self.guidance) == 1.0:
+            object.__setattr__(self, "guidance", None)  # w = 1 is the batch-1 graph
+
+    def matches(self, spec: ExportSpec) -> bool:
+        return (spec.scale, spec.guidance, spec.precision, spec.io, spec.opset) == (
+            self.scale, self.guidance, self.precision, self.io, self.opset)
+
+
+def resolve_onnx(
+    model: str,
+    *,
+    scale: int = defaults.SCALE,
+    guidance: float | None = defaults.GUIDANCE,
+    precision: str = "fp32",
+    io: str = "float32",
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """A graph for `model` at these settings: the shipped one, an .onnx given by path, or a cached export."""
+    request = GraphRequest(scale=scale, guidance=guidance, precision=precision, io=io)
+    if model.endswith(".onnx"):
+        path = Path(model)
+        if not path.is_file():
+            raise TrtsrError("ONNX file not found", path=path)
+        return path
+    shipped = shipped_onnx()
+    if model == "default" and shipped.is_file() and request.matches(ExportSpec.load(spec_path_for(shipped))):
+        return shipped
+    return cached_export(model, request, progress=progress)
+
+
+def model_identity(model: str) -> dict:
+    """What identifies the weights behind a model name or path, for the export cache key."""
+    if model == "default":
+        weights = default_weights()
+        if not weights.is_file():
+            raise TrtsrError("the default model's weights are missing from the installed package; reinstall trtsr "
+                             "(pip install --force-reinstall trtsr)", path=weights)
+        return {"model": "default", "weights_sha256": sha256_of(weights)}
+    source = Path(model)
+    if source.is_file():
+        return {"model": str(source.resolve()), "weights_sha256": sha256_of(source)}
+    if source.is_dir():
+        return {"model": str(source.resolve()), "folder_digest": _folder_digest(source)}
+    # A preset: seeded random weights that only the code building them can change (the version covers it).
+    return {"model": model}
+
+
+def export_key(model: str, request: GraphRequest) -> str:
+    identity = {**model_identity(model), "settings": dataclasses.asdict(request), "trtsr": __version__}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _usable_export(target: Path, request: GraphRequest) -> bool:
+    """A finished export: its spec reads, describes this request, and its files are there."""
+    spec_file = spec_path_for(target)
+    if not target.is_file() or not spec_file.is_file():
+        return False
+    try:
+        spec = ExportSpec.load(spec_file)
+    except TrtsrError:
+        return False
+    data = target.with_name(spec.onnx_data_file) if spec.onnx_data_file else None
+    return request.matches(spec) and spec.onnx_file == target.name and (data is None or data.is_file())
+
+
+def cached_export(model: str, request: GraphRequest, *, root: Path | None = None,
+                  progress: Callable[[str], None] | None = None) -> Path:
+    """The cached export of `model` for `request`, exporting it first when there is none."""
+    target = exports_dir(root) / f"{export_key(model, request)}.onnx"
+    if _usable_export(target, request):
+        return target
+    try:
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
+
+        from trtsr.export.onnx_export import ExportSettings, export_onnx
+    except ImportError:
+        pad = "no PadCFG" if request.guidance is None else f"guidance {request.guidance:g}"
+        raise MissingDependencyError(
+            f"model {model!r} at x{request.scale}, {pad}, {request.precision} has no ready graph; exporting it",
+            "export",
+        ) from None
+    if progress:
+        progress(f"exporting {model} (x{request.scale}, {request.precision}) once; later runs reuse it")
+    export_onnx(model, target, ExportSettings(**dataclasses.asdict(request)), progress=progress)
+    return target
+
+
+def engine_graph(model: str, *, scale: int, guidance: float | None,
+                 progress: Callable[[str], None] | None = None) -> Path:
+    """The graph an engine for `model` is built from: fp16 with uint8 I/O where it can be exported.
+
+    Without the export extra (a run-only install) the default model's shipped fp32 graph
+    (float32 I/O) serves instead, and a warning says so and why; every other failure is an error.
+    """
+    try:
+        return resolve_onnx(model, scale=scale, guidance=guidance, precision="fp16", io="uint8", progress=progress)
+    except MissingDependencyError as exc:
+        fallback = resolve_onnx(model, scale=scale, guidance=guidance, progress=progress)
+        log.warning("building the engine from the fp32 graph with float32 I/O (slower than fp16): %s", exc)
+        return fallback
+
+
+def _folder_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(folder)).encode())
+        digest.update(str(file.stat().st_size).encode())
+        digest.update(str(file.stat().st_mtime_ns).encode())
+    return digest.hexdigest()

@@ -1,0 +1,62 @@
+"""The size rules of an exported graph, computed in one place.
+
+The UNet runs on sides that are a multiple of its alignment (8 for the pixel
+unshuffle times 2 per downsampling level: 64 for every GenDR-Pix preset). PadCFG
+adds 8 pixels to each side (a reflect pad of 4 + 4, or 3 + 5) before the UNet,
+so the graph pads the resized image by replication until `side + padding` is a
+multiple, runs, and crops back. The smallest input is the one whose lowest UNet
+level is still 2 wide; the largest is the exporter's dynamic-dimension bound.
+
+No torch here: `aligned_side` works on ints and on torch's symbolic sizes alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from trtsr.defaults import MAX_INPUT_SIDE
+
+# Pixels PadCFG adds to each spatial dimension: positive pad (4, 4), negative pad (3, 5).
+PADCFG_PADDING = 8
+
+
+def aligned_side(side, multiple: int, padding: int):
+    """Smallest `n >= side` with `(n + padding) % multiple == 0`."""
+    return ((side + padding + multiple - 1) // multiple) * multiple - padding
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeRequirements:
+    """What input sizes a graph takes and how it aligns them.
+
+    Fields:
+        scale: output side = scale x input side.
+        multiple: the UNet's alignment (output pixels).
+        padding: pixels added to each output side before aligning (PADCFG_PADDING with PadCFG, else 0).
+        maximum: largest input side.
+    """
+
+    scale: int
+    multiple: int
+    padding: int
+    maximum: int = MAX_INPUT_SIDE
+
+    @classmethod
+    def for_graph(cls, *, scale: int, multiple: int, padcfg: bool, maximum: int = MAX_INPUT_SIDE):
+        return cls(scale, multiple, PADCFG_PADDING if padcfg else 0, maximum)
+
+    @property
+    def minimum(self) -> int:
+        """Smallest input side for which the UNet's lowest level is at least 2 wide.
+
+        At 1 the exported shape arithmetic would rest on guards that do not hold, so smaller
+        images are padded up by the caller instead.
+        """
+        return (self.multiple - self.padding) // self.scale + 1
+
+    def aligned(self, side):
+        """The side (output pixels) the graph pads an output side to before the UNet."""
+        return aligned_side(side, self.multiple, self.padding)
+
+    def accepts(self, height: int, width: int) -> bool:
+        return self.minimum <= min(height, width) and max(height, width) <= self.maximum

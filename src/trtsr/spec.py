@@ -1,0 +1,79 @@
+"""The export spec: the small JSON that travels beside an exported ONNX graph.
+
+It tells the engine builder and the runtime what the graph is without opening
+it: tensor names, layout, scale, precision, guidance and the size rules. A leaf
+module (no torch, no onnx): the exporter writes specs, the engine builder and
+the runtime read them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from trtsr.defaults import IO_TYPES, MAX_INPUT_SIDE, PRECISIONS
+from trtsr.errors import TrtsrError
+from trtsr.records import JsonRecord, SizeRules
+
+SPEC_VERSION = 1
+
+
+def spec_path_for(onnx_path: str | Path) -> Path:
+    """`model.onnx` -> `model.json`."""
+    return Path(onnx_path).with_suffix(".json")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSpec(SizeRules, JsonRecord):
+    """What an exported graph computes and accepts.
+
+    Fields:
+        model: model name (preset, `default`, or the checkpoint's name).
+        scale: output size = scale x input size.
+        precision: fp32, fp16 or bf16: the type of the UNet's weights and activations.
+        guidance: PadCFG guidance w, or None for the batch-1 graph without PadCFG.
+        io: uint8 (HWC, 0..255) or float32 (HWC, 0..255 unrounded) input and output.
+        input_name / output_name: the graph's tensor names; both are (height, width, 3).
+        alignment: the UNet's size multiple (the graph pads to it internally).
+        extra_pixels: pixels the graph adds to each side length before aligning (8 with PadCFG).
+        min_input_size: smallest input height/width the graph accepts.
+        max_input_size: largest input height/width the graph accepts.
+        (`sizes` gathers scale, alignment, extra_pixels and max_input_size as a SizeRequirements.)
+        parameters: number of model parameters.
+        onnx_file / onnx_data_file: file names, relative to the spec; data file only above 2 GB.
+        onnx_sha256: hash over the graph file and its external data.
+        opset: ONNX opset of the default domain.
+        trtsr_version / torch_version: the software that exported it.
+    """
+
+    model: str
+    scale: int
+    precision: str
+    guidance: float | None
+    io: str
+    input_name: str
+    output_name: str
+    alignment: int
+    extra_pixels: int
+    min_input_size: int
+    parameters: int
+    onnx_file: str
+    onnx_sha256: str
+    opset: int
+    trtsr_version: str
+    torch_version: str
+    onnx_data_file: str | None = None
+    max_input_size: int = MAX_INPUT_SIDE
+    spec_version: int = SPEC_VERSION
+
+    what = "export spec"
+    not_found_hint = " (it is written beside the ONNX by 'trtsr export')"
+
+    def check(self, path: str | Path | None) -> None:
+        if self.precision not in PRECISIONS:
+            raise TrtsrError(f"export spec has unknown precision {self.precision!r}", path=path)
+        if self.io not in IO_TYPES:
+            raise TrtsrError(f"export spec has unknown io type {self.io!r}", path=path)
+        if self.min_input_size != self.sizes.minimum:
+            raise TrtsrError(f"export spec's min_input_size {self.min_input_size} contradicts its alignment rule "
+                             f"({self.sizes.minimum})", path=path)

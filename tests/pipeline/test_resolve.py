@@ -1,0 +1,87 @@
+"""Model resolution: the shipped graph, on-demand exports keyed on the weights, and the engine's graph."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+
+from trtsr.errors import MissingDependencyError, TrtsrError
+from trtsr.paths import default_weights, shipped_onnx
+from trtsr.pipeline import resolve
+from trtsr.pipeline.resolve import GraphRequest, cached_export, export_key, resolve_onnx
+
+TINY_PLAIN = GraphRequest(guidance=None)  # the batch-1 tiny graph exports in seconds
+
+
+def test_the_default_model_at_the_shipped_settings_is_the_shipped_graph():
+    assert resolve_onnx("default") == shipped_onnx()
+
+
+def test_the_export_key_follows_the_weights_and_the_version(tmp_path, monkeypatch):
+    base = export_key("default", GraphRequest())
+    assert export_key("default", GraphRequest()) == base
+    # new weights shipped by an upgrade
+    other = tmp_path / "default.safetensors"
+    shutil.copy(default_weights(), other)
+    with open(other, "ab") as fh:
+        fh.write(b"\0")
+    monkeypatch.setattr(resolve, "default_weights", lambda: other)
+    assert export_key("default", GraphRequest()) != base
+    monkeypatch.undo()
+    # another trtsr version (the exporter or a preset's code may differ)
+    monkeypatch.setattr(resolve, "__version__", "99.0")
+    assert export_key("default", GraphRequest()) != base
+    monkeypatch.undo()
+    # every setting that changes the graph
+    for change in (dict(scale=2), dict(guidance=1.5), dict(precision="fp16"), dict(io="uint8"), dict(opset=20)):
+        assert export_key("default", GraphRequest(**change)) != base, change
+
+
+def test_a_checkpoint_file_is_keyed_on_its_bytes(tmp_path):
+    ckpt = tmp_path / "m.safetensors"
+    ckpt.write_bytes(b"first")
+    first = export_key(str(ckpt), GraphRequest())
+    ckpt.write_bytes(b"second")
+    assert export_key(str(ckpt), GraphRequest()) != first
+
+
+def test_cached_export_is_reused_and_invalidated(tmp_path, monkeypatch):
+    first = cached_export("tiny", TINY_PLAIN, root=tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert cached_export("tiny", TINY_PLAIN, root=tmp_path) == first
+    assert first.stat().st_mtime_ns == stamp  # a hit, not a new export
+
+    # a hit needs a spec that reads and describes the request, not only a file that exists
+    spec = first.with_suffix(".json")
+    spec.write_text("{not json")
+    again = cached_export("tiny", TINY_PLAIN, root=tmp_path)
+    assert again == first and first.stat().st_mtime_ns != stamp
+
+    # an upgrade: the same model and settings export anew
+    monkeypatch.setattr(resolve, "__version__", "99.0")
+    upgraded = cached_export("tiny", TINY_PLAIN, root=tmp_path)
+    assert upgraded != first and upgraded.is_file()
+
+
+def test_the_engine_graph_falls_back_to_the_shipped_graph_only_without_the_export_extra(monkeypatch, caplog):
+    real = resolve.resolve_onnx
+
+    def no_torch(model, *, precision="fp32", **kwargs):
+        if precision == "fp16":
+            raise MissingDependencyError("exporting it", "export")
+        return real(model, precision=precision, **kwargs)
+
+    monkeypatch.setattr(resolve, "resolve_onnx", no_torch)
+    with caplog.at_level(logging.WARNING, logger="trtsr.pipeline.resolve"):
+        graph = resolve.engine_graph("default", scale=4, guidance=1.8)
+    assert graph == shipped_onnx()
+    assert any("fp32 graph" in r.message and "'export' extra" in r.message for r in caplog.records)
+
+    def broken(model, **kwargs):
+        raise TrtsrError("the exporter failed for a reason that is not a missing extra")
+
+    monkeypatch.setattr(resolve, "resolve_onnx", broken)
+    with pytest.raises(TrtsrError, match="not a missing extra"):
+        resolve.engine_graph("default", scale=4, guidance=1.8)

@@ -1,0 +1,139 @@
+"""The Python API on ONNX Runtime: shapes, modes, tiling without seams, small inputs, no torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trtsr.errors import TrtsrError
+from trtsr.pipeline import Upscaler
+from trtsr.runtime import read_image
+
+DATA = Path(__file__).parents[1] / "data"
+
+
+def _crop(name, box):
+    with Image.open(DATA / name) as img:
+        return np.asarray(img.convert("RGB").crop(box))
+
+
+def test_upscale_array_kinds(upscaler):
+    rgb = _crop("0030.jpg", (0, 0, 40, 30))
+    assert upscaler.upscale(rgb).shape == (120, 160, 3)
+    gray = rgb[:, :, 0]
+    assert upscaler.upscale(gray).shape == (120, 160)
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])
+    out = upscaler.upscale(rgba)
+    assert out.shape == (120, 160, 4) and np.abs(out[:, :, 3].astype(int) - 200).max() <= 1
+    deep = (rgb.astype(np.uint16) * 257)
+    out16 = upscaler.upscale(deep)
+    assert out16.dtype == np.uint16 and out16.shape == (120, 160, 3)
+
+
+def test_pil_in_pil_out(upscaler):
+    with Image.open(DATA / "0014.jpg") as img:
+        out = upscaler.upscale(img.crop((0, 0, 30, 20)))
+    assert isinstance(out, Image.Image) and out.size == (120, 80) and out.mode == "RGB"
+
+
+def test_inputs_below_the_graph_minimum_are_padded(upscaler):
+    tiny = _crop("0030.jpg", (50, 50, 58, 61))
+    out = upscaler.upscale(tiny)
+    assert out.shape == (44, 32, 3)
+
+
+def test_backend_is_named(upscaler):
+    assert upscaler.backend_name == "onnxruntime-cpu"
+
+
+def test_tiled_model_run_agrees_with_the_whole_image():
+    image = read_image(DATA / "ADE_val_00000114.jpg").rgb[:96, :120]
+    with Upscaler("default", backend="onnxruntime", tile=256) as whole:
+        reference = whole.upscale_picture(_pic(image)).rgb
+    with Upscaler("default", backend="onnxruntime", tile=48, overlap=16) as tiled:
+        result = tiled.upscale_picture(_pic(image)).rgb
+    assert result.shape == reference.shape == (384, 480, 3)
+    # GroupNorm statistics and self-attention span the whole input, so a tile sees less
+    # context than the full image: the same picture, not the same numbers. (The exact
+    # blending is checked with a local operator in test_tiling.py.)
+    inner = np.s_[24:-24, 24:-24]
+    assert np.corrcoef(result[inner].ravel(), reference[inner].ravel())[0, 1] > 0.7
+
+
+def _pic(rgb):
+    from trtsr.runtime.images import Picture
+
+    return Picture(np.ascontiguousarray(rgb))
+
+
+def test_tile_option_is_checked():
+    with pytest.raises(TrtsrError, match="tile must be at least"):
+        Upscaler("default", backend="onnxruntime", tile=4)
+
+
+def test_unknown_backend():
+    with pytest.raises(TrtsrError, match="unknown backend"):
+        Upscaler("default", backend="cuda")
+
+
+def test_engine_without_gpu_says_so(exports, tmp_path):
+    """A real, intact engine with its metadata: the one thing missing here is the GPU, and the error says so."""
+    pytest.importorskip("tensorrt_rtx", reason="builds the engine with TensorRT-RTX (the rtx extra)")
+    from trtsr.engines import BuildSettings, build_engine
+    from trtsr.engines.metadata import EngineMetadata
+    from trtsr.gpu import detect_gpu
+
+    if detect_gpu() is not None:
+        pytest.skip("a GPU is visible: the engine would run")
+    built = build_engine(exports.get(precision="fp16").onnx_path, tmp_path / "m.engine",
+                         BuildSettings(profiles=("720p",), backend="tensorrt-rtx", compute_capabilities=("sm86",)))
+    assert EngineMetadata.for_engine(built.engine_path).matches_file(built.engine_path)
+    with pytest.raises(TrtsrError, match="engines run on an NVIDIA GPU and none is visible") as caught:
+        Upscaler(engine=built.engine_path)
+    assert caught.value.path == built.engine_path
+
+
+class _MemoryLimited:
+    """A real ONNX Runtime session that runs out of memory above `limit` input pixels a side."""
+
+    def __init__(self, session, limit: int) -> None:
+        self._session, self.limit, self.seen = session, limit, []
+        self.scale, self.io, self.sizes, self.max_input = session.scale, session.io, session.sizes, None
+        self.backend_name = session.backend_name
+
+    def infer(self, lr):
+        from trtsr.errors import OutOfMemory
+
+        self.seen.append(max(lr.shape[:2]))
+        if max(lr.shape[:2]) > self.limit:
+            raise OutOfMemory(f"simulated: {lr.shape[1]}x{lr.shape[0]} does not fit")
+        return self._session.infer(lr)
+
+    def close(self):
+        self._session.close()
+
+
+def test_out_of_memory_retries_with_smaller_tiles():
+    from trtsr.paths import shipped_onnx
+    from trtsr.runtime import OnnxRuntimeSession
+
+    limited = _MemoryLimited(OnnxRuntimeSession(shipped_onnx()), limit=40)
+    image = read_image(DATA / "ADE_val_00000114.jpg").rgb[:70, :90]
+    with Upscaler.from_session(limited, overlap=8) as up:
+        out = up.upscale_picture(_pic(image)).rgb
+    assert out.shape == (280, 360, 3) and out.std() > 10
+    # the whole image (90 > 40) fails, then 64-pixel tiles fail, then 32-pixel tiles all run
+    assert limited.seen[0] == 90 and 64 in limited.seen and max(limited.seen[-1:]) <= 40
+    assert all(side <= 40 for side in limited.seen[limited.seen.index(64) + 1:])
+
+
+def test_out_of_memory_at_the_smallest_tile_is_one_clear_error():
+    from trtsr.paths import shipped_onnx
+    from trtsr.runtime import OnnxRuntimeSession
+
+    limited = _MemoryLimited(OnnxRuntimeSession(shipped_onnx()), limit=10)  # below the graph's minimum
+    with Upscaler.from_session(limited) as up, pytest.raises(TrtsrError, match="out of memory even at"):
+        up.upscale_picture(_pic(read_image(DATA / "0014.jpg").rgb[:60, :60]))

@@ -1,0 +1,48 @@
+"""The size rules, computed in one place and carried by specs and engine metadata."""
+
+from __future__ import annotations
+
+import pytest
+
+from trtsr.defaults import MAX_INPUT_SIDE
+from trtsr.paths import shipped_onnx
+from trtsr.sizes import PADCFG_PADDING, SizeRequirements, aligned_side
+from trtsr.spec import ExportSpec, spec_path_for
+
+
+@pytest.mark.parametrize(("size", "extra", "expected"), [(56, 8, 56), (57, 8, 120), (64, 0, 64), (65, 0, 128)])
+def test_aligned_side(size, extra, expected):
+    assert aligned_side(size, 64, extra) == expected
+    assert (aligned_side(size, 64, extra) + extra) % 64 == 0
+
+
+@pytest.mark.parametrize(("scale", "padcfg", "minimum"), [(4, True, 15), (4, False, 17), (2, True, 29), (3, True, 19),
+                                                          (8, False, 9), (1, True, 57)])
+def test_minimum_input_keeps_the_lowest_unet_level_two_wide(scale, padcfg, minimum):
+    sizes = SizeRequirements.for_graph(scale=scale, multiple=64, padcfg=padcfg)
+    assert sizes.minimum == minimum
+    # at the minimum the UNet's side is two multiples (its lowest level is 2 wide); one pixel less, one multiple
+    unet_side = sizes.aligned(sizes.minimum * scale) + sizes.padding
+    assert unet_side >= 2 * 64
+    assert sizes.aligned((sizes.minimum - 1) * scale) + sizes.padding == 64
+
+
+def test_accepts_spans_minimum_to_maximum():
+    sizes = SizeRequirements.for_graph(scale=4, multiple=64, padcfg=True)
+    assert sizes.padding == PADCFG_PADDING and sizes.maximum == MAX_INPUT_SIDE
+    assert sizes.accepts(15, MAX_INPUT_SIDE) and not sizes.accepts(14, 100) and not sizes.accepts(100, 8193)
+
+
+def test_the_shipped_spec_carries_the_same_rules():
+    spec = ExportSpec.load(spec_path_for(shipped_onnx()))
+    assert spec.sizes == SizeRequirements.for_graph(scale=4, multiple=64, padcfg=True)
+    assert spec.min_input_size == spec.sizes.minimum
+
+
+def test_a_spec_whose_minimum_contradicts_its_rule_is_refused(tmp_path):
+    from trtsr.errors import TrtsrError
+
+    data = ExportSpec.load(spec_path_for(shipped_onnx())).to_dict()
+    data["min_input_size"] = 3
+    with pytest.raises(TrtsrError, match="contradicts its alignment rule"):
+        ExportSpec.from_dict(data)
