@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from trtsr._version import __version__
+from trtsr.cli.batch_cmd import batch_command
 from trtsr.cli.bench_cmd import bench_command
 from trtsr.cli.build_cmd import build_command
 from trtsr.cli.evaluate_cmd import evaluate_command
@@ -25,6 +26,7 @@ app.command("export")(export_command)
 app.command("build")(build_command)
 app.command("info")(info_command)
 app.command("run")(run_command)
+app.command("batch")(batch_command)
 app.command("bench")(bench_command)
 app.command("train")(train_command)
 app.command("finetune")(finetune_command)

@@ -1,0 +1,453 @@
+"""Upscale a whole dataset on a Ray cluster with Ray Data.
+
+    list the inputs (local paths, globs, list files, any URI pyarrow.fs reads)
+      -> read bytes and decode          Ray tasks on CPUs
+      -> upscale                        stateful actors, each holding one Upscaler: one per GPU
+                                        (num_gpus=1, engines from the shared engine cache, so N
+                                        actors on one machine build once), or ONNX Runtime
+                                        actors with `threads` intra-op threads on CPU clusters
+      -> encode and write               Ray tasks; written under a temporary name, then moved
+
+Ray Data schedules, streams and retries; trtsr adds no scheduler, queue or worker
+protocol of its own. Every image is its own batch (batch_size=1), so images of
+different sizes are never forced into one shape. The output names, formats,
+suffixes, the overwrite rule and the no-collision rule are `trtsr.outputs`', the
+same as `trtsr run`'s. A re-run skips outputs that exist: writes are atomic, so an
+existing output is a complete one, and a stopped job continues where it stopped.
+A file that cannot be read, upscaled or written fails alone and is listed in the
+report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import glob
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from trtsr import defaults
+from trtsr.errors import MissingDependencyError, TrtsrError
+from trtsr.files import write_text_atomic
+from trtsr.outputs import find_collisions, normalise_format, output_name
+from trtsr.runtime.images import IMAGE_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+
+def _require_ray():
+    try:
+        import pyarrow.fs  # noqa: F401
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(f"the Ray batch job ({exc.name} is missing)", "distributed") from None
+    return ray
+
+
+# -- locations -------------------------------------------------------------------------------------------
+def _is_uri(text: str) -> bool:
+    return "://" in text
+
+
+def _resolve(location: str):
+    """(pyarrow filesystem, path inside it) for a URI or a local path."""
+    import pyarrow.fs as pafs
+
+    if _is_uri(location):
+        try:
+            return pafs.FileSystem.from_uri(location)
+        except (ValueError, OSError, NotImplementedError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise TrtsrError(f"cannot open this location ({str(exc).splitlines()[0]})", path=location) from None
+    return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+
+
+def _join(root: str, relative: PurePosixPath) -> str:
+    return root.rstrip("/") + "/" + str(relative)
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One input and its output. URIs stay URIs; local paths are absolute."""
+
+    source: str
+    target: str
+    relative: str  # the input's path below the folder it was found in (the output mirrors it)
+
+
+def _is_image(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _list_one(item: str) -> tuple[list[tuple[str, PurePosixPath]], list[str]]:
+    """(source, relative name) pairs for one input, and one-line problems."""
+    import pyarrow.fs as pafs
+
+    if not _is_uri(item) and glob.has_magic(item):
+        matched = sorted(p for p in glob.glob(item) if Path(p).is_file() and _is_image(p))
+        if not matched:
+            return [], [f"{item}: no image matches"]
+        return [(str(Path(p).resolve()), PurePosixPath(Path(p).name)) for p in matched], []
+    fs, path = _resolve(item)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        return [], [f"{item}: not found"]
+    if info.type == pafs.FileType.File:
+        source = item if _is_uri(item) else path
+        return [(source, PurePosixPath(PurePosixPath(path).name))], []
+    entries = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    found = sorted(e.path for e in entries if e.type == pafs.FileType.File and _is_image(e.base_name)
+                   and not e.base_name.startswith("."))
+    if not found:
+        return [], [f"{item}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"]
+    prefix = item.split("://", 1)[0] + "://" if _is_uri(item) else ""
+    base = PurePosixPath(path)
+    return [(prefix + p if prefix and not p.startswith(prefix) else p, PurePosixPath(p).relative_to(base))
+            for p in found], []
+
+
+def expand_inputs(items: list[str]) -> tuple[list[tuple[str, PurePosixPath]], list[str]]:
+    """Inputs -> (source, relative name) pairs, in order, without repeats; plus one-line problems.
+
+    An item is a file, a folder (every image below it, recursively; the output mirrors its
+    sub-folders), a local glob, `@LIST` (a text file with one input per line), or a URI.
+    """
+    pairs: list[tuple[str, PurePosixPath]] = []
+    problems: list[str] = []
+    for item in items:
+        if item.startswith("@"):
+            list_file = Path(item[1:])
+            try:
+                lines = [line.strip() for line in list_file.read_text().splitlines()]
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(f"{list_file}: cannot read the list ({getattr(exc, 'strerror', None) or exc})")
+                continue
+            found, trouble = expand_inputs([line for line in lines if line and not line.startswith("#")])
+        else:
+            found, trouble = _list_one(item)
+        pairs += found
+        problems += trouble
+    unique = list(dict.fromkeys(pairs))
+    return unique, problems
+
+
+def plan_jobs(items: list[str], output: str, *, suffix: str, fmt: str | None, overwrite: bool
+              ) -> tuple[list[Job], list[Job], list[dict[str, str]]]:
+    """(to do, skipped because the output exists, failures) for the inputs and the output folder/URI."""
+    import pyarrow.fs as pafs
+
+    pairs, problems = expand_inputs(items)
+    failures = [{"file": p.split(": ", 1)[0], "error": p.split(": ", 1)[-1]} for p in problems]
+    out_fs, out_root = _resolve(output)
+    out_prefix = output.split("://", 1)[0] + "://" if _is_uri(output) else ""
+    jobs = []
+    for source, relative in pairs:
+        target_rel = relative.with_name(output_name(relative.name, suffix, fmt))
+        jobs.append(Job(source, out_prefix + _join(out_root, target_rel), str(relative)))
+    clashes = find_collisions((job.source, job.target) for job in jobs)
+    for target, sources in clashes.items():
+        for source in sources:
+            others = ", ".join(s for s in sources if s != source)
+            failures.append({"file": source, "error": f"its output {target} would also be written from {others}; "
+                                                      "upscale them separately or rename one"})
+    clashing = {s for sources in clashes.values() for s in sources}
+    todo, skipped = [], []
+    for job in jobs:
+        if job.source in clashing:
+            continue
+        if job.target == job.source:
+            failures.append({"file": job.source, "error": "output would replace the input; choose --suffix"})
+            continue
+        exists = out_fs.get_file_info(job.target.split("://", 1)[-1] if out_prefix else job.target).type
+        if exists == pafs.FileType.File and not overwrite:
+            skipped.append(job)
+        else:
+            todo.append(job)
+    return todo, skipped, failures
+
+
+# -- the stages that run on the cluster --------------------------------------------------------------------
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TrtsrError):
+        return exc.reason
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+
+
+def _read_and_decode(row: dict[str, Any]) -> dict[str, Any]:
+    """Ray task: the input's bytes -> a Picture (decoded exactly as `trtsr run` decodes a file)."""
+    from trtsr.runtime.images import read_image
+
+    started = time.perf_counter()
+    row = {**row, "picture": None, "error": "", "seconds": 0.0}
+    try:
+        fs, path = _resolve(row["source"])
+        if not _is_uri(row["source"]):
+            row["picture"] = read_image(path)
+        else:
+            with fs.open_input_file(path) as fh:
+                data = fh.read()
+            with tempfile.TemporaryDirectory(prefix="trtsr-batch-") as tmp:
+                local = Path(tmp) / PurePosixPath(path).name
+                local.write_bytes(data)
+                row["picture"] = read_image(local)
+    except TrtsrError as exc:  # the reader's own one-line reasons
+        row["error"] = exc.reason
+    except Exception as exc:  # noqa: BLE001 - every failure is this file's alone
+        row["error"] = f"cannot read: {_reason(exc)}"
+    row["seconds"] = time.perf_counter() - started
+    return row
+
+
+class UpscaleActor:
+    """Ray actor: one Upscaler for the actor's life; one image per call."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        from trtsr.pipeline.upscaler import Upscaler
+        from trtsr.runtime.sessions import OnnxRuntimeSession
+
+        if options["on_cpu"]:
+            session = OnnxRuntimeSession(options["onnx"], use_cuda=False, threads=options["threads"])
+            self.upscaler = Upscaler.from_session(session, tile=options["tile"], overlap=options["overlap"])
+        else:
+            self.upscaler = Upscaler(options["model"], engine=options["engine"], backend=options["backend"],
+                                     scale=options["scale"], guidance=options["guidance"], tile=options["tile"],
+                                     overlap=options["overlap"])
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        pictures, errors, seconds = list(batch["picture"]), list(batch["error"]), list(batch["seconds"])
+        for index, picture in enumerate(pictures):
+            if errors[index]:
+                continue
+            started = time.perf_counter()
+            try:
+                pictures[index] = self.upscaler.upscale_picture(picture)
+            except Exception as exc:  # noqa: BLE001
+                pictures[index], errors[index] = None, f"cannot upscale: {_reason(exc)}"
+            seconds[index] += time.perf_counter() - started
+        return {**batch, "picture": pictures, "error": errors, "seconds": seconds,
+                "backend": [self.upscaler.backend_name] * len(pictures)}
+
+
+def _encode_and_write(row: dict[str, Any]) -> dict[str, Any]:
+    """Ray task: Picture -> the output file, under a temporary name first, then moved into place."""
+    from trtsr.runtime.images import write_image
+
+    started = time.perf_counter()
+    picture = row.pop("picture")
+    row["pixels"] = 0
+    if not row["error"]:
+        try:
+            fmt = PurePosixPath(row["target"]).suffix.lstrip(".")
+            if not _is_uri(row["target"]):
+                write_image(picture, row["target"], fmt)  # atomic: temporary file, then rename
+            else:
+                fs, path = _resolve(row["target"])
+                with tempfile.TemporaryDirectory(prefix="trtsr-batch-") as tmp:
+                    local = write_image(picture, Path(tmp) / PurePosixPath(path).name, fmt)
+                    parent = str(PurePosixPath(path).parent)
+                    fs.create_dir(parent, recursive=True)
+                    partial = f"{parent}/.{PurePosixPath(path).name}.{uuid.uuid4().hex[:8]}.tmp"
+                    with fs.open_output_stream(partial) as out:
+                        out.write(local.read_bytes())
+                    fs.move(partial, path)
+            row["pixels"] = int(picture.size[0] * picture.size[1])
+        except Exception as exc:  # noqa: BLE001
+            row["error"] = f"cannot write {row['target']}: {_reason(exc)}"
+    row["seconds"] += time.perf_counter() - started
+    return row
+
+
+# -- the job ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class BatchSettings:
+    """How the batch job upscales and where it runs.
+
+    Fields:
+        model, engine, backend, scale, guidance, tile, overlap: as for `trtsr run` / `Upscaler`.
+        fmt, suffix, overwrite: output naming, as for `trtsr run` (suffix None = _x<scale>).
+        actors: upscaling actors; None = one per GPU in the cluster, else one.
+        gpus_per_actor: GPUs each actor holds when the cluster has GPUs (1: one Upscaler per GPU).
+        threads: ONNX Runtime intra-op threads per CPU actor (also the CPUs it reserves).
+        io_cpus: CPUs each read/decode and encode/write task reserves.
+    """
+
+    model: str = "default"
+    engine: str | None = None
+    backend: str = "auto"
+    scale: int = defaults.SCALE
+    guidance: float | None = defaults.GUIDANCE
+    tile: int | None = None
+    overlap: int = defaults.OVERLAP
+    fmt: str | None = None
+    suffix: str | None = None
+    overwrite: bool = False
+    actors: int | None = None
+    gpus_per_actor: float = 1.0
+    threads: int = 1
+    io_cpus: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.backend not in defaults.RUN_BACKENDS:
+            raise TrtsrError(f"unknown backend {self.backend!r}; use one of {', '.join(defaults.RUN_BACKENDS)}")
+        try:
+            object.__setattr__(self, "fmt", normalise_format(self.fmt))
+        except ValueError as exc:
+            raise TrtsrError(f"--format: {exc}") from None
+        if self.actors is not None and self.actors < 1:
+            raise TrtsrError(f"actors must be at least 1, got {self.actors}")
+        if self.threads < 1:
+            raise TrtsrError(f"threads must be at least 1, got {self.threads}")
+        if not 0 < self.io_cpus <= 16:
+            raise TrtsrError(f"io_cpus must be above 0 and at most 16, got {self.io_cpus}")
+        if self.guidance is not None and float(self.guidance) == 1.0:
+            object.__setattr__(self, "guidance", None)
+
+    @property
+    def output_suffix(self) -> str:
+        return f"_x{self.scale}" if self.suffix is None else self.suffix
+
+
+@dataclasses.dataclass
+class BatchReport:
+    """What the job did: counts, throughput, and every failure with its reason."""
+
+    done: int
+    skipped: int
+    failed: int
+    seconds: float
+    output_megapixels: float
+    backend: str | None
+    failures: list[dict[str, str]]
+    inputs: list[str]
+    output: str
+    actors: int
+    cluster: dict[str, Any]
+    created: str
+    command: str = ""
+
+    @property
+    def images_per_second(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def megapixels_per_second(self) -> float:
+        return self.output_megapixels / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "images_per_second": round(self.images_per_second, 4),
+                "output_megapixels_per_second": round(self.megapixels_per_second, 4)}
+
+    def summary(self) -> str:
+        return (f"{self.done} upscaled, {self.skipped} skipped (output exists), {self.failed} failed in "
+                f"{self.seconds:.1f} s: {self.images_per_second:.2f} images/s, "
+                f"{self.megapixels_per_second:.2f} output MP/s with {self.actors} actor(s)"
+                + (f" on {self.backend}" if self.backend else ""))
+
+    def save(self, path: str | Path) -> Path:
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return Path(path)
+
+
+def _connect(ray, address: str | None, cpus: int | None) -> bool:
+    """Join the cluster at `address` ($RAY_ADDRESS when None), or one already joined, or start a local one.
+
+    Returns whether this call started Ray (and so should stop it).
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    quiet = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address:
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise TrtsrError(f"cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]})") from None
+        return True
+    ray.init(num_cpus=cpus, **quiet)
+    return True
+
+
+def upscale_dataset(
+    inputs: list[str],
+    output: str,
+    settings: BatchSettings = BatchSettings(),
+    *,
+    address: str | None = None,
+    cpus: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BatchReport:
+    """Upscale every image in `inputs` into `output` (a folder or URI) on a Ray cluster; return the report.
+
+    Works inside a user's own Ray program (an initialised Ray is reused and left running) or
+    starts a local cluster (`cpus` logical CPUs; default: this machine's cores plus one, so
+    that as many single-thread actors as cores leave room for the read and write tasks).
+    """
+    say = progress or (lambda message: log.info(message))
+    ray = _require_ray()
+    if not inputs:
+        raise TrtsrError("no inputs given")
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    todo, skipped, failures = plan_jobs(inputs, output, suffix=settings.output_suffix, fmt=settings.fmt,
+                                        overwrite=settings.overwrite)
+    say(f"{len(todo)} to upscale, {len(skipped)} with outputs already there, {len(failures)} refused")
+    started_ray = _connect(ray, address, cpus if cpus is not None else (os.cpu_count() or 1) + 1)
+    try:
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        on_cpu = settings.backend == "onnxruntime" or (gpus == 0 and settings.engine is None)
+        if on_cpu and settings.engine is not None:
+            raise TrtsrError("--engine needs GPU actors, and this cluster has no GPU")
+        actors = settings.actors or (max(1, int(gpus / settings.gpus_per_actor)) if not on_cpu else 1)
+        cluster = {"cpus": resources.get("CPU", 0), "gpus": gpus, "nodes": len(ray.nodes()),
+                   "actors_on": "cpu" if on_cpu else "gpu"}
+        rows, seconds = [], 0.0
+        if todo:
+            options = {"model": settings.model, "engine": settings.engine, "backend": settings.backend,
+                       "scale": settings.scale, "guidance": settings.guidance, "tile": settings.tile,
+                       "overlap": settings.overlap, "threads": settings.threads, "on_cpu": on_cpu, "onnx": None}
+            if on_cpu:
+                from trtsr.pipeline.resolve import resolve_onnx
+
+                # In the driver, before any work: an unknown model or a missing extra is one line here, and
+                # an on-demand export happens once instead of once per actor.
+                options["onnx"] = str(resolve_onnx(settings.model, scale=settings.scale,
+                                                   guidance=settings.guidance, progress=say))
+            actor_resources = ({"num_cpus": settings.threads} if on_cpu
+                               else {"num_gpus": settings.gpus_per_actor, "num_cpus": 1})
+            started = time.perf_counter()
+            dataset = (
+                ray.data.from_items([dataclasses.asdict(job) for job in todo],
+                                    override_num_blocks=min(len(todo), 1000))
+                .map(_read_and_decode, num_cpus=settings.io_cpus)
+                .map_batches(UpscaleActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
+                             fn_constructor_kwargs={"options": options}, **actor_resources)
+                .map(_encode_and_write, num_cpus=settings.io_cpus)
+            )
+            try:
+                rows = list(dataset.iter_rows())
+            except Exception as exc:
+                cause = getattr(exc, "cause", None)  # Ray wraps what an actor's constructor raised
+                if isinstance(cause, TrtsrError):
+                    raise TrtsrError(cause.reason, path=cause.path) from None
+                raise
+            seconds = time.perf_counter() - started
+        done = [r for r in rows if not r["error"]]
+        failures += [{"file": r["source"], "error": r["error"]} for r in rows if r["error"]]
+        backends = sorted({r["backend"] for r in rows if r.get("backend")})
+        return BatchReport(
+            done=len(done), skipped=len(skipped), failed=len(failures), seconds=round(seconds, 3),
+            output_megapixels=round(sum(r["pixels"] for r in done) / 1e6, 4),
+            backend=", ".join(backends) or None, failures=failures, inputs=list(inputs), output=output,
+            actors=actors, cluster=cluster, created=created,
+        )
+    finally:
+        if started_ray:
+            ray.shutdown()
+
