@@ -18,6 +18,19 @@ def load_rgb(name: str) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Every test, and every trtsr process a test starts, caches in a temporary folder, never the user's."""
+    folder = tmp_path_factory.mktemp("trtsr-cache")
+    before = os.environ.get("TRTSR_CACHE_DIR")
+    os.environ["TRTSR_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("TRTSR_CACHE_DIR", None)
+    else:
+        os.environ["TRTSR_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def real_rgb() -> np.ndarray:
     return load_rgb("0030.jpg")

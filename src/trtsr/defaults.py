@@ -12,6 +12,10 @@ GUIDANCE = 1.8
 EVALUATE_GUIDANCES = (1.0, GUIDANCE)
 SCALE = 4
 SCALES = (1, 2, 3, 4, 8)
+# Guidance values a run accepts: above 0 (1.0 = no PadCFG) up to this.
+MAX_GUIDANCE = 10.0
+# Model names that are not paths: the shipped weights and the seeded-random presets.
+MODEL_NAMES = ("default", "tiny", "gendr-pix")
 
 # Export.
 PRECISION = "fp16"
@@ -37,3 +41,7 @@ OVERLAP = 16
 ONNXRUNTIME_TILE = 128
 # Smallest tile side a user may ask for, in input pixels.
 MIN_TILE = 16
+# Largest overlap without a tile size (with one: half the tile, what tiling uses).
+MAX_OVERLAP = 128
+# JPEG / WebP quality of written outputs.
+QUALITY = 95

@@ -96,6 +96,27 @@ def test_engine_without_gpu_says_so(exports, tmp_path):
     assert caught.value.path == built.engine_path
 
 
+def test_a_corrupt_engine_is_named_corrupt_not_missing_a_gpu(exports, tmp_path):
+    pytest.importorskip("tensorrt_rtx", reason="builds the engine with TensorRT-RTX (the rtx extra)")
+    from trtsr.engines import BuildSettings, build_engine
+
+    built = build_engine(exports.get(precision="fp16").onnx_path, tmp_path / "m.engine",
+                         BuildSettings(profiles=("720p",), backend="tensorrt-rtx", compute_capabilities=("sm86",)))
+    data = bytearray(built.engine_path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte, same size
+    built.engine_path.write_bytes(bytes(data))
+    with pytest.raises(TrtsrError, match="does not match its metadata") as caught:
+        Upscaler(engine=built.engine_path)
+    assert caught.value.path == built.engine_path
+
+
+def test_upscale_takes_the_picture_read_image_returns(upscaler):
+    picture = read_image(DATA / "0014.jpg")
+    small = _pic(picture.rgb[:30, :40])
+    result = upscaler.upscale(small)
+    assert result.rgb.shape == (120, 160, 3)
+
+
 class _MemoryLimited:
     """A real ONNX Runtime session that runs out of memory above `limit` input pixels a side."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -146,3 +147,107 @@ def test_two_inputs_with_one_output_both_fail_before_any_work(tmp_path):
     # nothing of the clashing inputs was written; the input that clashes with none was upscaled
     assert sorted(p.name for p in out_dir.iterdir()) == ["other_x4.png"]
     assert "4 of 5 failed" in proc.stderr
+
+
+def _crop_to(path, box=(0, 0, 40, 32), name="0030.jpg"):
+    with Image.open(DATA / name) as img:
+        img.crop(box).save(path)
+    return path
+
+
+def _one_error_line(proc):
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["-g", "-1"], "guidance must be above 0"),
+    (["-g", "11"], "guidance must be above 0 and at most 10"),
+    (["--overlap", "-5"], "overlap must be 0 or more"),
+    (["--overlap", "500", "--tile", "64"], "more than half the 64-pixel tile"),
+    (["--scale", "5"], "scale must be one of"),
+    (["-m", "no-such-model"], "no such model file or folder"),
+    (["-e", "missing.engine"], "engine not found"),
+])
+def test_bad_options_fail_before_any_work(tmp_path, options, message):
+    image = _crop_to(tmp_path / "in.jpg")
+    proc = _run(image, "-o", tmp_path / "out", *options, cwd=tmp_path)
+    assert message in _one_error_line(proc)
+    assert "loading" not in proc.stderr and "exporting" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_engine_backend_without_a_gpu_fails_before_building(tmp_path, private_cache):
+    pytest.importorskip("tensorrt_rtx", reason="the rtx extra provides the engine backend")
+    from trtsr.gpu import detect_gpu
+
+    if detect_gpu() is not None:
+        pytest.skip("a GPU is visible: the engine would build and run")
+    proc = _run(_crop_to(tmp_path / "in.jpg"), "-o", tmp_path / "out", "-b", "tensorrt-rtx")
+    assert "none is visible" in _one_error_line(proc)
+    assert not list(private_cache.rglob("*.engine"))
+
+
+def test_an_unwritable_output_folder_fails_before_loading(tmp_path):
+    if os.geteuid() == 0:
+        blocker = tmp_path / "blocker"
+        blocker.write_text("a file where the output folder should go")
+        out = blocker / "out"
+        expected = "is a file"
+    else:  # pragma: no cover - CI runs as root
+        out = tmp_path / "ro"
+        out.mkdir()
+        out.chmod(0o500)
+        expected = "not writable"
+    proc = _run(_crop_to(tmp_path / "in.jpg"), "-o", out)
+    assert expected in _one_error_line(proc)
+    assert "upscaling x4" not in proc.stderr
+
+
+def test_quality_recursive_and_input_lists(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    top = _crop_to(tree / "top.jpg")
+    deep = _crop_to(tree / "a" / "b" / "deep.jpg", box=(20, 20, 60, 52))
+    # -r mirrors the sub-folders in the output folder
+    proc = _run(tree, "-r", "-o", tmp_path / "r", "-q", "30")
+    assert proc.returncode == 0, proc.stderr
+    low = tmp_path / "r" / "a" / "b" / "deep_x4.jpg"
+    assert low.is_file() and (tmp_path / "r" / "top_x4.jpg").is_file()
+    # without -r a folder's sub-folders are not searched
+    proc = _run(tree, "-o", tmp_path / "flat")
+    assert proc.returncode == 0 and not list((tmp_path / "flat").rglob("deep*"))
+    # --quality changes the JPEG: 30 is smaller than the default 95
+    proc = _run(deep, "-o", tmp_path / "q95.jpg")
+    assert proc.returncode == 0 and (tmp_path / "q95.jpg").stat().st_size > low.stat().st_size
+    # @LIST and - (standard input)
+    listing = tmp_path / "todo.txt"
+    listing.write_text(f"# inputs\n{top}\n\n{deep}\n")
+    proc = _run(f"@{listing}", "-o", tmp_path / "listed")
+    assert proc.returncode == 0 and sorted(p.name for p in (tmp_path / "listed").iterdir()) == [
+        "deep_x4.jpg", "top_x4.jpg"]
+    proc = subprocess.run([sys.executable, "-m", "trtsr", "run", "-", "-o", str(tmp_path / "piped")],
+                          input=f"{deep}\n", capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and [p.name for p in (tmp_path / "piped").iterdir()] == ["deep_x4.jpg"]
+
+
+def test_bench_writes_into_the_current_folder_by_default(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "trtsr", "bench", "-m", "default", "--size", "64x64", "-b",
+                           "onnxruntime", "--padcfg", "--repeats", "1", "--warmup", "1", "--name", "here"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here.json", "here.png"]
+
+
+def test_info_on_a_photo_says_what_the_file_is_not(tmp_path):
+    photo = _crop_to(tmp_path / "photo.jpg")
+    proc = subprocess.run([sys.executable, "-m", "trtsr", "info", str(photo)], capture_output=True, text=True,
+                          timeout=300)
+    assert "not an engine with its metadata" in _one_error_line(proc)
+
+
+def test_the_tests_cache_privately(private_cache):
+    from trtsr.paths import cache_dir
+
+    assert cache_dir() == private_cache

@@ -38,8 +38,10 @@ def bench_command(
     images: Annotated[
         Path | None, typer.Option("--images", help="Also time trtsr's end-to-end run over this image folder.")
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for NAME.json and NAME.png.")] = Path(
-        "benchmarks/results"),
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for NAME.json and NAME.png (default: the current folder; "
+                                               "the project's measured results live in benchmarks/results).")
+    ] = Path("."),
     name: Annotated[str | None, typer.Option("--name", help="File name stem; default from the device.")] = None,
     verbose: VerboseOption = False,
 ) -> None:

@@ -32,6 +32,12 @@ def info_command(
         if path.suffix == ".onnx":
             _onnx_info(path)
             return
+        from trtsr.engines.metadata import metadata_path_for
+
+        if not metadata_path_for(path).is_file():
+            raise TrtsrError(f"not an engine with its metadata ({metadata_path_for(path).name} is missing) nor an "
+                             "exported .onnx graph; trtsr info describes what trtsr build and trtsr export write",
+                             path=path)
         from trtsr.engines.check import check_engine
 
         report = check_engine(path)

@@ -20,8 +20,9 @@ ModelOption = Annotated[
 ScaleOption = Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor: 1, 2, 3, 4 or 8.")]
 GuidanceOption = Annotated[
     float,
-    typer.Option("--guidance", "-g", help="PadCFG guidance w (paper Eq. 7); the paper uses 1.8; 1.0 means no "
-                                          "PadCFG (the batch-1 graph)."),
+    typer.Option("--guidance", "-g", help="PadCFG guidance w (paper Eq. 7), above 0 and at most "
+                                          f"{defaults.MAX_GUIDANCE:g}; 1.0 means no PadCFG (the batch-1 graph). "
+                                          "-g is the guidance, not a GPU id (as in Real-ESRGAN's CLI)."),
 ]
 NoPadcfgOption = Annotated[
     bool,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import glob
+import os
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -30,35 +32,74 @@ from trtsr.outputs import WRITABLE, find_collisions, normalise_format
 from trtsr.outputs import output_name as shared_output_name
 
 
-def collect_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
-    """Files, folders (their images, not recursive) and globs -> image paths, plus one-line problems."""
+def collect_inputs(items: list[str], *, recursive: bool = False, stdin=None
+                   ) -> tuple[list[Path], list[str], dict[Path, Path]]:
+    """Inputs -> image paths in order without repeats, one-line problems, and for images found below a
+    folder with `recursive` their sub-folder (which an output folder mirrors).
+
+    An item is a file, a folder (its images; with `recursive`, every image below it), a glob, `@LIST`
+    (a text file with one input per line; `#` starts a comment) or `-` (the same list on standard input).
+    """
     from trtsr.runtime.images import IMAGE_SUFFIXES
 
     files: list[Path] = []
     problems: list[str] = []
+    subdirs: dict[Path, Path] = {}
     for item in items:
+        if item == "-" or item.startswith("@"):
+            source = "standard input" if item == "-" else item[1:]
+            try:
+                text = (stdin or sys.stdin).read() if item == "-" else Path(item[1:]).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(f"{source}: cannot read the list ({getattr(exc, 'strerror', None) or exc})")
+                continue
+            listed = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+            found, trouble, below = collect_inputs(listed, recursive=recursive)
+            files += found
+            problems += trouble
+            subdirs.update(below)
+            continue
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            pattern = path.rglob("*") if recursive else path.iterdir()
+            found = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not p.name.startswith("."))
             if not found:
-                problems.append(f"{path}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                where = "below it" if recursive else "in it (-r also looks in sub-folders)"
+                problems.append(f"{path}: no images {where} ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)
+            subdirs.update({p: p.parent.relative_to(path) for p in found})
         elif path.exists() or not glob.has_magic(item):
             files.append(path)  # a missing file is reported by the reader, with the rest going on
         else:
-            matched = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
+            matched = sorted(Path(p) for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
             if not matched:
                 problems.append(f"{item}: no file matches")
             files.extend(matched)
     unique = list(dict.fromkeys(files))
-    return unique, problems
+    return unique, problems, subdirs
 
 
-def output_path(source: Path, output: Path | None, many: bool, suffix: str, fmt: str | None) -> Path:
+def output_path(source: Path, output: Path | None, many: bool, suffix: str, fmt: str | None,
+                subdir: Path | None = None) -> Path:
     if output is not None and not many and output.suffix.lower().lstrip(".") in WRITABLE and not output.is_dir():
         return output
-    folder = output if output is not None else source.parent
+    folder = source.parent if output is None else output / (subdir or Path())
     return folder / shared_output_name(source.name, suffix, fmt)
+
+
+def unwritable_folders(targets: list[Path]) -> list[str]:
+    """One line per output folder that cannot be created or written, checked before any work."""
+    problems = []
+    for folder in sorted({t.parent for t in targets}):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            problems.append(f"{folder}: cannot create the output folder ({existing} is a file)")
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problems.append(f"{folder}: output folder is not writable")
+    return problems
 
 
 def refuse_collisions(jobs: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -75,7 +116,11 @@ def refuse_collisions(jobs: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, P
 
 
 def run_command(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns ('photos/*.jpg').")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Image files, folders, glob patterns ('photos/*.jpg'), @LIST (a text file with one "
+                            "input per line) or - (that list on standard input)."),
+    ],
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Output folder, or a file name when there is one input. "
@@ -94,6 +139,13 @@ def run_command(
     fmt: FormatOption = None,
     suffix: SuffixOption = None,
     overwrite: OverwriteOption = False,
+    quality: Annotated[
+        int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG and WebP quality, 1-100.")
+    ] = defaults.QUALITY,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Take images in sub-folders too; an output folder mirrors "
+                                                     "them.")
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Upscale images.
@@ -113,12 +165,20 @@ def run_command(
     """
     with user_errors(verbose):
         from trtsr.errors import TrtsrError
+        from trtsr.pipeline.upscaler import check_model_name, check_run_options
 
+        # Everything that can be checked without loading a model, first.
+        check_run_options(backend=backend, scale=scale, guidance=None if no_padcfg else guidance, tile=tile,
+                          overlap=overlap)
+        if engine is None:
+            check_model_name(model)
+        elif not engine.is_file():
+            raise TrtsrError("engine not found", path=engine)
         try:
             fmt = normalise_format(fmt)
         except ValueError as exc:
             raise TrtsrError(f"--format: {exc}") from None
-        files, problems = collect_inputs(inputs)
+        files, problems, subdirs = collect_inputs(inputs, recursive=recursive)
         for problem in problems:
             console.print(f"[red]error:[/red] {escape(problem)}")
         if not files:
@@ -127,12 +187,18 @@ def run_command(
         if output is not None and many and output.suffix and not output.is_dir():
             raise TrtsrError("with several inputs, --output must be a folder", path=output)
         suffix = f"_x{scale}" if suffix is None else suffix
-        jobs, clashes = refuse_collisions([(src, output_path(src, output, many, suffix, fmt)) for src in files])
+        jobs, clashes = refuse_collisions([(src, output_path(src, output, many, suffix, fmt, subdirs.get(src)))
+                                           for src in files])
         for problem in clashes:
             console.print(f"[red]error:[/red] {escape(problem)}")
         total = len(files) + len(problems)  # inputs found, and items that matched none
         problems += clashes
         if not jobs:
+            raise typer.Exit(1)
+        blocked = unwritable_folders([dst for _, dst in jobs])
+        if blocked:
+            for problem in blocked:
+                console.print(f"[red]error:[/red] {escape(problem)}")
             raise typer.Exit(1)
 
         from trtsr.pipeline.upscaler import Upscaler
@@ -142,14 +208,14 @@ def run_command(
                                 guidance=None if no_padcfg else guidance, tile=tile, overlap=overlap, progress=say)
         console.print(f"upscaling x{upscaler.scale} with {escape(upscaler.backend_name)}")
         with upscaler:
-            failed = _run_jobs(upscaler, jobs, overwrite)
+            failed = _run_jobs(upscaler, jobs, overwrite, quality)
         failed += len(problems)
         if failed:
             console.print(f"[red]{failed} of {total} failed[/red]")
             raise typer.Exit(1)
 
 
-def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool) -> int:
+def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality: int = defaults.QUALITY) -> int:
     """Decode the next file and encode the last one while the current one runs."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -183,8 +249,8 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool) -> int:
                 picture = reading.result()
                 result = upscaler.upscale_picture(picture)
                 fmt = dst.suffix.lstrip(".")
-                writes.append((src, dst, pool.submit(write_image, result, dst, fmt), started, picture.size,
-                               result.size))
+                writing = pool.submit(write_image, result, dst, fmt, quality=quality)
+                writes.append((src, dst, writing, started, picture.size, result.size))
             except TrtsrError as exc:
                 console.print(f"[red]error:[/red] {escape(str(exc))}")
                 failed += 1

@@ -294,8 +294,12 @@ class BatchSettings:
     io_cpus: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.backend not in defaults.RUN_BACKENDS:
-            raise TrtsrError(f"unknown backend {self.backend!r}; use one of {', '.join(defaults.RUN_BACKENDS)}")
+        from trtsr.pipeline.upscaler import check_model_name, check_run_options
+
+        check_run_options(backend=self.backend, scale=self.scale, guidance=self.guidance, tile=self.tile,
+                          overlap=self.overlap)
+        if self.engine is None:
+            check_model_name(self.model)
         try:
             object.__setattr__(self, "fmt", normalise_format(self.fmt))
         except ValueError as exc:

@@ -56,9 +56,9 @@ class Upscaler:
         profiles: tuple[str, ...] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        if backend not in defaults.RUN_BACKENDS:
-            raise TrtsrError(f"unknown backend {backend!r}; use one of {', '.join(defaults.RUN_BACKENDS)}")
-        _check_tile(tile)
+        check_run_options(backend=backend, scale=scale, guidance=guidance, tile=tile, overlap=overlap)
+        if engine is None:
+            check_model_name(str(model))
         if guidance is not None and float(guidance) == 1.0:
             guidance = None  # w = 1 is the positive pass alone: the batch-1 graph
         say = progress or (lambda message: log.info(message))
@@ -77,7 +77,7 @@ class Upscaler:
     def from_session(cls, session, *, tile: int | None = None, overlap: int = defaults.OVERLAP) -> Upscaler:
         """An Upscaler around a session you opened (an EngineSession, an OnnxRuntimeSession, or one of your
         own with the same `infer`, `scale`, `io`, `sizes`, `max_input`, `backend_name` and `close`)."""
-        _check_tile(tile)
+        check_run_options(tile=tile, overlap=overlap)
         upscaler = cls.__new__(cls)
         upscaler._attach(session, tile, overlap)
         return upscaler
@@ -105,7 +105,11 @@ class Upscaler:
     def _engine_session(model, backend, scale, guidance, profiles, say) -> EngineSession:
         from trtsr.engines.builder import BuildSettings
         from trtsr.engines.cache import cached_engine
+        from trtsr.gpu import detect_gpu
 
+        if detect_gpu() is None:  # before any export or build: they would be for nothing
+            raise TrtsrError(f"--backend {backend} runs engines on an NVIDIA GPU and none is visible; "
+                             "use --backend onnxruntime")
         onnx = engine_graph(model, scale=scale, guidance=guidance, progress=say)
         settings = BuildSettings(profiles=tuple(profiles or defaults.PROFILES), backend=backend)
         cached = cached_engine(onnx, settings, progress=say)
@@ -113,7 +117,10 @@ class Upscaler:
 
     # -- public API ---------------------------------------------------------------------------------
     def upscale(self, image):
-        """Upscale a numpy array (HxW, HxWx3 or HxWx4; uint8 or uint16) or a PIL image; same kind back."""
+        """Upscale a numpy array (HxW, HxWx3 or HxWx4; uint8 or uint16), a PIL image, or the Picture
+        `trtsr.runtime.read_image` returns; the same kind comes back."""
+        if isinstance(image, Picture):
+            return self.upscale_picture(image)
         try:
             from PIL import Image
         except ImportError:  # pillow is a base dependency; only arrays work without it
@@ -123,7 +130,7 @@ class Upscaler:
             result = to_array(self.upscale_picture(from_array(array)))
             return Image.fromarray(result)
         if not isinstance(image, np.ndarray):
-            raise TrtsrError(f"upscale takes a numpy array or a PIL image, not {type(image).__name__}")
+            raise TrtsrError(f"upscale takes a numpy array, a PIL image or a Picture, not {type(image).__name__}")
         return to_array(self.upscale_picture(from_array(image)))
 
     def upscale_picture(self, picture: Picture, progress: Callable[[int, int], None] | None = None) -> Picture:
@@ -179,7 +186,7 @@ class Upscaler:
                     out = self._infer(rgb)
                 else:
                     out = run_tiled(rgb, self._infer, scale=self.scale, tile=tile,
-                                    overlap=min(self.overlap, tile // 4), progress=progress)
+                                    overlap=min(self.overlap, tile // 2), progress=progress)
                 return np.clip(out, 0.0, 255.0)
             except (OutOfMemory, TooLarge) as exc:
                 current = tile if not fits_engine else max(height, width)
@@ -200,6 +207,28 @@ def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
 
 
-def _check_tile(tile: int | None) -> None:
+def check_run_options(*, backend: str = "auto", scale: int = defaults.SCALE, guidance: float | None = None,
+                      tile: int | None = None, overlap: int = defaults.OVERLAP) -> None:
+    """Every option of a run that can be checked without loading anything; one line for the first bad one."""
+    if backend not in defaults.RUN_BACKENDS:
+        raise TrtsrError(f"unknown backend {backend!r}; use one of {', '.join(defaults.RUN_BACKENDS)}")
+    if scale not in defaults.SCALES:
+        raise TrtsrError(f"scale must be one of {', '.join(map(str, defaults.SCALES))}, got {scale}")
+    if guidance is not None and not 0.0 < float(guidance) <= defaults.MAX_GUIDANCE:
+        raise TrtsrError(f"guidance must be above 0 and at most {defaults.MAX_GUIDANCE:g} (1.0 = no PadCFG; "
+                         f"the default is {defaults.GUIDANCE:g}), got {guidance:g}")
     if tile is not None and tile < defaults.MIN_TILE:
         raise TrtsrError(f"tile must be at least {defaults.MIN_TILE} input pixels, got {tile}")
+    if overlap < 0:
+        raise TrtsrError(f"overlap must be 0 or more input pixels, got {overlap}")
+    largest = defaults.MAX_OVERLAP if tile is None else tile // 2
+    if overlap > largest:
+        where = f"half the {tile}-pixel tile" if tile is not None else "the largest overlap"
+        raise TrtsrError(f"overlap {overlap} is more than {where} ({largest} input pixels)")
+
+
+def check_model_name(model: str) -> None:
+    """A model is a known name, an existing file or folder; checked before any export or load."""
+    if model in defaults.MODEL_NAMES or Path(model).exists():
+        return
+    raise TrtsrError(f"no such model file or folder (names: {', '.join(defaults.MODEL_NAMES)})", path=model)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trtsr.defaults import QUALITY
 from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path
 
@@ -166,7 +167,7 @@ def _orient(picture: Picture, orientation: int) -> Picture:
     return picture
 
 
-def write_image(picture: Picture, path: str | Path, fmt: str | None = None, *, quality: int = 95) -> Path:
+def write_image(picture: Picture, path: str | Path, fmt: str | None = None, *, quality: int = QUALITY) -> Path:
     """Encode atomically: the file appears complete or not at all. Returns notes about lossy choices."""
     from PIL import Image
 

@@ -86,6 +86,9 @@ class EngineSession:
         if not engine_path.is_file():
             raise TrtsrError("engine not found", path=engine_path)
         self.metadata = meta = EngineMetadata.for_engine(engine_path)
+        if not meta.matches_file(engine_path):  # before the GPU check: a broken file is the first thing to fix
+            raise TrtsrError("the engine does not match its metadata (size or sha256 differ): it is corrupt or "
+                             "was replaced; rebuild it with trtsr build", path=engine_path)
         gpu = detect_gpu()
         if gpu is None:
             raise TrtsrError("engines run on an NVIDIA GPU and none is visible; use --backend onnxruntime "
