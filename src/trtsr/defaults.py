@@ -14,8 +14,10 @@ SCALE = 4
 SCALES = (1, 2, 3, 4, 8)
 # Guidance values a run accepts: above 0 (1.0 = no PadCFG) up to this.
 MAX_GUIDANCE = 10.0
-# Model names that are not paths: the shipped weights and the seeded-random presets.
-MODEL_NAMES = ("default", "tiny", "gendr-pix")
+# Architecture presets with seeded random weights (for export, engines and benchmarks: their output is noise).
+RANDOM_PRESETS = ("tiny", "gendr-pix")
+# Model names that are not paths: the shipped weights and the presets.
+MODEL_NAMES = ("default", *RANDOM_PRESETS)
 
 # Export.
 PRECISION = "fp16"

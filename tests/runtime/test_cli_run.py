@@ -251,3 +251,44 @@ def test_the_tests_cache_privately(private_cache):
     from trtsr.paths import cache_dir
 
     assert cache_dir() == private_cache
+
+
+def test_output_rules(tmp_path):
+    one, two = _crop_to(tmp_path / "one.jpg"), _crop_to(tmp_path / "two.jpg", box=(40, 40, 80, 72))
+    # a trailing slash is a folder, even with a dot in its name and not there yet
+    proc = _run(one, two, "-o", f"{tmp_path / 'out' / 'g1.0'}/")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "g1.0").iterdir()) == ["one_x4.jpg", "two_x4.jpg"]
+    # a name without an image extension is a folder too
+    proc = _run(one, "-o", tmp_path / "z.v2")
+    assert proc.returncode == 0 and (tmp_path / "z.v2" / "one_x4.jpg").is_file()
+    # an image extension trtsr cannot write is an error, not a folder
+    assert "not .bmp" in _one_error_line(_run(one, "-o", tmp_path / "y.bmp"))
+    assert not (tmp_path / "y.bmp").exists()
+    # a file name with several inputs is an error
+    assert "must be a folder" in _one_error_line(_run(one, two, "-o", tmp_path / "both.png"))
+
+
+def test_random_weights_need_an_explicit_flag(tmp_path):
+    image = _crop_to(tmp_path / "in.jpg")
+    line = _one_error_line(_run(image, "-o", tmp_path / "out", "-m", "tiny"))
+    assert "seeded random weights" in line and "--random-weights" in line
+    assert not (tmp_path / "out").exists()
+    proc = _run(image, "-o", tmp_path / "out", "-m", "tiny", "--random-weights", "--no-padcfg")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: tiny has seeded random weights" in proc.stderr
+    assert "cached the tiny graph:" in proc.stderr and " GB in " in proc.stderr
+
+
+def test_each_file_reports_its_own_time(tmp_path):
+    small = _crop_to(tmp_path / "a-small.jpg", box=(0, 0, 24, 24))
+    with Image.open(DATA / "ADE_val_00000114.jpg") as img:
+        img.convert("RGB").crop((0, 0, 300, 260)).save(tmp_path / "b-large.jpg")  # tiled: many tiles
+    proc = _run(small, tmp_path / "b-large.jpg", "-o", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    seconds = {}
+    for line in proc.stdout.splitlines():
+        name = Path(line.split(" -> ")[0]).name
+        seconds[name] = float(line.rsplit(", ", 1)[1].rstrip(" s)"))
+    # the small file's time is its own, not the large one's that ran while it was being written
+    assert seconds["a-small.jpg"] < seconds["b-large.jpg"] / 3, seconds

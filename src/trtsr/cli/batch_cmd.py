@@ -16,6 +16,7 @@ from trtsr.cli.options import (
     GuidanceOption,
     OverlapOption,
     OverwriteOption,
+    RandomWeightsOption,
     RunBackendOption,
     RunModelOption,
     RunNoPadcfgOption,
@@ -49,7 +50,7 @@ def batch_command(
         str | None, typer.Option("--engine", "-e", help="A built engine, at the same path on every GPU node.")
     ] = None,
     backend: RunBackendOption = "auto",
-    scale: RunScaleOption = defaults.SCALE,
+    scale: RunScaleOption = None,
     guidance: GuidanceOption = defaults.GUIDANCE,
     no_padcfg: RunNoPadcfgOption = False,
     tile: TileOption = None,
@@ -57,6 +58,7 @@ def batch_command(
     fmt: FormatOption = None,
     suffix: SuffixOption = None,
     overwrite: OverwriteOption = False,
+    random_weights: RandomWeightsOption = False,
     report: Annotated[
         Path, typer.Option("--report", help="Where the JSON report (counts, throughput, failures) goes.")
     ] = Path("trtsr-batch-report.json"),
@@ -81,11 +83,16 @@ def batch_command(
     """
     with user_errors(verbose):
         require_extra("trtsr batch", "distributed", "ray", "pyarrow")
+        from trtsr.pipeline.upscaler import check_model_name
+
+        if engine is None:
+            check_model_name(model, random_weights=random_weights)
         from trtsr.distributed.batch import BatchSettings, upscale_dataset
 
         settings = BatchSettings(
-            model=model, engine=engine, backend=backend, scale=scale, guidance=None if no_padcfg else guidance,
-            tile=tile, overlap=overlap, fmt=fmt, suffix=suffix, overwrite=overwrite, actors=actors, threads=threads,
+            model=model, engine=engine, backend=backend, scale=defaults.SCALE if scale is None else scale,
+            guidance=None if no_padcfg else guidance, tile=tile, overlap=overlap, fmt=fmt, suffix=suffix,
+            overwrite=overwrite, actors=actors, threads=threads,
         )
         # Plain lines, no spinner: Ray Data draws its own progress bars.
         result = upscale_dataset(inputs, output, settings, address=ray_address,

@@ -40,7 +40,10 @@ RunBackendOption = Annotated[
     str, typer.Option("--backend", "-b", help="auto (engine on a GPU, else ONNX Runtime), onnxruntime, "
                                               "tensorrt, tensorrt-rtx.")
 ]
-RunScaleOption = Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor (graphs are exported per scale).")]
+RunScaleOption = Annotated[
+    int | None, typer.Option("--scale", "-s", help="Upscaling factor: 1, 2, 3, 4 or 8 (graphs are exported per "
+                                                   f"scale). Default: {defaults.SCALE}, or the engine's.")
+]
 RunNoPadcfgOption = Annotated[bool, typer.Option("--no-padcfg", help="Run without PadCFG (twice as fast).")]
 TileOption = Annotated[
     int | None, typer.Option("--tile", "-t", help="Tile side in input pixels; default: whole image when it "
@@ -51,4 +54,8 @@ FormatOption = Annotated[
     str | None, typer.Option("--format", "-f", help="png, jpg, webp or tiff; default: the input's format.")
 ]
 SuffixOption = Annotated[str | None, typer.Option("--suffix", help="Added to output names; default _x<scale>.")]
+RandomWeightsOption = Annotated[
+    bool, typer.Option("--random-weights", help="Allow the tiny and gendr-pix presets, whose seeded random "
+                                                "weights upscale to noise (for testing a set-up).")
+]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs never).")]

@@ -20,6 +20,7 @@ from trtsr.cli.options import (
     GuidanceOption,
     OverlapOption,
     OverwriteOption,
+    RandomWeightsOption,
     RunBackendOption,
     RunModelOption,
     RunNoPadcfgOption,
@@ -80,9 +81,36 @@ def collect_inputs(items: list[str], *, recursive: bool = False, stdin=None
     return unique, problems, subdirs
 
 
-def output_path(source: Path, output: Path | None, many: bool, suffix: str, fmt: str | None,
+def output_target(text: str | None, inputs: int) -> tuple[Path | None, bool]:
+    """(path, is_file) for the -o value.
+
+    A trailing slash or an existing folder is a folder; a name ending in an extension trtsr writes
+    (.png, .jpg, .jpeg, .webp, .tif, .tiff) is a file, for one input only; a name ending in another
+    image extension (.bmp, .gif) is an error; anything else (`out`, `g1.0`, `z.v2`) is a folder.
+    """
+    from trtsr.errors import TrtsrError
+    from trtsr.runtime.images import IMAGE_SUFFIXES
+
+    if text is None:
+        return None, False
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        return path, False
+    ext = path.suffix.lower()
+    if ext.lstrip(".") in WRITABLE:
+        if inputs > 1:
+            raise TrtsrError(f"with {inputs} inputs, --output must be a folder, not a {ext} file name "
+                             "(end it with / to name a folder)", path=text)
+        return path, True
+    if ext in IMAGE_SUFFIXES:
+        raise TrtsrError(f"trtsr writes png, jpg, webp or tiff, not {ext}; name the output .png (or end it with / "
+                         "for a folder)", path=text)
+    return path, False
+
+
+def output_path(source: Path, output: Path | None, is_file: bool, suffix: str, fmt: str | None,
                 subdir: Path | None = None) -> Path:
-    if output is not None and not many and output.suffix.lower().lstrip(".") in WRITABLE and not output.is_dir():
+    if output is not None and is_file:
         return output
     folder = source.parent if output is None else output / (subdir or Path())
     return folder / shared_output_name(source.name, suffix, fmt)
@@ -122,16 +150,17 @@ def run_command(
                             "input per line) or - (that list on standard input)."),
     ],
     output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Output folder, or a file name when there is one input. "
-                                            "Default: beside each input."),
+        str | None,
+        typer.Option("--output", "-o", help="Output folder (a name ending in /, an existing folder, or a name "
+                                            "without an image extension), or with one input a file name ending "
+                                            "in .png, .jpg, .webp or .tif. Default: beside each input."),
     ] = None,
     model: RunModelOption = "default",
     engine: Annotated[
         Path | None, typer.Option("--engine", "-e", help="A built engine (trtsr build); needs an NVIDIA GPU.")
     ] = None,
     backend: RunBackendOption = "auto",
-    scale: RunScaleOption = defaults.SCALE,
+    scale: RunScaleOption = None,
     guidance: GuidanceOption = defaults.GUIDANCE,
     no_padcfg: RunNoPadcfgOption = False,
     tile: TileOption = None,
@@ -139,6 +168,7 @@ def run_command(
     fmt: FormatOption = None,
     suffix: SuffixOption = None,
     overwrite: OverwriteOption = False,
+    random_weights: RandomWeightsOption = False,
     quality: Annotated[
         int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG and WebP quality, 1-100.")
     ] = defaults.QUALITY,
@@ -168,10 +198,21 @@ def run_command(
         from trtsr.pipeline.upscaler import check_model_name, check_run_options
 
         # Everything that can be checked without loading a model, first.
+        if engine is not None and engine.is_file():
+            from trtsr.engines.metadata import EngineMetadata
+
+            built_for = EngineMetadata.for_engine(engine).scale
+            if scale is not None and scale != built_for:
+                raise TrtsrError(f"this engine upscales x{built_for}, not x{scale}; build one from a x{scale} "
+                                 "graph or drop --scale", path=engine)
+            scale = built_for
+        scale = defaults.SCALE if scale is None else scale
         check_run_options(backend=backend, scale=scale, guidance=None if no_padcfg else guidance, tile=tile,
                           overlap=overlap)
         if engine is None:
-            check_model_name(model)
+            check_model_name(model, random_weights=random_weights)
+            if random_weights and model in defaults.RANDOM_PRESETS:
+                console.print(f"[yellow]warning:[/yellow] {model} has seeded random weights: the output is noise")
         elif not engine.is_file():
             raise TrtsrError("engine not found", path=engine)
         try:
@@ -183,12 +224,10 @@ def run_command(
             console.print(f"[red]error:[/red] {escape(problem)}")
         if not files:
             raise typer.Exit(1)
-        many = len(files) > 1 or (output is not None and output.is_dir())
-        if output is not None and many and output.suffix and not output.is_dir():
-            raise TrtsrError("with several inputs, --output must be a folder", path=output)
+        out_path, out_is_file = output_target(output, len(files))
         suffix = f"_x{scale}" if suffix is None else suffix
-        jobs, clashes = refuse_collisions([(src, output_path(src, output, many, suffix, fmt, subdirs.get(src)))
-                                           for src in files])
+        jobs, clashes = refuse_collisions([
+            (src, output_path(src, out_path, out_is_file, suffix, fmt, subdirs.get(src))) for src in files])
         for problem in clashes:
             console.print(f"[red]error:[/red] {escape(problem)}")
         total = len(files) + len(problems)  # inputs found, and items that matched none
@@ -233,11 +272,18 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality:
             console.print(f"skipped {escape(str(src))}: {escape(str(dst))} exists (pass --overwrite to replace it)")
         else:
             todo.append((src, dst))
-    show_bar = len(todo) > 1 and console.is_terminal
+    # Files, and the tiles of the image in hand (a large image is many tiles and minutes of work).
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=console, disable=not show_bar)
+                        console=console, disable=not console.is_terminal)
+
+    def timed_write(result, dst: Path, fmt: str) -> float:
+        started = time.perf_counter()
+        write_image(result, dst, fmt, quality=quality)
+        return time.perf_counter() - started
+
     with progress, ThreadPoolExecutor(max_workers=2) as pool:
-        task = progress.add_task("upscaling", total=len(todo))
+        task = progress.add_task("files", total=len(todo))
+        tiles = progress.add_task("tiles", total=None, visible=False)
         pending_read: Future | None = pool.submit(read_image, todo[0][0]) if todo else None
         writes: list[tuple[Path, Path, Future, float, tuple, tuple]] = []
         for index, (src, dst) in enumerate(todo):
@@ -247,13 +293,19 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality:
             started = time.perf_counter()
             try:
                 picture = reading.result()
-                result = upscaler.upscale_picture(picture)
-                fmt = dst.suffix.lstrip(".")
-                writing = pool.submit(write_image, result, dst, fmt, quality=quality)
-                writes.append((src, dst, writing, started, picture.size, result.size))
+
+                def on_tile(done: int, total: int, name: str = src.name) -> None:
+                    progress.update(tiles, completed=done, total=total, visible=total > 1,
+                                    description=f"{name}: tiles")
+
+                result = upscaler.upscale_picture(picture, progress=on_tile)
+                worked = time.perf_counter() - started  # this file's read wait and inference, not the next one's
+                writing = pool.submit(timed_write, result, dst, dst.suffix.lstrip("."))
+                writes.append((src, dst, writing, worked, picture.size, result.size))
             except TrtsrError as exc:
                 console.print(f"[red]error:[/red] {escape(str(exc))}")
                 failed += 1
+            progress.update(tiles, visible=False)
             progress.advance(task)
             failed += _finish_writes(writes, wait=False)
         failed += _finish_writes(writes, wait=True)
@@ -265,12 +317,12 @@ def _finish_writes(writes: list, *, wait: bool) -> int:
 
     failed = 0
     for entry in list(writes):
-        src, dst, future, started, size_in, size_out = entry
+        src, dst, future, worked, size_in, size_out = entry
         if not wait and not future.done():
             continue
         writes.remove(entry)
         try:
-            future.result()
+            written = future.result()
         except TrtsrError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             failed += 1
@@ -279,7 +331,7 @@ def _finish_writes(writes: list, *, wait: bool) -> int:
             console.print(f"[red]error:[/red] {escape(str(dst))}: cannot write ({escape(exc.strerror or str(exc))})")
             failed += 1
             continue
-        seconds = time.perf_counter() - started
+        seconds = worked + written
         out.print(f"{src} -> {dst} ({size_in[0]}x{size_in[1]} -> {size_out[0]}x{size_out[1]}, {seconds:.1f} s)",
                   markup=False)
     return failed

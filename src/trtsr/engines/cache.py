@@ -156,9 +156,13 @@ def cached_engine(
             os.utime(lock)  # the entry's last use, for eviction
             if _valid_entry(engine, spec.onnx_sha256, backend):
                 return CachedEngine(engine, EngineMetadata.for_engine(engine), built=False)
+            if progress:
+                progress(f"building an engine once into {folder}; later runs reuse it")
             result = build_engine(onnx_path, engine, dataclasses.replace(settings, backend=backend.name),
                                   cache_root=root, progress=progress)
             cached = CachedEngine(result.engine_path, result.metadata, built=True)
+            if progress:
+                progress(f"cached the engine: {result.metadata.engine_bytes / 1e9:.2f} GB in {folder}")
         evict(folder, limit, keep=engine)
         return cached
     except PermissionError as exc:

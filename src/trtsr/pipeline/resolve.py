@@ -119,8 +119,13 @@ def cached_export(model: str, request: GraphRequest, *, root: Path | None = None
             "export",
         ) from None
     if progress:
-        progress(f"exporting {model} (x{request.scale}, {request.precision}) once; later runs reuse it")
-    export_onnx(model, target, ExportSettings(**dataclasses.asdict(request)), progress=progress)
+        progress(f"exporting {model} (x{request.scale}, {request.precision}) once into {target.parent}; "
+                 "later runs reuse it")
+    result = export_onnx(model, target, ExportSettings(**dataclasses.asdict(request)), progress=progress)
+    if progress:
+        data = target.with_name(result.spec.onnx_data_file) if result.spec.onnx_data_file else None
+        size = target.stat().st_size + (data.stat().st_size if data is not None else 0)
+        progress(f"cached the {model} graph: {size / 1e9:.2f} GB in {target.parent}")
     return target
 
 

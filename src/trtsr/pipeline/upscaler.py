@@ -227,8 +227,17 @@ def check_run_options(*, backend: str = "auto", scale: int = defaults.SCALE, gui
         raise TrtsrError(f"overlap {overlap} is more than {where} ({largest} input pixels)")
 
 
-def check_model_name(model: str) -> None:
-    """A model is a known name, an existing file or folder; checked before any export or load."""
-    if model in defaults.MODEL_NAMES or Path(model).exists():
+def check_model_name(model: str, *, random_weights: bool = True) -> None:
+    """A model is a known name, an existing file or folder; checked before any export or load.
+
+    With `random_weights` False a preset with seeded random weights is refused: it upscales to noise.
+    """
+    if Path(model).exists():
+        return
+    if model in defaults.RANDOM_PRESETS and not random_weights:
+        raise TrtsrError(f"the {model!r} preset has seeded random weights, so its output is noise (it exists for "
+                         "export, engine and benchmark tests); pass --random-weights to run it anyway, or use "
+                         "-m default")
+    if model in defaults.MODEL_NAMES:
         return
     raise TrtsrError(f"no such model file or folder (names: {', '.join(defaults.MODEL_NAMES)})", path=model)

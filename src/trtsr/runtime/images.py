@@ -8,6 +8,7 @@ way it came: grayscale or colour, 8 or 16 bits, ICC profile.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import numpy as np
 from trtsr.defaults import QUALITY
 from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path
+
+log = logging.getLogger(__name__)
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "tif": "TIFF"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
@@ -90,6 +93,9 @@ def read_image(path: str | Path) -> Picture:
                     raise TrtsrError(f"image is {width}x{height}, more than the {MAX_PIXELS // 10**6} M pixels "
                                      "trtsr reads", path=path)
                 img.load()
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:
+                    log.warning("%s: animated, %d frames; upscaling frame 1 only", path, frames)
                 icc = img.info.get("icc_profile")
                 if img.format == "PNG" and img.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
                     picture = _read_png_16bit(path, img)
