@@ -49,8 +49,8 @@ class ExportCache:
         key = (model, tuple(sorted(settings.items())))
         if key not in self.done:
             cfg = ExportSettings(**settings)
-            name = f"{model}-{cfg.precision}-{cfg.io}-{'nocfg' if cfg.guidance is None else cfg.guidance}" \
-                   f"-x{cfg.scale}.onnx"
+            pad = "nocfg" if cfg.guidance is None else f"{cfg.guidance}{'-input' if cfg.guidance_input else ''}"
+            name = f"{model}-{cfg.precision}-{cfg.io}-{pad}-x{cfg.scale}-opset{cfg.opset}.onnx"
             self.done[key] = export_onnx(model, self.root / name, cfg)
         return self.done[key]
 

@@ -97,8 +97,13 @@ assert out.shape == (160, 160, 3)
 """
 RUN_THE_UPSCALER = """
 from trtsr import Upscaler
-with Upscaler('default', backend='onnxruntime') as up:
-    assert up.upscale(np.zeros((20, 20, 3), np.uint8)).shape == (80, 80, 3)
+image = np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+results = {}
+for w in (1.8, 3.0, None):  # the default, another guidance, no PadCFG: all from shipped graphs
+    with Upscaler('default', backend='onnxruntime', guidance=w) as up:
+        results[w] = up.upscale(image).astype(int)
+        assert results[w].shape == (80, 96, 3)
+assert abs(results[1.8] - results[3.0]).max() > 1 and abs(results[1.8] - results[None]).max() > 1
 """
 THIRD_PARTY = ("torch", "onnx", "diffusers", "onnxscript")
 

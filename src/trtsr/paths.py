@@ -68,5 +68,10 @@ def default_weights() -> Path:
 
 
 def shipped_onnx() -> Path:
-    """The default model's ready graph (fp32, x4, PadCFG 1.8, float32 I/O), for torch-free runs."""
+    """The default model's ready PadCFG graph (fp32, x4, float32 I/O, w as an input), for torch-free runs."""
     return package_file("assets", "default-x4.onnx")
+
+
+def shipped_graphs() -> list[Path]:
+    """Every graph of the default model that ships in the package: x4 with PadCFG, and x4 without."""
+    return [shipped_onnx(), package_file("assets", "default-x4-nocfg.onnx")]

@@ -31,7 +31,9 @@ class ExportSpec(SizeRules, JsonRecord):
         model: model name (preset, `default`, or the checkpoint's name).
         scale: output size = scale x input size.
         precision: fp32, fp16 or bf16: the type of the UNet's weights and activations.
-        guidance: PadCFG guidance w, or None for the batch-1 graph without PadCFG.
+        guidance: PadCFG guidance w, or None for the batch-1 graph without PadCFG; with a guidance input,
+            the default w a caller that gives none gets.
+        guidance_input: the name of the graph's w input (float32, shape [1]), or None when w is baked in.
         io: uint8 (HWC, 0..255) or float32 (HWC, 0..255 unrounded) input and output.
         input_name / output_name: the graph's tensor names; both are (height, width, 3).
         alignment: the UNet's size multiple (the graph pads to it internally).
@@ -64,6 +66,7 @@ class ExportSpec(SizeRules, JsonRecord):
     torch_version: str
     onnx_data_file: str | None = None
     max_input_size: int = MAX_INPUT_SIDE
+    guidance_input: str | None = None
     spec_version: int = SPEC_VERSION
 
     what = "export spec"

@@ -46,7 +46,9 @@ def test_engine_and_metadata_match_the_request(which, request):
     assert meta.profiles[0]["output_max"] == [720, 1280, 3] and meta.profiles[0]["input_max"] == [180, 320, 3]
     assert meta.profiles[1]["input_min"] == [64, 64, 3] and meta.profiles[1]["input_opt"] == [192, 256, 3]
     assert meta.profiles[1]["output_max"] == [2048, 2048, 3]
-    assert [(t["name"], t["dtype"]) for t in meta.tensors] == [("lr", "uint8"), ("hr", "uint8")]
+    assert [(t["name"], t["dtype"]) for t in meta.tensors] == [("lr", "uint8"), ("guidance", "float"),
+                                                                ("hr", "uint8")]
+    assert meta.guidance_input == "guidance"  # one engine serves every w
     assert meta.gpu is None  # this machine has none; the field records that
     expected_cc = "backend default" if which == "fp16_engine" else list(FAST)
     assert meta.builder["compute_capabilities"] == expected_cc

@@ -24,6 +24,14 @@ def _session(path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def _feed(spec, lr: np.ndarray, w: float | None = None) -> dict:
+    """The graph's inputs: the image, and w for PadCFG graphs that take it (default: the spec's)."""
+    feed = {"lr": lr}
+    if spec.guidance_input is not None:
+        feed[spec.guidance_input] = np.array([spec.guidance if w is None else w], dtype=np.float32)
+    return feed
+
+
 def _reference(guidance, io, dtype, lr: np.ndarray) -> np.ndarray:
     model = build_preset("tiny").eval().to(dtype)
     module = PixelUpscaler(model, 4, guidance, dtype=dtype, io=io)
@@ -35,7 +43,7 @@ def _reference(guidance, io, dtype, lr: np.ndarray) -> np.ndarray:
 def test_fp32_graph_matches_pytorch_on_real_images(exports, real_rgb, size):
     result = exports.get(precision="fp32", io="float32")
     lr = np.ascontiguousarray(real_rgb[: size[0], 40 : 40 + size[1]]).astype(np.float32)
-    got = _session(result.onnx_path).run(None, {"lr": lr})[0]
+    got = _session(result.onnx_path).run(None, _feed(result.spec, lr))[0]
     # PyTorch in float64 is the exact computation; both float32 runs differ from it by rounding only.
     exact = _reference(1.8, "float32", torch.float64, lr.astype(np.float64))
     assert got.shape == (size[0] * 4, size[1] * 4, 3)
@@ -45,10 +53,34 @@ def test_fp32_graph_matches_pytorch_on_real_images(exports, real_rgb, size):
     assert 20 < got.mean() < 235 and got.std() > 5, "output is blank"
 
 
+def test_one_graph_serves_every_guidance(exports, real_rgb):
+    """w is an input of PadCFG graphs: at 3.0 the graph computes what PyTorch computes with 3.0 built in."""
+    result = exports.get(precision="fp32", io="float32")
+    assert result.spec.guidance_input == "guidance" and result.spec.guidance == 1.8
+    lr = np.ascontiguousarray(real_rgb[:30, 10:52]).astype(np.float32)
+    session = _session(result.onnx_path)
+    for w in (1.2, 3.0):
+        got = session.run(None, _feed(result.spec, lr, w))[0]
+        exact = _reference(w, "float32", torch.float64, lr.astype(np.float64))
+        # float32 rounding of the two branches is amplified by w (y = neg + w (pos - neg))
+        assert np.abs(got - exact).max() < 1e-3 * max(1.0, 2 * w - 1), w
+    assert np.abs(session.run(None, _feed(result.spec, lr, 1.2))[0]
+                  - session.run(None, _feed(result.spec, lr, 3.0))[0]).max() > 1.0  # w does change the output
+
+
+def test_guidance_can_still_be_built_in(exports, real_rgb):
+    result = exports.get(precision="fp32", io="float32", guidance_input=False)
+    assert result.spec.guidance_input is None
+    assert [i.name for i in _session(result.onnx_path).get_inputs()] == ["lr"]
+    lr = np.ascontiguousarray(real_rgb[:20, :24]).astype(np.float32)
+    got = _session(result.onnx_path).run(None, {"lr": lr})[0]
+    assert np.abs(got - _reference(1.8, "float32", torch.float64, lr.astype(np.float64))).max() < 1e-3
+
+
 def test_uint8_graph_rounds_like_pytorch(exports, real_rgb):
     result = exports.get(precision="fp32", io="uint8")
     lr = np.ascontiguousarray(real_rgb[:45, :61])
-    got = _session(result.onnx_path).run(None, {"lr": lr})[0]
+    got = _session(result.onnx_path).run(None, _feed(result.spec, lr))[0]
     expected = _reference(1.8, "uint8", torch.float32, lr)
     assert got.dtype == np.uint8 and got.shape == (180, 244, 3)
     # Rounding of values within float32 noise of .5 may flip by one level.
@@ -59,7 +91,7 @@ def test_no_padcfg_graph(exports, real_rgb):
     result = exports.get(precision="fp32", io="float32", guidance=None)
     assert result.spec.guidance is None and result.spec.extra_pixels == 0
     lr = np.ascontiguousarray(real_rgb[:40, :33]).astype(np.float32)
-    got = _session(result.onnx_path).run(None, {"lr": lr})[0]
+    got = _session(result.onnx_path).run(None, _feed(result.spec, lr))[0]
     exact = _reference(None, "float32", torch.float64, lr.astype(np.float64))
     assert np.abs(got - exact).max() < 1e-3
 
@@ -69,8 +101,8 @@ def test_fp16_graph_runs_and_stays_finite(exports, real_rgb):
     reference = exports.get(precision="fp32", io="float32")
     for size in [(15, 15), (37, 53), (160, 200)]:  # smallest accepted, unaligned, larger
         lr = np.ascontiguousarray(real_rgb[: size[0], : size[1]]).astype(np.float32)
-        got = _session(result.onnx_path).run(None, {"lr": lr})[0]
-        ref = _session(reference.onnx_path).run(None, {"lr": lr})[0]
+        got = _session(result.onnx_path).run(None, _feed(result.spec, lr))[0]
+        ref = _session(reference.onnx_path).run(None, _feed(reference.spec, lr))[0]
         assert np.isfinite(got).all()
         assert got.std() > 5, f"fp16 output is flat at {size}"
         assert np.abs(got - ref).mean() < 1.0, f"fp16 drifts from fp32 at {size}"
@@ -91,8 +123,9 @@ def test_bf16_graph_runs_with_resize_in_fp32(exports, real_rgb):
         assert cast.op_type == "Cast" and cast.attribute[0].i == onnx.TensorProto.FLOAT
     # ONNX Runtime's CPU provider has no bf16 kernels; the ONNX reference evaluator runs it.
     lr = np.ascontiguousarray(real_rgb[:16, :20]).astype(np.float32)
-    got = ReferenceEvaluator(model).run(None, {"lr": lr})[0]
-    ref = _session(exports.get(precision="fp32", io="float32").onnx_path).run(None, {"lr": lr})[0]
+    got = ReferenceEvaluator(model).run(None, _feed(result.spec, lr))[0]
+    fp32 = exports.get(precision="fp32", io="float32")
+    ref = _session(fp32.onnx_path).run(None, _feed(fp32.spec, lr))[0]
     assert np.isfinite(got).all() and got.shape == (64, 80, 3)
     # bfloat16 keeps 8 significant bits: levels drift by a few, the picture does not.
     assert np.abs(got - ref).mean() < 8.0
@@ -113,8 +146,10 @@ def test_upsampling_resizes_have_constant_scales(exports):
 def test_graph_io_and_spec(exports):
     result = exports.get(precision="fp16")
     model = onnx.load(str(result.onnx_path), load_external_data=False)
-    (inp,), (outp,) = model.graph.input, model.graph.output
-    assert inp.name == "lr" and outp.name == "hr"
+    (inp, weight), (outp,) = model.graph.input, model.graph.output
+    assert inp.name == "lr" and outp.name == "hr" and weight.name == "guidance"
+    assert weight.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert [d.dim_value for d in weight.type.tensor_type.shape.dim] == [1]
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["lr_height", "lr_width", 3]
     assert [d.dim_param or d.dim_value for d in outp.type.tensor_type.shape.dim] == ["hr_height", "hr_width", 3]
@@ -134,4 +169,4 @@ def test_tensorrt_rtx_parses_the_graph(exports):
     backend = load_backend("tensorrt-rtx")
     assert backend.module is trt
     network = backend.parse_onnx(exports.get(precision="fp16").onnx_path)
-    assert network.num_inputs == 1 and network.num_outputs == 1
+    assert network.num_inputs == 2 and network.num_outputs == 1  # lr and guidance; hr

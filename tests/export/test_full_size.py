@@ -27,5 +27,6 @@ def test_full_size_graph_parses_in_tensorrt_rtx(full_export):
 
     parsed = load_backend("tensorrt-rtx").parse_onnx(full_export.onnx_path)
     tensors = parsed.tensors()
-    assert [t["name"] for t in tensors] == ["lr", "hr"]
+    assert [t["name"] for t in tensors] == ["lr", "guidance", "hr"]  # PadCFG w is an input
+    assert tensors[1]["dtype"] == "float" and tensors[1]["shape"] == [1]
     assert tensors[0]["dtype"] == "uint8" and tensors[0]["shape"] == [-1, -1, 3]

@@ -15,8 +15,14 @@ from trtsr.pipeline.resolve import GraphRequest, cached_export, export_key, reso
 TINY_PLAIN = GraphRequest(guidance=None)  # the batch-1 tiny graph exports in seconds
 
 
-def test_the_default_model_at_the_shipped_settings_is_the_shipped_graph():
-    assert resolve_onnx("default") == shipped_onnx()
+def test_the_default_model_at_every_guidance_is_a_shipped_graph():
+    from trtsr.paths import shipped_graphs
+
+    padcfg, plain = shipped_graphs()
+    assert padcfg == shipped_onnx()
+    for w in (1.8, 1.2, 3.0):
+        assert resolve_onnx("default", guidance=w) == padcfg
+    assert resolve_onnx("default", guidance=None) == resolve_onnx("default", guidance=1.0) == plain
 
 
 def test_the_export_key_follows_the_weights_and_the_version(tmp_path, monkeypatch):
@@ -34,9 +40,10 @@ def test_the_export_key_follows_the_weights_and_the_version(tmp_path, monkeypatc
     monkeypatch.setattr(resolve, "__version__", "99.0")
     assert export_key("default", GraphRequest()) != base
     monkeypatch.undo()
-    # every setting that changes the graph
-    for change in (dict(scale=2), dict(guidance=1.5), dict(precision="fp16"), dict(io="uint8"), dict(opset=20)):
+    # every setting that changes the graph; with PadCFG w is an input, so its value does not
+    for change in (dict(scale=2), dict(guidance=None), dict(precision="fp16"), dict(io="uint8"), dict(opset=20)):
         assert export_key("default", GraphRequest(**change)) != base, change
+    assert export_key("default", GraphRequest(guidance=3.0)) == base
 
 
 def test_a_checkpoint_file_is_keyed_on_its_bytes(tmp_path):

@@ -123,15 +123,15 @@ class _MemoryLimited:
     def __init__(self, session, limit: int) -> None:
         self._session, self.limit, self.seen = session, limit, []
         self.scale, self.io, self.sizes, self.max_input = session.scale, session.io, session.sizes, None
-        self.backend_name = session.backend_name
+        self.backend_name, self.guidance, self.guidance_input = session.backend_name, None, None
 
-    def infer(self, lr):
+    def infer(self, lr, guidance=None):
         from trtsr.errors import OutOfMemory
 
         self.seen.append(max(lr.shape[:2]))
         if max(lr.shape[:2]) > self.limit:
             raise OutOfMemory(f"simulated: {lr.shape[1]}x{lr.shape[0]} does not fit")
-        return self._session.infer(lr)
+        return self._session.infer(lr, guidance)
 
     def close(self):
         self._session.close()

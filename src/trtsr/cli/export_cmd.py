@@ -23,6 +23,10 @@ def export_command(
     io: Annotated[
         str, typer.Option("--io", help="uint8 (smallest transfers) or float32 (exact, unrounded) image tensors.")
     ] = defaults.IO,
+    bake_guidance: Annotated[
+        bool, typer.Option("--bake-guidance", help="Build w into the graph instead of taking it as the second "
+                                                   "input 'guidance' (one graph then serves one w only).")
+    ] = False,
     output: OutputFile = None,
     opset: Annotated[
         int, typer.Option("--opset", help="ONNX opset 18-23. 23 writes fused Attention nodes (needed for 8K engines).")
@@ -34,8 +38,10 @@ def export_command(
     The graph takes a low-resolution image (height x width x 3) and returns the
     upscaled one; resize, normalisation, alignment, PadCFG and the UNet all run
     inside it. Any input size works (the graph pads to the UNet's multiple of 64
-    and crops back). A JSON spec is written beside the .onnx; graphs above 2 GB
-    keep their weights in a .onnx.data file.
+    and crops back). PadCFG graphs take w as a second input, 'guidance' (float32,
+    shape [1]; -g sets the default the spec records), so one graph and one engine
+    serve every w; --bake-guidance builds it in instead. A JSON spec is written
+    beside the .onnx; graphs above 2 GB keep their weights in a .onnx.data file.
 
     Examples:
 
@@ -51,7 +57,7 @@ def export_command(
 
         settings = ExportSettings(
             scale=scale, precision=precision.lower(), guidance=None if no_padcfg else guidance, io=io.lower(),
-            opset=opset,
+            guidance_input=not bake_guidance, opset=opset,
         )
         target = output or Path(_default_name(model, settings))
         with status(f"exporting {model}") as say:

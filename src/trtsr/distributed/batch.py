@@ -214,7 +214,8 @@ class UpscaleActor:
 
         if options["on_cpu"]:
             session = OnnxRuntimeSession(options["onnx"], use_cuda=False, threads=options["threads"])
-            self.upscaler = Upscaler.from_session(session, tile=options["tile"], overlap=options["overlap"])
+            self.upscaler = Upscaler.from_session(session, tile=options["tile"], overlap=options["overlap"],
+                                                  guidance=options["guidance"])
         else:
             self.upscaler = Upscaler(options["model"], engine=options["engine"], backend=options["backend"],
                                      scale=options["scale"], guidance=options["guidance"], tile=options["tile"],

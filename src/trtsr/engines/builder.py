@@ -140,7 +140,8 @@ def build_engine(
     gpu = detect_gpu()
     metadata = EngineMetadata(
         backend=backend.name, backend_version=backend.version, precision=spec.precision, scale=spec.scale,
-        guidance=spec.guidance, io=spec.io, input_name=spec.input_name, output_name=spec.output_name,
+        guidance=spec.guidance, guidance_input=spec.guidance_input, io=spec.io, input_name=spec.input_name,
+        output_name=spec.output_name,
         alignment=spec.alignment, extra_pixels=spec.extra_pixels, min_input_size=spec.min_input_size,
         max_input_size=spec.max_input_size, tensors=parsed.tensors(),
         profiles=[p.to_dict(spec.sizes) for p in profiles], onnx_sha256=onnx_sha, onnx_file=onnx_path.name,

@@ -23,6 +23,7 @@ class EngineMetadata(SizeRules, JsonRecord):
     """Fields:
         backend / backend_version: which TensorRT built it (tensorrt or tensorrt-rtx).
         precision, scale, guidance, io: copied from the export spec (precision lives in the ONNX).
+        guidance_input: the name of the engine's w input (float32, shape [1]), or None when w is built in.
         alignment, extra_pixels, min_input_size, max_input_size: the graph's size rules, from the spec
             (`sizes` gathers them as a SizeRequirements).
         input_name / output_name: the engine's I/O tensor names.
@@ -58,6 +59,7 @@ class EngineMetadata(SizeRules, JsonRecord):
     engine_bytes: int
     trtsr_version: str
     created: str
+    guidance_input: str | None = None
     metadata_version: int = METADATA_VERSION
 
     what = "engine metadata"

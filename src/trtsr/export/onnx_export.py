@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "lr"
 OUTPUT_NAME = "hr"
+GUIDANCE_NAME = "guidance"  # PadCFG graphs: w as a 1-element float32 input
 # Above this many bytes of weights the graph keeps them in an external data file (protobuf's 2 GB cap).
 EXTERNAL_DATA_THRESHOLD = 1_900_000_000
 # Traced at a size that is no multiple of 2, 8 or 64, so no shape logic is specialised to it.
@@ -43,6 +44,9 @@ class ExportSettings:
         precision: fp16, bf16 or fp32 for the UNet's weights and activations.
         guidance: PadCFG guidance w (paper Eq. 7); None, or 1.0, exports the batch-1 graph without PadCFG.
         io: uint8 or float32 input/output tensors (HWC, 0..255).
+        guidance_input: PadCFG graphs take w as a second input ("guidance", float32, shape [1]) so
+            that one graph, and one engine, serve every w; `guidance` is then the default w that the
+            spec records. False bakes `guidance` into the graph.
         opset: ONNX opset of the default domain. 23 (the default) writes attention as ONNX
             `Attention` nodes, which TensorRT and TensorRT-RTX turn into fused attention layers;
             older opsets spell it MatMul-Softmax-MatMul, whose N x N scores cannot be built for
@@ -53,6 +57,7 @@ class ExportSettings:
     precision: str = defaults.PRECISION
     guidance: float | None = defaults.GUIDANCE
     io: str = defaults.IO
+    guidance_input: bool = True
     opset: int = defaults.OPSET
 
     def __post_init__(self) -> None:
@@ -68,8 +73,10 @@ class ExportSettings:
         low, high = defaults.OPSETS
         if not low <= self.opset <= high:
             raise TrtsrError(f"opset must be {low} to {high}, got {self.opset}")
-        if self.guidance is not None and not -10.0 <= self.guidance <= 10.0:
-            raise TrtsrError(f"guidance {self.guidance} is out of range; the paper uses 1.0 to 2.0")
+        if self.guidance is not None and not 0.0 < self.guidance <= defaults.MAX_GUIDANCE:
+            raise TrtsrError(f"guidance must be above 0 and at most {defaults.MAX_GUIDANCE:g}, got {self.guidance}")
+        if self.guidance is None:
+            object.__setattr__(self, "guidance_input", False)  # no PadCFG, nothing to mix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +125,14 @@ def export_onnx(
     model_name = model.config.name if not isinstance(model_source, (str, Path)) else (
         str(model_source) if str(model_source) in ("default", "tiny", "gendr-pix") else Path(model_source).stem)
     parameters = sum(p.numel() for p in model.parameters())
-    module = PixelUpscaler(model, settings.scale, settings.guidance, _torch_dtype(settings.precision), settings.io)
+    module = PixelUpscaler(model, settings.scale, settings.guidance, _torch_dtype(settings.precision), settings.io,
+                           guidance_input=settings.guidance_input)
     module.eval()
 
     in_dtype = torch.uint8 if settings.io == "uint8" else torch.float32
     example = torch.zeros(*TRACE_SIZE, 3, dtype=in_dtype)
+    args = (example, torch.tensor([float(settings.guidance)])) if settings.guidance_input else (example,)
+    names = [INPUT_NAME, GUIDANCE_NAME] if settings.guidance_input else [INPUT_NAME]
     sizes = SizeRequirements.for_graph(scale=settings.scale, multiple=model.config.alignment,
                                        padcfg=settings.guidance is not None)
     height = torch.export.Dim("lr_height", min=sizes.minimum, max=sizes.maximum)
@@ -138,12 +148,14 @@ def export_onnx(
             warnings.simplefilter("ignore")
             # The alignment arithmetic yields guards that hold for every size in range but that the
             # symbolic solver cannot prove; deferring them keeps one graph for all sizes.
+            dynamic = {"lr": {0: height, 1: width}}
+            if settings.guidance_input:
+                dynamic["guidance"] = None
             exported = torch.export.export(
-                module, (example,), dynamic_shapes={"lr": {0: height, 1: width}},
-                prefer_deferred_runtime_asserts_over_guards=True,
+                module, args, dynamic_shapes=dynamic, prefer_deferred_runtime_asserts_over_guards=True,
             )
             program = torch.onnx.export(
-                exported, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                exported, args, dynamo=True, input_names=names, output_names=[OUTPUT_NAME],
                 opset_version=settings.opset, optimize=True, verbose=False,
             )
             del exported
@@ -162,7 +174,8 @@ def export_onnx(
         tmp_data = workdir / data_name if data_name else None
         spec = ExportSpec(
             model=model_name, scale=settings.scale, precision=settings.precision, guidance=settings.guidance,
-            io=settings.io, input_name=INPUT_NAME, output_name=OUTPUT_NAME, alignment=sizes.multiple,
+            io=settings.io, input_name=INPUT_NAME, output_name=OUTPUT_NAME,
+            guidance_input=GUIDANCE_NAME if settings.guidance_input else None, alignment=sizes.multiple,
             extra_pixels=sizes.padding, min_input_size=sizes.minimum, max_input_size=sizes.maximum,
             parameters=parameters, onnx_file=output.name, onnx_data_file=data_name,
             onnx_sha256=sha256_of(tmp_onnx, tmp_data),

@@ -131,10 +131,12 @@ class PixelUpscaler(nn.Module):
     `io="uint8"`: uint8 in and out (a quarter of float32's bytes over PCIe), rounding inside.
     `io="float32"`: float32 in [0, 255] in and out, no rounding (for exact parity checks).
     The bicubic input resize and the final scaling run in float32 whatever `dtype` is.
+    `guidance_input=True` (PadCFG only): `forward(lr, guidance)` takes w as a 1-element float32
+    tensor, so one graph serves every w; the two branches are mixed in float32.
     """
 
     def __init__(self, model: GenDRPix, scale: int, guidance: float | None,
-                 dtype: torch.dtype = torch.float32, io: str = "uint8") -> None:
+                 dtype: torch.dtype = torch.float32, io: str = "uint8", guidance_input: bool = False) -> None:
         super().__init__()
         if io not in ("uint8", "float32"):
             raise ValueError(f"io must be 'uint8' or 'float32', got {io!r}")
@@ -143,8 +145,11 @@ class PixelUpscaler(nn.Module):
         self.guidance = guidance
         self.dtype = dtype
         self.io = io
+        if guidance_input and guidance is None:
+            raise ValueError("a guidance input needs PadCFG (guidance not None)")
+        self.guidance_input = guidance_input
 
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+    def forward(self, lr: torch.Tensor, guidance: torch.Tensor | None = None) -> torch.Tensor:
         # float64 only for reference runs; otherwise the resize stays float32 (TensorRT has no bf16 Resize).
         outer = torch.float64 if self.dtype == torch.float64 else torch.float32
         # Cast before any layout change: TensorRT moves uint8 only through casts and I/O.
@@ -153,7 +158,13 @@ class PixelUpscaler(nn.Module):
             size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False)
         x = x.clamp(-1.0, 1.0).to(self.dtype)
-        y = self.model.restore(x, self.guidance).to(outer)
+        if self.guidance_input:
+            w = (guidance if guidance is not None else torch.tensor([self.guidance])).to(outer).reshape(())
+            pos, neg = self.model.padcfg_branches(x)
+            pos, neg = pos.to(outer), neg.to(outer)
+            y = neg + w * (pos - neg)
+        else:
+            y = self.model.restore(x, self.guidance).to(outer)
         y = ((y + 1.0) * 127.5).clamp(0.0, 255.0)
         y = y.squeeze(0).permute(1, 2, 0)
         if self.io == "uint8":

@@ -20,7 +20,7 @@ from trtsr import defaults
 from trtsr._version import __version__
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import sha256_of
-from trtsr.paths import default_weights, exports_dir, shipped_onnx
+from trtsr.paths import default_weights, exports_dir, shipped_graphs
 from trtsr.spec import ExportSpec, spec_path_for
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,19 @@ class GraphRequest:
             object.__setattr__(self, "guidance", None)  # w = 1 is the batch-1 graph
 
     def matches(self, spec: ExportSpec) -> bool:
-        return (spec.scale, spec.guidance, spec.precision, spec.io, spec.opset) == (
-            self.scale, self.guidance, self.precision, self.io, self.opset)
+        """Whether a graph serves this request: a PadCFG graph that takes w as an input serves every w."""
+        if (spec.scale, spec.precision, spec.io, spec.opset) != (self.scale, self.precision, self.io, self.opset):
+            return False
+        if self.guidance is None or spec.guidance is None:
+            return self.guidance is None and spec.guidance is None
+        return spec.guidance_input is not None or float(spec.guidance) == float(self.guidance)
+
+    def key_settings(self) -> dict:
+        """The settings that change the graph: with PadCFG, w is an input, so its value does not."""
+        settings = dataclasses.asdict(self)
+        if self.guidance is not None:
+            settings["guidance"] = "input"
+        return settings
 
 
 def resolve_onnx(
@@ -60,9 +71,10 @@ def resolve_onnx(
         if not path.is_file():
             raise TrtsrError("ONNX file not found", path=path)
         return path
-    shipped = shipped_onnx()
-    if model == "default" and shipped.is_file() and request.matches(ExportSpec.load(spec_path_for(shipped))):
-        return shipped
+    if model == "default":
+        for shipped in shipped_graphs():
+            if shipped.is_file() and request.matches(ExportSpec.load(spec_path_for(shipped))):
+                return shipped
     return cached_export(model, request, progress=progress)
 
 
@@ -84,7 +96,7 @@ def model_identity(model: str) -> dict:
 
 
 def export_key(model: str, request: GraphRequest) -> str:
-    identity = {**model_identity(model), "settings": dataclasses.asdict(request), "trtsr": __version__}
+    identity = {**model_identity(model), "settings": request.key_settings(), "trtsr": __version__}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -114,9 +126,11 @@ def cached_export(model: str, request: GraphRequest, *, root: Path | None = None
         from trtsr.export.onnx_export import ExportSettings, export_onnx
     except ImportError:
         pad = "no PadCFG" if request.guidance is None else f"guidance {request.guidance:g}"
+        shipped = (" (the default model ships x4 graphs with and without PadCFG, fp32; an engine's fp16 graph, other "
+                   "scales and other models are exported)") if model == "default" else ""
         raise MissingDependencyError(
-            f"model {model!r} at x{request.scale}, {pad}, {request.precision} has no ready graph; exporting it",
-            "export",
+            f"model {model!r} at x{request.scale}, {pad}, {request.precision} has no ready graph{shipped}; "
+            "exporting it", "export",
         ) from None
     if progress:
         progress(f"exporting {model} (x{request.scale}, {request.precision}) once into {target.parent}; "

@@ -66,27 +66,39 @@ class Upscaler:
             if backend == "onnxruntime":
                 raise TrtsrError("--engine needs a TensorRT backend; for ONNX Runtime pass the .onnx as the model")
             session = EngineSession(engine)
+            if guidance is not None and session.guidance is None:
+                guidance = None  # an engine without PadCFG: the CLI's default w does not apply
         elif self._wants_engine(backend):
             session = self._engine_session(str(model), backend, scale, guidance, profiles, say)
         else:
             onnx = resolve_onnx(str(model), scale=scale, guidance=guidance, progress=say)
             session = OnnxRuntimeSession(onnx)
-        self._attach(session, tile, overlap)
+        self._attach(session, tile, overlap, guidance)
 
     @classmethod
-    def from_session(cls, session, *, tile: int | None = None, overlap: int = defaults.OVERLAP) -> Upscaler:
+    def from_session(cls, session, *, tile: int | None = None, overlap: int = defaults.OVERLAP,
+                     guidance: float | None = None) -> Upscaler:
         """An Upscaler around a session you opened (an EngineSession, an OnnxRuntimeSession, or one of your
-        own with the same `infer`, `scale`, `io`, `sizes`, `max_input`, `backend_name` and `close`)."""
-        check_run_options(tile=tile, overlap=overlap)
+        own with the same `infer`, `scale`, `io`, `sizes`, `max_input`, `backend_name` and `close`).
+        `guidance` None runs the session's own default w."""
+        check_run_options(tile=tile, overlap=overlap, guidance=guidance)
         upscaler = cls.__new__(cls)
-        upscaler._attach(session, tile, overlap)
+        upscaler._attach(session, tile, overlap, guidance)
         return upscaler
 
-    def _attach(self, session, tile: int | None, overlap: int) -> None:
+    def _attach(self, session, tile: int | None, overlap: int, guidance: float | None) -> None:
         self._lock = threading.Lock()
         self.tile = tile
         self.overlap = max(0, int(overlap))
         self._session = session
+        built_in = getattr(session, "guidance", None)
+        self._guidance = None  # None: the graph's default w, or none for a graph without PadCFG
+        if guidance is not None and built_in is not None and float(guidance) != float(built_in):
+            if getattr(session, "guidance_input", None) is not None:
+                self._guidance = float(guidance)
+            else:
+                log.warning("this graph has PadCFG with w = %g built in; running it with that, not %g",
+                            built_in, guidance)
         self.backend_name: str = session.backend_name
         self.scale: int = session.scale
 
@@ -163,10 +175,10 @@ class Upscaler:
         height, width = lr.shape[:2]
         smallest = session.sizes.minimum
         if height >= smallest and width >= smallest:
-            return session.infer(np.ascontiguousarray(lr)).astype(np.float32)
+            return session.infer(np.ascontiguousarray(lr), guidance=self._guidance).astype(np.float32)
         # Below the graph's minimum: pad by edge replication, run, and crop the result back.
         padded = np.pad(lr, ((0, max(0, smallest - height)), (0, max(0, smallest - width)), (0, 0)), mode="edge")
-        out = session.infer(np.ascontiguousarray(padded)).astype(np.float32)
+        out = session.infer(np.ascontiguousarray(padded), guidance=self._guidance).astype(np.float32)
         return out[: height * session.scale, : width * session.scale]
 
     def _tile_size(self) -> int | None:

@@ -1,7 +1,9 @@
-"""Sessions: one `infer(lr) -> hr` interface over ONNX Runtime and TensorRT engines.
+"""Sessions: one `infer(lr, guidance=None) -> hr` interface over ONNX Runtime and TensorRT engines.
 
 `infer` takes a (H, W, 3) array in the graph's I/O type (uint8, or float32 in
-[0, 255]) and returns the (sH, sW, 3) result. A session runs one image at a
+[0, 255]) and returns the (sH, sW, 3) result. `guidance` is the PadCFG w for
+graphs that take it as an input (None: the default the spec records); a graph
+with w built in accepts only that w. A session runs one image at a
 time; `Upscaler` adds locking, tiling and image handling on top.
 """
 
@@ -48,15 +50,20 @@ class OnnxRuntimeSession:
         self.backend_name = "onnxruntime-cuda" if self.provider == "CUDAExecutionProvider" else "onnxruntime-cpu"
         self.max_input: tuple[int, int] | None = None
         self.scale, self.io = self.spec.scale, self.spec.io
+        self.guidance, self.guidance_input = self.spec.guidance, self.spec.guidance_input
         self.sizes: SizeRequirements = self.spec.sizes
 
     @property
     def io_dtype(self):
         return np.uint8 if self.spec.io == "uint8" else np.float32
 
-    def infer(self, lr: np.ndarray) -> np.ndarray:
+    def infer(self, lr: np.ndarray, guidance: float | None = None) -> np.ndarray:
+        feed = {self.spec.input_name: lr}
+        w = _guidance_value(self.spec.guidance, self.spec.guidance_input, guidance)
+        if self.spec.guidance_input is not None:
+            feed[self.spec.guidance_input] = w
         try:
-            return self._session.run(None, {self.spec.input_name: lr})[0]
+            return self._session.run(None, feed)[0]
         except Exception as exc:
             text = str(exc)
             if "alloc" in text.lower() or "memory" in text.lower():
@@ -111,6 +118,7 @@ class EngineSession:
         self._context = self._create_context(
             backend, runtime_cache_path(backend.name, backend.version, gpu.name, gpu.compute_capability))
         self.scale, self.io = meta.scale, meta.io
+        self.guidance, self.guidance_input = meta.guidance, meta.guidance_input
         self.sizes: SizeRequirements = meta.sizes
         self.max_input = max(((p["input_max"][0], p["input_max"][1]) for p in meta.profiles),
                              key=lambda hw: hw[0] * hw[1])
@@ -122,6 +130,8 @@ class EngineSession:
         self._host_out = _PinnedBuffer(runtime_api, largest_out)
         self._dev_in = check_cuda(runtime_api.cudaMalloc(largest_in))
         self._dev_out = check_cuda(runtime_api.cudaMalloc(largest_out))
+        self._host_w = _PinnedBuffer(runtime_api, 4)  # the PadCFG w, for engines that take it as an input
+        self._dev_w = check_cuda(runtime_api.cudaMalloc(4))
         self._profile = -1
 
     def _create_context(self, backend, cache_file: Path):
@@ -144,9 +154,10 @@ class EngineSession:
     def io_dtype(self):
         return np.uint8 if self.io == "uint8" else np.float32
 
-    def infer(self, lr: np.ndarray) -> np.ndarray:
+    def infer(self, lr: np.ndarray, guidance: float | None = None) -> np.ndarray:
         cudart = self._cudart
         meta = self.metadata
+        w = _guidance_value(meta.guidance, meta.guidance_input, guidance)
         height, width = lr.shape[:2]
         index = meta.profile_for(height, width)
         if index is None:
@@ -166,6 +177,10 @@ class EngineSession:
         kind_d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         check_cuda(cudart.cudaMemcpyAsync(self._dev_in, self._host_in.ptr, lr.nbytes, kind_h2d, stream))
         self._context.set_tensor_address(meta.input_name, handle(self._dev_in))
+        if meta.guidance_input is not None:
+            self._host_w.view((1,), np.float32)[...] = w
+            check_cuda(cudart.cudaMemcpyAsync(self._dev_w, self._host_w.ptr, 4, kind_h2d, stream))
+            self._context.set_tensor_address(meta.guidance_input, handle(self._dev_w))
         self._context.set_tensor_address(meta.output_name, handle(self._dev_out))
         if not self._context.execute_async_v3(handle(stream)):
             raise OutOfMemory(f"the engine failed at {width}x{height} (out of device memory?)")
@@ -184,10 +199,10 @@ class EngineSession:
                 write_bytes_atomic(self._runtime_cache_file, bytes(self._runtime_cache.serialize()))
             except Exception as exc:
                 log.warning("could not save the runtime cache: %s", exc)
-        for ptr in (getattr(self, "_dev_in", None), getattr(self, "_dev_out", None)):
+        for ptr in (getattr(self, "_dev_in", None), getattr(self, "_dev_out", None), getattr(self, "_dev_w", None)):
             if ptr is not None:
                 cudart.cudaFree(ptr)
-        for buf in (getattr(self, "_host_in", None), getattr(self, "_host_out", None)):
+        for buf in (getattr(self, "_host_in", None), getattr(self, "_host_out", None), getattr(self, "_host_w", None)):
             if buf is not None:
                 buf.free()
         if getattr(self, "_stream", None) is not None:
@@ -215,3 +230,13 @@ class _PinnedBuffer:
         if self.ptr is not None:
             self._cudart.cudaFreeHost(self.ptr)
             self.ptr = None
+
+
+def _guidance_value(default: float | None, input_name: str | None, asked: float | None) -> np.ndarray | None:
+    """The w to feed a graph: `asked`, else the graph's default; refused when the graph cannot take it."""
+    if asked is None or (default is not None and float(asked) == float(default)):
+        return None if input_name is None else np.array([default], dtype=np.float32)
+    if input_name is None:
+        built_in = "no PadCFG" if default is None else f"PadCFG with w = {default:g} built in"
+        raise TrtsrError(f"this graph has {built_in}; it cannot run with guidance {asked:g}")
+    return np.array([asked], dtype=np.float32)
