@@ -15,7 +15,10 @@ renamed, so a killed build leaves no corrupt entry.
 Engines of the full-size model are about 2 GB each, so the folder has a size
 cap (`max_gb`, else $TRTSR_CACHE_MAX_GB, else defaults.ENGINE_CACHE_MAX_GB; 0
 turns it off): after a build, the least recently used entries are removed until
-the folder fits, never the one just built and never one another process holds.
+the folder fits, never the one just built and never one whose lock another
+process holds (while it builds or checks that entry). An engine another process
+is running stays usable on Linux and macOS (its open file outlives the removal);
+on Windows the removal fails and the entry is kept.
 """
 
 from __future__ import annotations
@@ -114,9 +117,13 @@ def evict(folder: Path, limit_bytes: int | None, *, keep: Path | None = None) ->
         if keep is not None and engine == keep:
             continue
         if lock_is_held(engine.with_suffix(".lock")):
-            continue  # another process is building or reading it
-        for file in _entry_files(engine):
-            file.unlink(missing_ok=True)
+            continue  # another process is building or checking it
+        try:
+            for file in _entry_files(engine):
+                file.unlink(missing_ok=True)
+        except OSError as exc:  # Windows: an engine another process has open cannot be removed
+            log.info("engine cache: kept %s (%s)", engine.name, exc.strerror or exc)
+            continue
         total -= size
         removed.append(engine)
         log.info("engine cache above its cap: removed %s (%.1f GB)", engine.name, size / 1e9)
