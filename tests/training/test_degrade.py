@@ -70,3 +70,19 @@ def test_bad_scale_or_size_is_refused(photo):
         dg.degrade(photo[:, :64, :64], 5, np.random.default_rng(0))
     with pytest.raises(ValueError, match="divisible"):
         dg.degrade(photo[:, :65, :64], 4, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_moderate_chain_is_milder_and_reproducible(photo, scale):
+    hr = photo[:, :96, :120]
+    settings = dg.ModerateSettings(bicubic_prob=0.0)
+    a = dg.degrade(hr, scale, np.random.default_rng(3), settings)
+    assert torch.equal(a, dg.degrade(hr, scale, np.random.default_rng(3), settings))
+    assert a.shape == (3, 96 // scale, 120 // scale)
+    clean = dg.bicubic_down(hr, scale)
+    rng_m, rng_r = np.random.default_rng(5), np.random.default_rng(5)
+    moderate = [float((dg.degrade(hr, scale, rng_m, settings) - clean).abs().mean()) for _ in range(12)]
+    heavy = [float((dg.degrade(hr, scale, rng_r, dg.DegradationSettings(bicubic_prob=0.0)) - clean).abs().mean())
+             for _ in range(12)]
+    # every moderate sample is damaged, and on average less than by the second-order chain
+    assert min(moderate) > 0 and sum(moderate) < sum(heavy)

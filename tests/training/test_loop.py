@@ -31,7 +31,7 @@ def bank(teacher, tmp_path_factory):
 
 
 def test_bank_holds_real_crops_lr_and_teacher(bank):
-    assert bank["hr"].shape == (4, 3, 120, 120) and bank["lr"].shape == (4, 3, 30, 30)
+    assert bank["hr"].shape == (4, 3, 120, 120) and bank["lr_x4"].shape == (4, 3, 30, 30)
     assert bank["teacher"].shape == bank["hr"].shape and bank["hr"].dtype == torch.uint8
     # the teacher output is close to the ground truth crop (same picture), not noise
     err = (bank["teacher"].float() - bank["hr"].float()).abs().mean()
@@ -182,3 +182,63 @@ def test_residual_start_returns_the_bicubic_input():
         assert torch.allclose(pos, x / math.sqrt(0.99), atol=1e-5)
     with pytest.raises(TrtsrError, match="preset init only"):
         initial_model(_config(init=str(DATA / "0030.jpg"), alpha_bar=0.9))
+
+
+def test_ground_truth_target_trains_every_scale_without_the_teacher(tmp_path, monkeypatch):
+    import trtsr.training.loop as loop
+
+    def no_teacher():
+        raise AssertionError("a ground-truth run with no perceptual term must not load the teacher")
+
+    monkeypatch.setattr(loop, "load_teacher", no_teacher)
+    cfg = _config(target="truth", scales=[2, 3, 4], degradation="moderate", reconstruction="charbonnier",
+                  perceptual_weight=0.0, guided_weight=1.0, negative_weight=0.1, steps=30)
+    trainer = Trainer(cfg, tmp_path)
+    trainer.prepare_data()
+    bank = trainer.bank
+    assert "teacher" not in bank and trainer.teacher is None
+    assert {k: tuple(v.shape) for k, v in bank.items() if k.startswith("lr")} == {
+        "lr_x2": (4, 3, 60, 60), "lr_x3": (4, 3, 40, 40), "lr_x4": (4, 3, 30, 30)}
+    seen = set()
+    for _ in range(12):
+        hr, lr, te = trainer.sample()
+        assert te is None and hr.shape[-1] == 120
+        seen.add(120 // lr.shape[-1])
+    assert seen == {2, 3, 4}
+    batch = trainer.sample()
+    first = trainer.train_step(batch)
+    assert first.guided > 0 and first.perceptual == 0.0
+    for _ in range(20):
+        last = trainer.train_step(batch)
+    # the reconstruction and the guided output both move towards the HR crop itself
+    assert last.l1 < 0.7 * first.l1 and last.guided < 0.7 * first.guided
+
+
+def test_training_config_checks_the_new_keys():
+    with pytest.raises(TrtsrError, match="teacher target trains one scale"):
+        _config(scales=[2, 4])
+    with pytest.raises(TrtsrError, match="must include scale 4"):
+        _config(target="truth", scales=[2, 3])
+    with pytest.raises(TrtsrError, match="target must be one of"):
+        _config(target="gt")
+    with pytest.raises(TrtsrError, match="multiple of 8 and of every scale"):
+        _config(target="truth", scales=[3, 4], crop=128)
+    with pytest.raises(TrtsrError, match="unshuffle must be"):
+        _config(unshuffle=3)
+
+
+def test_cosine_decay_runs_from_lr_to_a_twentieth(tmp_path):
+    trainer = Trainer(_config(target="truth", perceptual_weight=0.0, lr=1e-3, lr_decay="cosine", steps=100),
+                      tmp_path)
+    assert trainer.learning_rate(0) == pytest.approx(1e-3)
+    assert trainer.learning_rate(50) == pytest.approx((1e-3 + 5e-5) / 2)
+    assert trainer.learning_rate(100) == pytest.approx(5e-5)
+    assert Trainer(_config(target="truth", perceptual_weight=0.0), tmp_path / "c").learning_rate(77) == 1e-3
+
+
+def test_unshuffle_override_builds_the_finer_preset():
+    from trtsr.training.loop import initial_model
+
+    model = initial_model(_config(unshuffle=4, alpha_bar=0.99, zero_init_output=True))
+    assert model.config.unshuffle == 4 and model.config.alignment == 32
+    assert model.unet.conv_in.in_channels == 48

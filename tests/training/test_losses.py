@@ -202,3 +202,19 @@ def test_highpass_loss_reads_only_what_the_blur_removes():
     target = img.clone().requires_grad_()
     losses.highpass_loss(soft, target).backward()
     assert soft.grad is not None and float(soft.grad.abs().sum()) > 0 and target.grad is None
+
+
+def test_cell_loss_sees_a_pattern_repeated_in_every_cell_not_the_content(photo):
+    target = photo[None, :, :96, :128] * 2 - 1
+    pattern = torch.zeros(1, 3, 8, 8)
+    pattern[..., ::2, ::2] = 0.01  # a faint fixed 8x8 pattern, about 0.6 grey levels
+    tiled = pattern.repeat(1, 1, 12, 16)
+    assert float(losses.cell_loss(target, target)) == 0.0
+    with_pattern = float(losses.cell_loss(target + tiled, target))
+    assert with_pattern == pytest.approx(float((pattern - pattern.mean()).abs().mean()), rel=1e-4)
+    # an error of the same size that is not cell-periodic (independent per pixel) scores far less
+    noise = torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    noise = noise * (0.01 / float(noise.abs().mean()))
+    assert float(losses.cell_loss(target + noise, target)) < 0.2 * with_pattern
+    with pytest.raises(ValueError, match="multiples of 8"):
+        losses.cell_loss(target[..., :90], target[..., :90])

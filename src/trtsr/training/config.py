@@ -12,6 +12,11 @@ import tomllib
 from trtsr import defaults
 from trtsr.errors import TrtsrError
 
+TARGETS = ("teacher", "truth")
+DEGRADATION_PRESETS = ("real-esrgan", "moderate")
+RECONSTRUCTIONS = ("l1", "charbonnier")
+LR_DECAYS = ("none", "cosine")
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -23,7 +28,15 @@ class TrainConfig:
     output) are made once and cached in `out/bank-<key>.pt`; steps sample from them with
     random flips and 90-degree turns.
 
-    Losses (paper Eq. 4 and Algorithm 1): L1 to the teacher, `adv_weight` x adversarial
+    Targets: `target = "teacher"` (the paper's distillation) pulls the reconstruction terms
+    towards the teacher's output; `target = "truth"` towards the HR crop itself, so the bank
+    holds no teacher outputs. `scales` trains several scales at once: every HR crop is
+    degraded once per scale, and each step draws one scale for its whole batch (the network
+    always sees the bicubic-upscaled input at the crop size). `degradation` picks the
+    training inputs (`trtsr.training.degrade.PRESETS`).
+
+    Losses (paper Eq. 4 and Algorithm 1): `reconstruction` (L1 or Charbonnier) to the target,
+    `adv_weight` x adversarial
     (from step `adv_start`; discriminator = frozen copy of the student at that step with
     learnable heads, and with `disc_detail_head` one more head on the image's high-frequency
     residual, which a narrow student's features keep too little of for the others to learn),
@@ -31,16 +44,22 @@ class TrainConfig:
     the masked Fourier-space loss with half-band `fourier_band`, `lattice_weight` x how far
     the output's x8 lattice frequencies stand out of its spectrum beyond the teacher's
     (on the output and, in PadCFG steps, on the guided output at `guidance` against the
-    same mix of teacher and blurred teacher), `texture_weight` x the L1 between the
+    same mix of teacher and blurred teacher), `cell_weight` x the batch-averaged 8x8 cell
+    pattern of the error (`trtsr.training.losses.cell_loss`, on the output and the guided
+    output), `texture_weight` x the L1 between the
     output's and the teacher's amount of high-frequency detail per `texture_window`-pixel
     window (two bands of the luma; `trtsr.training.losses.texture_loss`), `highpass_weight` x
     the L1 between the output's and the teacher's high-frequency residuals (each minus its
     Gaussian blur of sigma `highpass_sigma`; `trtsr.training.losses.highpass_loss`).
-    PadCFG: the positive branch learns the teacher output, the negative branch a Gaussian
-    blur (sigma `negative_blur`) of it, so `guidance` > 1 adds detail; with probability
-    `plain_prob` a step trains the no-PadCFG path instead.
+    PadCFG: the positive branch learns the target, the negative branch (weight
+    `negative_weight`) a Gaussian blur (sigma `negative_blur`) of it, so `guidance` > 1 adds
+    detail; `guided_weight` x the reconstruction term on the guided output at `guidance`
+    trains that mix itself towards the target, so guidance cannot amplify what the two
+    branches disagree on. With probability `plain_prob` a step trains the no-PadCFG path
+    instead. The perceptual term compares features of the output and of the target.
 
-    From scratch (a preset `init`): the one-step formula is x0 = (z - sqrt(1 - a) eps) / sqrt(a)
+    From scratch (a preset `init`, optionally with another `unshuffle` factor): the one-step
+    formula is x0 = (z - sqrt(1 - a) eps) / sqrt(a)
     with a = `alpha_bar`. GenDR's a = 0.5 suits a student of a diffusion model; a close to 1
     with `zero_init_output` makes the untrained network return its bicubic input (times
     1/sqrt(a)) and learn the restoration as a residual, which trains far faster on a CPU.
@@ -49,15 +68,23 @@ class TrainConfig:
     data: list[str] = dataclasses.field(default_factory=list)
     holdout_every: int = 8
     scale: int = 4
+    scales: tuple[int, ...] = ()  # scales trained together (each step draws one); empty: `scale` alone
+    target: str = "teacher"  # what the reconstruction terms pull towards: "teacher" or "truth" (the HR crop)
+    degradation: str = "real-esrgan"  # training inputs: "real-esrgan" (heavy chain) or "moderate"
+    reconstruction: str = "l1"  # "l1" or "charbonnier" (sqrt(d^2 + 1e-6), smooth at zero)
+    guided_weight: float = 0.0  # PadCFG steps: weight of the reconstruction term on the guided output at `guidance`
+    negative_weight: float = 1.0  # PadCFG steps: weight of the negative branch's term (the blurred target)
     crop: int = 184  # HR crop side; (crop + 8) % 64 == 0 avoids alignment padding in PadCFG steps
     bank_size: int = 640
     bicubic_prob: float = 0.3
     init: str = "tiny"  # preset name, trtsr checkpoint or diffusers folder
     alpha_bar: float | None = None  # with a preset init: the one-step alpha_bar (None keeps the preset's 0.5)
+    unshuffle: int | None = None  # with a preset init: the pixel-unshuffle factor (None keeps the preset's 8)
     zero_init_output: bool = False  # with a preset init: conv_out starts at zero
     steps: int = 2000
     batch: int = 8
     lr: float = 2e-4
+    lr_decay: str = "none"  # "none", or "cosine": from `lr` down to lr / 20 at `steps`
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.99)
     disc_lr: float = 2e-4
@@ -67,6 +94,7 @@ class TrainConfig:
     fourier_weight: float = 0.1
     fourier_band: int = 1
     lattice_weight: float = 0.0
+    cell_weight: float = 0.0
     texture_weight: float = 0.0
     texture_window: int = 16
     highpass_weight: float = 0.0
@@ -85,13 +113,28 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
+        self.scales = tuple(int(s) for s in self.scales)
         self.data = [str(d) for d in self.data]
         problems = []
-        if self.scale not in (2, 3, 4):
-            problems.append(f"scale must be 2, 3 or 4 (got {self.scale})")
-        if self.crop % 8 or self.crop % self.scale or self.crop < 64:
-            problems.append(f"crop must be >= 64 and a multiple of 8 and of the scale (got {self.crop})")
-        for name in ("lattice_weight", "texture_weight", "highpass_weight"):
+        for scale in self.train_scales:
+            if scale not in (2, 3, 4):
+                problems.append(f"scale must be 2, 3 or 4 (got {scale})")
+            elif self.crop % 8 or self.crop % scale or self.crop < 64:
+                problems.append(f"crop must be >= 64 and a multiple of 8 and of every scale (got {self.crop})")
+        if self.scales and self.scale not in self.scales:
+            problems.append(f"scales {list(self.scales)} must include scale {self.scale}")
+        for name, allowed in (("target", TARGETS), ("lr_decay", LR_DECAYS), ("degradation", DEGRADATION_PRESETS),
+                              ("reconstruction", RECONSTRUCTIONS)):
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
+        if self.target == "teacher" and len(self.train_scales) > 1:
+            problems.append("a teacher target trains one scale (the teacher is x4); use target = 'truth' with scales")
+        if self.unshuffle is not None and self.unshuffle not in (2, 4, 8):
+            problems.append(f"unshuffle must be 2, 4 or 8 (got {self.unshuffle})")
+        for name in ("guided_weight", "negative_weight"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
+        for name in ("lattice_weight", "cell_weight", "texture_weight", "highpass_weight"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
         if not 0.0 < self.highpass_sigma <= self.crop / 6:
@@ -111,6 +154,16 @@ class TrainConfig:
             problems.append("device must be auto, cpu or cuda")
         if problems:
             raise TrtsrError("bad training config: " + "; ".join(problems))
+
+    @property
+    def train_scales(self) -> tuple[int, ...]:
+        """The scales this run trains: `scales`, or `scale` alone."""
+        return self.scales or (self.scale,)
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether the run loads the teacher: for its outputs (target) or its features (perceptual term)."""
+        return self.target == "teacher" or self.perceptual_weight > 0
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
@@ -152,6 +205,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["betas"] = list(self.betas)
+        out["scales"] = list(self.scales)
         return out
 
     def to_json(self) -> str:

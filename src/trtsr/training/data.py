@@ -15,10 +15,10 @@ from PIL import Image
 from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path
 from trtsr.runtime.images import IMAGE_SUFFIXES
-from trtsr.training.degrade import DegradationSettings, degrade
+from trtsr.training.degrade import PRESETS, degrade
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, teacher_upscale
 
-BANK_VERSION = 1
+BANK_VERSION = 2
 
 
 def list_images(folders: list[str | Path]) -> list[Path]:
@@ -62,42 +62,58 @@ def teacher_target(teacher: RRDBNet, lr: torch.Tensor, size: tuple[int, int]) ->
     return out
 
 
-def bank_key(images: list[Path], crop: int, scale: int, size: int, seed: int, bicubic_prob: float) -> str:
-    desc = json.dumps({"v": BANK_VERSION, "teacher": TEACHER_NAME, "crop": crop, "scale": scale, "size": size,
-                       "seed": seed, "bicubic_prob": bicubic_prob,
+def bank_key(images: list[Path], crop: int, scale: int | tuple[int, ...], size: int, seed: int, bicubic_prob: float,
+             *, degradation: str = "real-esrgan", with_teacher: bool = True) -> str:
+    scales = [scale] if isinstance(scale, int) else list(scale)
+    desc = json.dumps({"v": BANK_VERSION, "teacher": TEACHER_NAME if with_teacher else None, "crop": crop,
+                       "scales": scales, "size": size, "seed": seed, "bicubic_prob": bicubic_prob,
+                       "degradation": degradation,
                        "images": [f"{p.name}:{p.stat().st_size}" for p in images]}, sort_keys=True)
     return hashlib.sha256(desc.encode()).hexdigest()[:16]
 
 
-def build_bank(images: list[Path], *, crop: int, scale: int, size: int, seed: int, teacher: RRDBNet,
-               bicubic_prob: float = 0.3,
+def lr_key(scale: int) -> str:
+    """The bank entry holding the LR inputs at `scale`."""
+    return f"lr_x{scale}"
+
+
+def build_bank(images: list[Path], *, crop: int, scale: int | tuple[int, ...], size: int, seed: int,
+               teacher: RRDBNet | None, bicubic_prob: float = 0.3, degradation: str = "real-esrgan",
                progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
-    """`size` samples: random HR crops, their degraded LR and the teacher's output, all uint8.
+    """`size` samples: random HR crops, their degraded LR at each scale and (with a teacher) its output, all uint8.
 
     Images are visited round-robin so every image contributes; a side shorter than
-    `crop` is skipped. Returns {"hr": (N,3,c,c), "lr": (N,3,c/s,c/s), "teacher": (N,3,c,c)}.
+    `crop` is skipped. Each crop is degraded once per scale, independently. Returns
+    {"hr": (N,3,c,c), "lr_x<s>": (N,3,c/s,c/s) per scale, "teacher": (N,3,c,c)}; the teacher
+    entry (for the first scale) only when a teacher is given.
     """
+    scales = (scale,) if isinstance(scale, int) else tuple(scale)
     rng = np.random.default_rng(seed)
-    settings = DegradationSettings(bicubic_prob=bicubic_prob)
+    settings = PRESETS[degradation](bicubic_prob=bicubic_prob)
     pictures = [load_rgb(p) for p in images]
     usable = [img for img in pictures if min(img.shape[-2:]) >= crop]
     if not usable:
         raise TrtsrError(f"no training image is at least {crop}x{crop}; lower 'crop'")
-    hr_out = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
-    lr_out = torch.empty(size, 3, crop // scale, crop // scale, dtype=torch.uint8)
-    te_out = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
+    bank = {"hr": torch.empty(size, 3, crop, crop, dtype=torch.uint8)}
+    for s in scales:
+        bank[lr_key(s)] = torch.empty(size, 3, crop // s, crop // s, dtype=torch.uint8)
+    if teacher is not None:
+        bank["teacher"] = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
     to_u8 = lambda t: (t * 255.0).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
     for i in range(size):
         img = usable[i % len(usable)]
         h, w = img.shape[-2:]
         y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
         hr = img[:, y:y + crop, x:x + crop]
-        lr = to_u8(degrade(hr, scale, rng, settings)).float() / 255.0  # the network sees 8-bit input
-        hr_out[i], lr_out[i] = to_u8(hr), to_u8(lr)
-        te_out[i] = to_u8(teacher_target(teacher, lr, (crop, crop)))
+        bank["hr"][i] = to_u8(hr)
+        for s in scales:
+            lr = to_u8(degrade(hr, s, rng, settings))  # the network sees 8-bit input
+            bank[lr_key(s)][i] = lr
+            if teacher is not None and s == scales[0]:
+                bank["teacher"][i] = to_u8(teacher_target(teacher, lr.float() / 255.0, (crop, crop)))
         if progress is not None:
             progress(i + 1, size)
-    return {"hr": hr_out, "lr": lr_out, "teacher": te_out}
+    return bank
 
 
 def cached_bank(path: Path, **kwargs) -> dict[str, torch.Tensor]:

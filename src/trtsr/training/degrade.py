@@ -3,7 +3,9 @@
 All functions take and return float tensors (3, H, W) in [0, 1] and draw every random
 choice from the `numpy.random.Generator` passed in, so a seed reproduces a sample.
 
-The chain follows the Real-ESRGAN recipe in outline (two rounds of blur, random
+`moderate` is one milder round (blur, downscale, noise, JPEG), closer to what a
+photograph a user upscales has been through. The second-order chain follows the
+Real-ESRGAN recipe in outline (two rounds of blur, random
 resize, Gaussian or Poisson noise and JPEG, then the final resize to the LR size);
 the ranges are in `DegradationSettings`. With probability `bicubic_prob` the whole
 chain is replaced by an anti-aliased bicubic downscale, so the model also learns the
@@ -145,9 +147,44 @@ def second_order(hr: torch.Tensor, scale: int, rng: np.random.Generator,
     return x.clamp(0.0, 1.0)
 
 
+@dataclasses.dataclass(frozen=True)
+class ModerateSettings:
+    """One round, the damage a photograph picks up on its way to a user: mild blur, a downscale
+    by a random method, some sensor noise, one JPEG. Each part is applied with its probability."""
+
+    bicubic_prob: float = 0.3  # the clean case: an anti-aliased downscale only
+    blur_prob: float = 0.8
+    blur_sigma: tuple[float, float] = (0.2, 2.0)
+    noise_prob: float = 0.8
+    gauss_sigma: tuple[float, float] = (0.5, 12.0)  # on the 0-255 scale
+    gray_noise_prob: float = 0.4
+    jpeg_prob: float = 0.8
+    jpeg_quality: tuple[int, int] = (55, 95)
+
+
+def moderate(hr: torch.Tensor, scale: int, rng: np.random.Generator,
+             settings: ModerateSettings = ModerateSettings()) -> torch.Tensor:
+    """The one-round chain; returns the LR image at exactly (H // scale, W // scale)."""
+    s = settings
+    h, w = hr.shape[-2:]
+    x = random_blur(hr, rng, s.blur_sigma) if rng.random() < s.blur_prob else hr
+    x = resize(x, (h // scale, w // scale), str(rng.choice(RESIZE_MODES)))
+    if rng.random() < s.noise_prob:
+        sigma = float(rng.uniform(*s.gauss_sigma)) / 255.0
+        shape = (1, *x.shape[-2:]) if rng.random() < s.gray_noise_prob else x.shape
+        x = (x + torch.from_numpy(rng.standard_normal(shape).astype(np.float32)) * sigma).clamp(0.0, 1.0)
+    if rng.random() < s.jpeg_prob:
+        x = jpeg(x, int(rng.integers(s.jpeg_quality[0], s.jpeg_quality[1] + 1)))
+    return x.clamp(0.0, 1.0)
+
+
+# `TrainConfig.degradation` names one of these; `bicubic_prob` comes from the config.
+PRESETS = {"real-esrgan": DegradationSettings, "moderate": ModerateSettings}
+
+
 def degrade(hr: torch.Tensor, scale: int, rng: np.random.Generator,
-            settings: DegradationSettings = DegradationSettings()) -> torch.Tensor:
-    """Bicubic with probability `settings.bicubic_prob`, the second-order chain otherwise."""
+            settings: DegradationSettings | ModerateSettings = DegradationSettings()) -> torch.Tensor:
+    """Bicubic with probability `settings.bicubic_prob`, the settings' chain otherwise."""
     if scale not in (2, 3, 4):
         raise ValueError(f"scale must be 2, 3 or 4, got {scale}")
     h, w = hr.shape[-2:]
@@ -155,6 +192,8 @@ def degrade(hr: torch.Tensor, scale: int, rng: np.random.Generator,
         raise ValueError(f"HR size {w}x{h} is not divisible by the scale {scale}")
     if rng.random() < settings.bicubic_prob:
         return bicubic_down(hr, scale)
+    if isinstance(settings, ModerateSettings):
+        return moderate(hr, scale, rng, settings)
     return second_order(hr, scale, rng, settings)
 
 

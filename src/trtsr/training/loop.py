@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from trtsr.models.checkpoint import PRESETS, build_preset, load_model, save_chec
 from trtsr.models.pixel import GenDRPix
 from trtsr.training import losses
 from trtsr.training.config import TrainConfig
-from trtsr.training.data import augment, bank_key, cached_bank, list_images, split_holdout
+from trtsr.training.data import augment, bank_key, cached_bank, list_images, lr_key, split_holdout
 from trtsr.training.networks import FeatureDiscriminator, plain_branch
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher
 
@@ -44,14 +45,16 @@ def initial_model(config: TrainConfig) -> GenDRPix:
     """The model a run starts from: a preset (with the config's alpha_bar / zero output), or loaded weights."""
     if config.init in PRESETS and not Path(config.init).exists():
         changes = {} if config.alpha_bar is None else {"alpha_bar": config.alpha_bar}
+        if config.unshuffle is not None:
+            changes["unshuffle"] = config.unshuffle
         model = build_preset(config.init, seed=config.seed, **changes)
         if config.zero_init_output:
             with torch.no_grad():
                 model.unet.conv_out.weight.zero_()
                 model.unet.conv_out.bias.zero_()
         return model
-    if config.alpha_bar is not None or config.zero_init_output:
-        raise TrtsrError("alpha_bar and zero_init_output apply to a preset init only; the weights in "
+    if config.alpha_bar is not None or config.zero_init_output or config.unshuffle is not None:
+        raise TrtsrError("alpha_bar, unshuffle and zero_init_output apply to a preset init only; the weights in "
                          f"{config.init} keep their own")
     return load_model(config.init)
 
@@ -69,8 +72,10 @@ class StepLosses:
     total: float
     l1: float
     negative: float
+    guided: float
     fourier: float
     lattice: float
+    cell: float
     perceptual: float
     texture: float
     highpass: float
@@ -80,6 +85,10 @@ class StepLosses:
     def short(self) -> str:
         parts = [f"loss {self.total:.4f}", f"l1 {self.l1:.4f}", f"fft {self.fourier:.4f}",
                  f"lat {self.lattice:.4f}", f"perc {self.perceptual:.4f}"]
+        if self.cell:
+            parts.append(f"cell {self.cell:.5f}")
+        if self.guided:
+            parts.append(f"guided {self.guided:.4f}")
         if self.texture:
             parts.append(f"tex {self.texture:.4f}")
         if self.highpass:
@@ -102,7 +111,10 @@ class Trainer:
         if config.device == "cuda" and not torch.cuda.is_available():
             raise TrtsrError("device = 'cuda' but PyTorch sees no CUDA GPU; use device = 'auto' or 'cpu'")
         self.device = torch.device("cuda" if want_cuda else "cpu")
-        self.teacher = (teacher or load_teacher()).to(self.device)
+        # The teacher is loaded only when the run uses it (its outputs as targets, or its features).
+        if teacher is None and config.needs_teacher:
+            teacher = load_teacher()
+        self.teacher = teacher.to(self.device) if teacher is not None and config.needs_teacher else None
         self.student = (model if model is not None else initial_model(config)).to(self.device).train()
         self.history = training_history(config.init)
         self.student.requires_grad_(True)
@@ -123,22 +135,30 @@ class Trainer:
         train, held = split_holdout(list_images(cfg.data), cfg.holdout_every)
         if not train:
             raise TrtsrError("every image is held out; raise holdout_every or add images")
-        key = bank_key(train, cfg.crop, cfg.scale, cfg.bank_size, cfg.seed, cfg.bicubic_prob)
-        self.bank = cached_bank(self.out_dir / f"bank-{key}.pt", images=train, crop=cfg.crop, scale=cfg.scale,
-                                size=cfg.bank_size, seed=cfg.seed, teacher=self.teacher.cpu(),
-                                bicubic_prob=cfg.bicubic_prob, progress=progress)
-        self.teacher.to(self.device)
+        with_teacher = cfg.target == "teacher"
+        key = bank_key(train, cfg.crop, cfg.train_scales, cfg.bank_size, cfg.seed, cfg.bicubic_prob,
+                       degradation=cfg.degradation, with_teacher=with_teacher)
+        teacher = self.teacher.cpu() if with_teacher and self.teacher is not None else None
+        self.bank = cached_bank(self.out_dir / f"bank-{key}.pt", images=train, crop=cfg.crop,
+                                scale=cfg.train_scales, size=cfg.bank_size, seed=cfg.seed, teacher=teacher,
+                                bicubic_prob=cfg.bicubic_prob, degradation=cfg.degradation, progress=progress)
+        if self.teacher is not None:
+            self.teacher.to(self.device)
         return train, held
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A batch (hr, lr, teacher) as floats in [0,1], augmented, on the device."""
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A batch (hr, lr, teacher or None) as floats in [0,1], augmented, on the device; one scale per batch."""
         if self.bank is None:
             raise RuntimeError("prepare_data() or set bank before training")
+        scales = self.config.train_scales
+        scale = scales[int(torch.randint(0, len(scales), (1,), generator=self.generator))] if len(scales) > 1 \
+            else scales[0]
         n = self.bank["hr"].shape[0]
         idx = torch.randint(0, n, (self.config.batch,), generator=self.generator)
-        hr, lr, te = (self.bank[k][idx].float().div(255.0) for k in ("hr", "lr", "teacher"))
-        hr, lr, te = augment([hr, lr, te], self.generator)
-        return hr.to(self.device), lr.to(self.device), te.to(self.device)
+        keys = ["hr", lr_key(scale)] + (["teacher"] if "teacher" in self.bank else [])
+        tensors = augment([self.bank[k][idx].float().div(255.0) for k in keys], self.generator)
+        tensors = [t.to(self.device) for t in tensors]
+        return tensors[0], tensors[1], tensors[2] if len(tensors) > 2 else None
 
     # -- one step -------------------------------------------------------------------------------
     def _autocast(self):
@@ -153,7 +173,11 @@ class Trainer:
         hr, lr, te = batch if batch is not None else self.sample()
         size = hr.shape[-2:]
         x = F.interpolate(lr * 2 - 1, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
-        target = te * 2 - 1
+        reference = hr if cfg.target == "truth" else te
+        if reference is None:
+            raise TrtsrError("target = 'teacher' needs teacher outputs in the bank")
+        target = reference * 2 - 1
+        reconstruct = losses.charbonnier if cfg.reconstruction == "charbonnier" else losses.l1
         plain = bool(torch.rand((), generator=self.generator) < cfg.plain_prob)
         with self._autocast():
             if plain:
@@ -161,12 +185,14 @@ class Trainer:
             else:
                 y, y_neg = self.student.padcfg_branches(x)
         y = y.float()
-        l1 = losses.l1(y, target)
-        negative = lattice = texture = highpass = y.new_zeros(())
+        l1 = reconstruct(y, target)
+        negative = guided_term = lattice = cell = texture = highpass = y.new_zeros(())
         if y_neg is not None:
             y_neg = y_neg.float()
             blurred = losses.gaussian_blur(target, cfg.negative_blur)
             negative = losses.l1(y_neg, blurred)
+            if cfg.guided_weight > 0:
+                guided_term = reconstruct(y_neg + cfg.guidance * (y - y_neg), target)
         fourier = losses.mfs_loss(y, target, cfg.fourier_band)
         if cfg.lattice_weight > 0:
             lattice = losses.lattice_loss(y, target)
@@ -174,6 +200,10 @@ class Trainer:
                 # The guided output and its target are the same linear mix of the two branches.
                 guided = y_neg + cfg.guidance * (y - y_neg)
                 lattice = lattice + losses.lattice_loss(guided, blurred + cfg.guidance * (target - blurred))
+        if cfg.cell_weight > 0:
+            cell = losses.cell_loss(y, target)
+            if y_neg is not None:
+                cell = cell + losses.cell_loss(y_neg + cfg.guidance * (y - y_neg), target)
         if cfg.texture_weight > 0:
             texture = losses.texture_loss(y, target, cfg.texture_window)
         if cfg.highpass_weight > 0:
@@ -182,16 +212,19 @@ class Trainer:
         oy = int(torch.randint(0, size[0] - win + 1, (1,), generator=self.generator))
         ox = int(torch.randint(0, size[1] - win + 1, (1,), generator=self.generator))
         crop = lambda t: t[..., oy:oy + win, ox:ox + win]  # noqa: E731
-        with torch.no_grad():
-            ref_feats = self.teacher.features(crop(te), PERCEPTUAL_DEPTH)
-        perceptual = losses.dists_distance(self.teacher.features((crop(y) + 1) / 2, PERCEPTUAL_DEPTH), ref_feats)
+        perceptual = y.new_zeros(())
+        if cfg.perceptual_weight > 0 and self.teacher is not None:
+            with torch.no_grad():
+                ref_feats = self.teacher.features(crop(reference), PERCEPTUAL_DEPTH)
+            perceptual = losses.dists_distance(self.teacher.features((crop(y) + 1) / 2, PERCEPTUAL_DEPTH), ref_feats)
         adversarial = y.new_zeros(())
         if self.disc is not None:
             self.disc.heads.requires_grad_(False)
             with self._autocast():
                 fake, _ = losses.randpad(y, self.generator)
                 adversarial = losses.generator_adversarial([t.float() for t in self.disc(fake)])
-        total = (l1 + negative + cfg.fourier_weight * fourier + cfg.lattice_weight * lattice
+        total = (l1 + cfg.negative_weight * negative + cfg.guided_weight * guided_term
+                 + cfg.fourier_weight * fourier + cfg.lattice_weight * lattice + cfg.cell_weight * cell
                  + cfg.perceptual_weight * perceptual + cfg.texture_weight * texture
                  + cfg.highpass_weight * highpass
                  + cfg.adv_weight * adversarial)
@@ -200,15 +233,26 @@ class Trainer:
             raise NonFiniteLoss(self.step + 1, float(total.detach()))
         self.opt.zero_grad(set_to_none=True)
         total.backward()
+        for group in self.opt.param_groups:
+            group["lr"] = self.learning_rate()
         self.opt.step()
         disc_loss = 0.0
         if self.disc is not None:
             disc_loss = self._disc_step(hr * 2 - 1, y.detach())
         self._update_ema()
         self.step += 1
-        values = [float(t.detach()) for t in (total, l1, negative, fourier, lattice, perceptual, texture, highpass,
-                                                    adversarial)]
+        terms = (total, l1, negative, guided_term, fourier, lattice, cell, perceptual, texture, highpass, adversarial)
+        values = [float(t.detach()) for t in terms]
         return StepLosses(*values, disc_loss)
+
+    def learning_rate(self, step: int | None = None) -> float:
+        """The generator's learning rate for the step after `step` (default: the current one)."""
+        cfg = self.config
+        step = self.step if step is None else step
+        if cfg.lr_decay == "cosine":
+            floor = cfg.lr / 20
+            return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(step / cfg.steps, 1.0)))
+        return cfg.lr
 
     def _disc_step(self, real: torch.Tensor, fake: torch.Tensor) -> float:
         assert self.disc is not None and self.disc_opt is not None

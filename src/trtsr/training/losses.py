@@ -1,6 +1,7 @@
 """The training losses (paper section 4.1 and A.1), on images (B, 3, H, W).
 
-- `l1`: mean absolute difference, the distillation term against the teacher.
+- `l1`: mean absolute difference, the reconstruction term against the target
+  (teacher or ground truth); `charbonnier`: its smooth-at-zero variant.
 - `fourier_mask` / `mfs_loss`: the masked Fourier-space loss of Eq. (2). The ortho-
   normalised FFT amplitudes of student and teacher are compared only on bands around
   the multiples of 1/8 of each axis (where the x8 pixel-shuffle grid puts its
@@ -12,6 +13,8 @@
   peaks down. Measured on the first shipped student: its global 8x8 pattern matched
   bicubic's, yet its high-frequency lattice peaks stood 0.2 decades above its own weak
   neighbouring power, which Eq. (2) and losses on the residual's amplitude barely reach.
+- `cell_pattern` / `cell_loss`: the error's mean 8x8 cell, averaged over the batch: the
+  systematic per-phase error that, on smooth images, puts faint peaks on the lattice.
 - `band_energy` / `texture_loss`: local detail. Each image's luma is split into two
   high-frequency bands (minus a Gaussian blur of sigma 1; that blur minus one of sigma
   2), and the RMS of each band over `window`-pixel windows (half-overlapping) is compared
@@ -49,6 +52,14 @@ GRID = 8
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().mean()
+
+
+CHARBONNIER_EPS = 1e-3
+
+
+def charbonnier(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean of sqrt((a - b)^2 + eps^2): L1 away from zero, smooth at zero."""
+    return ((a - b).pow(2) + CHARBONNIER_EPS**2).sqrt().mean()
 
 
 def grid_bins(n: int, band: int, grid: int = GRID) -> torch.Tensor:
@@ -119,6 +130,28 @@ def lattice_loss(student: torch.Tensor, target: torch.Tensor, grid: int = GRID) 
         reference = lattice_log_prominence(power_spectrum(target), points, grid=grid)
     prominence = lattice_log_prominence(power_spectrum(student), points, detach_side=True, grid=grid)
     return F.relu(prominence - reference).mean()
+
+
+def cell_pattern(images: torch.Tensor, grid: int = GRID) -> torch.Tensor:
+    """The mean `grid` x `grid` cell of (B, C, H, W) (sides multiples of `grid`), minus its own mean: (B, C, g, g)."""
+    b, c, h, w = images.shape
+    cells = images.reshape(b, c, h // grid, grid, w // grid, grid).mean(dim=(2, 4))
+    return cells - cells.mean(dim=(-2, -1), keepdim=True)
+
+
+def cell_loss(student: torch.Tensor, target: torch.Tensor, grid: int = GRID) -> torch.Tensor:
+    """Mean absolute value of the error's cell pattern averaged over the batch, per colour.
+
+    A pixel-shuffle network can add the same faint pattern to every cell of every image
+    (a per-phase error that the pixel L1 hardly notices, a few hundredths of a grey level);
+    on smooth images it is what stands out at the x8 lattice frequencies. Averaging the
+    error's cell pattern over the batch keeps that systematic part and lets the image
+    content of each crop average out.
+    """
+    h, w = student.shape[-2:]
+    if h % grid or w % grid:
+        raise ValueError(f"image sides {h}x{w} must be multiples of {grid}")
+    return cell_pattern(student.float() - target.float(), grid).mean(0).abs().mean()
 
 
 def power_spectrum(image: torch.Tensor, dtype: torch.dtype = torch.float32, eps: float = 1e-10) -> torch.Tensor:
