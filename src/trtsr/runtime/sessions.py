@@ -9,13 +9,16 @@ time; `Upscaler` adds locking, tiling and image handling on top.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from trtsr.errors import MissingDependencyError, OutOfMemory, TooLarge, TrtsrError
+from trtsr.files import file_lock
 from trtsr.gpu import check_cuda, cudart, handle
+from trtsr.paths import lock_path_for
 from trtsr.sizes import SizeRequirements
 from trtsr.spec import ExportSpec, spec_path_for
 
@@ -81,6 +84,13 @@ class EngineSession:
     sized for the largest profile; per image: copy in, execute, copy out, all
     asynchronous on the stream, one synchronisation at the end. The profile is
     chosen per input size (the smallest that holds it).
+
+    Start-up checks the engine file against its metadata, then the engine's own I/O
+    (names, dtypes, profile shapes) against the metadata before any buffer is sized.
+    Every CUDA resource is owned by a small wrapper registered on an exit stack, so a
+    start-up that fails halfway frees what it had taken. Every TensorRT call that can
+    fail is checked and its failure names the call, the shape and the profile; only an
+    allocation failure (from CUDA, or in TensorRT's reported errors) is `OutOfMemory`.
     """
 
     def __init__(self, engine_path: str | Path) -> None:
@@ -88,7 +98,9 @@ class EngineSession:
         from trtsr.engines.metadata import EngineMetadata
         from trtsr.gpu import detect_gpu
         from trtsr.paths import runtime_cache_path
+        from trtsr.runtime.engine_io import check_engine_io, make_error_capture, read_engine_io
 
+        self._resources = contextlib.ExitStack()
         engine_path = Path(engine_path)
         if not engine_path.is_file():
             raise TrtsrError("engine not found", path=engine_path)
@@ -107,32 +119,39 @@ class EngineSession:
         runtime_api = cudart()
         self._cudart = runtime_api
         self.backend_name = f"{backend.name} {backend.version}"
-        runtime = backend.runtime()
-        data = engine_path.read_bytes()
-        self._engine = runtime.deserialize_cuda_engine(data)
+        self._errors = make_error_capture(backend.module)
+        runtime = backend.module.Runtime(self._errors)
+        self._engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if self._engine is None:
-            raise TrtsrError(f"{backend.name} could not load the engine (built for another GPU or version?)",
-                             path=engine_path)
+            why = self._last_error("built for another GPU or version?")
+            raise TrtsrError(f"{backend.name} could not load the engine: {why}", path=engine_path)
         self._runtime = runtime
-        self._runtime_cache_file = None
-        self._context = self._create_context(
-            backend, runtime_cache_path(backend.name, backend.version, gpu.name, gpu.compute_capability))
+        try:
+            check_engine_io(read_engine_io(self._engine), meta)
+        except TrtsrError as exc:
+            raise TrtsrError(exc.reason, path=engine_path) from None
         self.scale, self.io = meta.scale, meta.io
         self.guidance, self.guidance_input = meta.guidance, meta.guidance_input
         self.sizes: SizeRequirements = meta.sizes
         self.max_input = max(((p["input_max"][0], p["input_max"][1]) for p in meta.profiles),
                              key=lambda hw: hw[0] * hw[1])
-        self._stream = check_cuda(runtime_api.cudaStreamCreate())
         itemsize = 1 if meta.io == "uint8" else 4
         largest_in = max(p["input_max"][0] * p["input_max"][1] * 3 for p in meta.profiles) * itemsize
         largest_out = largest_in * meta.scale * meta.scale
-        self._host_in = _PinnedBuffer(runtime_api, largest_in)
-        self._host_out = _PinnedBuffer(runtime_api, largest_out)
-        self._dev_in = check_cuda(runtime_api.cudaMalloc(largest_in))
-        self._dev_out = check_cuda(runtime_api.cudaMalloc(largest_out))
-        self._host_w = _PinnedBuffer(runtime_api, 4)  # the PadCFG w, for engines that take it as an input
-        self._dev_w = check_cuda(runtime_api.cudaMalloc(4))
+        try:
+            self._runtime_cache_file: Path | None = None
+            self._context = self._create_context(
+                backend, runtime_cache_path(backend.name, backend.version, gpu.name, gpu.compute_capability))
+            (self._stream, self._host_in, self._host_out, self._dev_in, self._dev_out, self._host_w,
+             self._dev_w) = allocate_io(runtime_api, largest_in, largest_out, self._resources)
+        except BaseException:
+            self._resources.close()
+            raise
         self._profile = -1
+
+    def _last_error(self, fallback: str) -> str:
+        errors = self._errors.take()
+        return errors[-1] if errors else fallback
 
     def _create_context(self, backend, cache_file: Path):
         engine = self._engine
@@ -141,14 +160,20 @@ class EngineSession:
             config = engine.create_runtime_config()
             cache = config.create_runtime_cache()
             if cache_file.is_file():
+                with file_lock(lock_path_for(cache_file)):
+                    data = cache_file.read_bytes()
                 try:
-                    cache.deserialize(cache_file.read_bytes())
+                    cache.deserialize(data)
                 except Exception as exc:  # a stale cache is only slower, never wrong
                     log.warning("ignoring runtime cache %s: %s", cache_file, exc)
             config.set_runtime_cache(cache)
             self._runtime_cache, self._runtime_cache_file, self._runtime_config = cache, cache_file, config
-            return engine.create_execution_context(config)
-        return engine.create_execution_context()
+            context = engine.create_execution_context(config)
+        else:
+            context = engine.create_execution_context()
+        if context is None:
+            raise TrtsrError(f"create_execution_context failed: {self._last_error('no message from TensorRT')}")
+        return context
 
     @property
     def io_dtype(self):
@@ -162,12 +187,15 @@ class EngineSession:
         index = meta.profile_for(height, width)
         if index is None:
             raise TooLarge(f"{width}x{height} input fits no profile of this engine")
-        stream = self._stream
+        stream = self._stream.handle
+        where = f"at {width}x{height} on profile {index}"
+        context = self._context
+        self._errors.take()  # only this call's messages explain its failure
         if index != self._profile:
-            if not self._context.set_optimization_profile_async(index, handle(stream)):
-                raise TrtsrError(f"cannot select profile {index}")
+            _expect(context.set_optimization_profile_async(index, stream), "set_optimization_profile_async", where,
+                    self)
             self._profile = index
-        self._context.set_input_shape(meta.input_name, (height, width, 3))
+        _expect(context.set_input_shape(meta.input_name, (height, width, 3)), "set_input_shape", where, self)
         lr = np.ascontiguousarray(lr, dtype=self.io_dtype)
         out_shape = (height * meta.scale, width * meta.scale, 3)
         host_in = self._host_in.view(lr.shape, self.io_dtype)
@@ -175,44 +203,108 @@ class EngineSession:
         host_out = self._host_out.view(out_shape, self.io_dtype)
         kind_h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         kind_d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        check_cuda(cudart.cudaMemcpyAsync(self._dev_in, self._host_in.ptr, lr.nbytes, kind_h2d, stream))
-        self._context.set_tensor_address(meta.input_name, handle(self._dev_in))
+        check_cuda(cudart.cudaMemcpyAsync(self._dev_in.ptr, self._host_in.ptr, lr.nbytes, kind_h2d, stream))
+        _expect(context.set_tensor_address(meta.input_name, handle(self._dev_in.ptr)), "set_tensor_address", where,
+                self)
         if meta.guidance_input is not None:
             self._host_w.view((1,), np.float32)[...] = w
-            check_cuda(cudart.cudaMemcpyAsync(self._dev_w, self._host_w.ptr, 4, kind_h2d, stream))
-            self._context.set_tensor_address(meta.guidance_input, handle(self._dev_w))
-        self._context.set_tensor_address(meta.output_name, handle(self._dev_out))
-        if not self._context.execute_async_v3(handle(stream)):
-            raise OutOfMemory(f"the engine failed at {width}x{height} (out of device memory?)")
-        check_cuda(cudart.cudaMemcpyAsync(self._host_out.ptr, self._dev_out, host_out.nbytes, kind_d2h, stream))
+            check_cuda(cudart.cudaMemcpyAsync(self._dev_w.ptr, self._host_w.ptr, 4, kind_h2d, stream))
+            _expect(context.set_tensor_address(meta.guidance_input, handle(self._dev_w.ptr)), "set_tensor_address",
+                    where, self)
+        _expect(context.set_tensor_address(meta.output_name, handle(self._dev_out.ptr)), "set_tensor_address", where,
+                self)
+        if not context.execute_async_v3(stream):
+            from trtsr.runtime.engine_io import execution_failure
+
+            raise execution_failure(self._errors.take(), f"execute_async_v3 {where}")
+        check_cuda(cudart.cudaMemcpyAsync(self._host_out.ptr, self._dev_out.ptr, host_out.nbytes, kind_d2h, stream))
         check_cuda(cudart.cudaStreamSynchronize(stream))
         return host_out.copy()
 
     def close(self) -> None:
-        cudart = getattr(self, "_cudart", None)
-        if cudart is None:
+        if getattr(self, "_cudart", None) is None:
             return
-        if self._runtime_cache_file is not None:
+        if getattr(self, "_runtime_cache_file", None) is not None:
             try:
-                from trtsr.files import write_bytes_atomic
-
-                write_bytes_atomic(self._runtime_cache_file, bytes(self._runtime_cache.serialize()))
+                save_runtime_cache(self._runtime_cache, self._runtime_cache_file)
             except Exception as exc:
                 log.warning("could not save the runtime cache: %s", exc)
-        for ptr in (getattr(self, "_dev_in", None), getattr(self, "_dev_out", None), getattr(self, "_dev_w", None)):
-            if ptr is not None:
-                cudart.cudaFree(ptr)
-        for buf in (getattr(self, "_host_in", None), getattr(self, "_host_out", None), getattr(self, "_host_w", None)):
-            if buf is not None:
-                buf.free()
-        if getattr(self, "_stream", None) is not None:
-            cudart.cudaStreamDestroy(self._stream)
+        self._resources.close()
         self._context = self._engine = None
         self._cudart = None
 
 
-class _PinnedBuffer:
-    """Page-locked host memory, so copies to and from the GPU run asynchronously at full speed."""
+def allocate_io(cudart, in_bytes: int, out_bytes: int, stack: contextlib.ExitStack) -> tuple:
+    """(stream, host in, host out, device in, device out, host w, device w), each owned by `stack`.
+
+    A failure part-way (an allocation error) leaves what was taken on `stack`, whose close frees it.
+    """
+    own = stack.enter_context
+    return (own(CudaStream(cudart)), own(PinnedMemory(cudart, in_bytes)), own(PinnedMemory(cudart, out_bytes)),
+            own(DeviceMemory(cudart, in_bytes)), own(DeviceMemory(cudart, out_bytes)),
+            own(PinnedMemory(cudart, 4)), own(DeviceMemory(cudart, 4)))  # w, for engines that take it as an input
+
+
+def save_runtime_cache(cache, path: Path) -> None:
+    """Write a TensorRT-RTX runtime cache under the file's lock, atomically (never a torn file for a reader)."""
+    from trtsr.files import write_bytes_atomic
+
+    data = bytes(cache.serialize())
+    with file_lock(lock_path_for(path)):
+        write_bytes_atomic(path, data)
+
+
+def _expect(ok, call: str, where: str, session: EngineSession) -> None:
+    """A TensorRT call that reports failure by returning False: one line naming the call, shape and profile."""
+    if not ok:
+        raise TrtsrError(f"{call} failed {where}: {session._last_error('no message from TensorRT')}")
+
+
+class CudaStream:
+    """A CUDA stream that destroys itself (close, or the end of a `with`)."""
+
+    def __init__(self, cudart) -> None:
+        self._cudart = cudart
+        self._stream = check_cuda(cudart.cudaStreamCreate())
+
+    @property
+    def handle(self) -> int:
+        return handle(self._stream)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._cudart.cudaStreamDestroy(self._stream)
+            self._stream = None
+
+    def __enter__(self) -> CudaStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class DeviceMemory:
+    """Device memory that frees itself (close, or the end of a `with`)."""
+
+    def __init__(self, cudart, nbytes: int) -> None:
+        self._cudart = cudart
+        self.nbytes = nbytes
+        self.ptr = check_cuda(cudart.cudaMalloc(nbytes))
+
+    def close(self) -> None:
+        if self.ptr is not None:
+            self._cudart.cudaFree(self.ptr)
+            self.ptr = None
+
+    def __enter__(self) -> DeviceMemory:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PinnedMemory:
+    """Page-locked host memory, so copies to and from the GPU run asynchronously at full speed; frees itself."""
 
     def __init__(self, cudart, nbytes: int) -> None:
         self._cudart = cudart
@@ -226,10 +318,17 @@ class _PinnedBuffer:
         count = int(np.prod(shape)) * np.dtype(dtype).itemsize
         return self._array[:count].view(dtype).reshape(shape)
 
-    def free(self) -> None:
+    def close(self) -> None:
         if self.ptr is not None:
+            self._array = None
             self._cudart.cudaFreeHost(self.ptr)
             self.ptr = None
+
+    def __enter__(self) -> PinnedMemory:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _guidance_value(default: float | None, input_name: str | None, asked: float | None) -> np.ndarray | None:
