@@ -104,6 +104,10 @@ for w in (1.8, 3.0, None):  # the default, another guidance, no PadCFG: all from
         results[w] = up.upscale(image).astype(int)
         assert results[w].shape == (80, 96, 3)
 assert abs(results[1.8] - results[3.0]).max() > 1 and abs(results[1.8] - results[None]).max() > 1
+for scale in (2, 3):  # every scale the default model is trained for ships too
+    for w in (1.8, None):
+        with Upscaler('default', backend='onnxruntime', scale=scale, guidance=w) as up:
+            assert up.upscale(image).shape == (20 * scale, 24 * scale, 3)
 """
 THIRD_PARTY = ("torch", "onnx", "diffusers", "onnxscript")
 

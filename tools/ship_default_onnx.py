@@ -1,25 +1,62 @@
 """Re-export the graphs that ship in the package for the `default` model.
 
 Run after the default weights change:  python tools/ship_default_onnx.py
-Both are fp32 with float32 I/O at x4 (the scale the default model is trained for): ONNX
-Runtime on a CPU runs them without torch, and 16-bit images keep their depth through them.
+One graph per scale the default model is trained for (x2, x3, x4), with and without PadCFG,
+all fp32 with float32 I/O: ONNX Runtime on a CPU runs them without torch, and 16-bit images
+keep their depth through them.
 
-    default-x4.onnx        PadCFG, w as an input (spec default 1.8): every guidance but 1.0
-    default-x4-nocfg.onnx  no PadCFG (guidance 1.0 / --no-padcfg), half the compute
+    default-x{s}.onnx        PadCFG, w as an input (spec default 1.8): every guidance but 1.0
+    default-x{s}-nocfg.onnx  no PadCFG (guidance 1.0 / --no-padcfg), half the compute
+    default.onnx.data        the weights, once, shared by the six graphs (trtsr.export.shared_data)
 """
 
+import dataclasses
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from trtsr import defaults
 from trtsr.export.onnx_export import ExportSettings, export_onnx
+from trtsr.export.shared_data import share_external_data
+from trtsr.files import sha256_of
+from trtsr.spec import ExportSpec, spec_path_for
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "trtsr" / "assets"
-GRAPHS = {
-    "default-x4.onnx": ExportSettings(scale=4, precision="fp32", guidance=defaults.GUIDANCE, io="float32"),
-    "default-x4-nocfg.onnx": ExportSettings(scale=4, precision="fp32", guidance=None, io="float32"),
-}
+DATA_NAME = "default.onnx.data"
+SCALES = (2, 3, 4)
+GRAPHS = {}
+for _scale in SCALES:
+    GRAPHS[f"default-x{_scale}.onnx"] = ExportSettings(scale=_scale, precision="fp32", guidance=defaults.GUIDANCE,
+                                                      io="float32")
+    GRAPHS[f"default-x{_scale}-nocfg.onnx"] = ExportSettings(scale=_scale, precision="fp32", guidance=None,
+                                                            io="float32")
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix=".ship.", dir=ASSETS.parent))
+    try:
+        for name, settings in GRAPHS.items():
+            export_onnx("default", work / name, settings, progress=print)
+        graphs = [work / name for name in GRAPHS]
+        shared = share_external_data(graphs, DATA_NAME)
+        print(f"shared weights: {shared['tensors']} tensors, {shared['bytes'] / 1e6:.1f} MB, "
+              f"{shared['references']} references")
+        data = work / DATA_NAME
+        for graph in graphs:
+            spec_path = spec_path_for(graph)
+            spec = dataclasses.replace(ExportSpec.load(spec_path), onnx_data_file=DATA_NAME,
+                                       onnx_sha256=sha256_of(graph, data))
+            spec.save(spec_path)
+        for old in ASSETS.glob("default*"):
+            old.unlink()
+        for path in sorted(work.iterdir()):
+            os.replace(path, ASSETS / path.name)
+        total = sum(p.stat().st_size for p in ASSETS.glob("default*"))
+        print(f"wrote {len(graphs)} graphs to {ASSETS}: {total / 1e6:.1f} MB with their weights and specs")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
 
 if __name__ == "__main__":
-    for name, settings in GRAPHS.items():
-        result = export_onnx("default", ASSETS / name, settings, progress=print)
-        print(f"wrote {result.onnx_path} ({result.onnx_path.stat().st_size / 1e6:.1f} MB) and {result.spec_path}")
+    main()

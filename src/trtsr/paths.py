@@ -73,5 +73,11 @@ def shipped_onnx() -> Path:
 
 
 def shipped_graphs() -> list[Path]:
-    """Every graph of the default model that ships in the package: x4 with PadCFG, and x4 without."""
-    return [shipped_onnx(), package_file("assets", "default-x4-nocfg.onnx")]
+    """Every graph of the default model that ships in the package: each scale (4, 3, 2), with PadCFG and without.
+
+    They read their weights from one shared file beside them (`default.onnx.data`).
+    """
+    graphs = []
+    for scale in (4, 3, 2):
+        graphs += [package_file("assets", f"default-x{scale}{tail}.onnx") for tail in ("", "-nocfg")]
+    return graphs

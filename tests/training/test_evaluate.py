@@ -81,14 +81,22 @@ def test_evaluate_command_writes_its_report(tmp_path, photo):
     Image.fromarray(arr).save(folder / "a.png")
     out = tmp_path / "report"
     proc = subprocess.run([sys.executable, "-m", "trtsr", "evaluate", "-d", str(folder), "--holdout-every", "0",
-                           "--no-teacher", "-g", "1.0", "-o", str(out)], capture_output=True, text=True, timeout=600)
+                           "--no-teacher", "-g", "1.0", "-s", "4", "-s", "2", "-o", str(out)],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "| bicubic | default w=1 |" in proc.stdout
+    assert "| x4 bicubic | default w=1 |" in proc.stdout
     report = json.loads(out.with_suffix(".json").read_text())
-    assert report["images"] == ["a.png"] and set(report["quality"]) == set(ev.DEGRADATIONS)
-    assert set(report["quality"]["bicubic"]) == {"bicubic", "default w=1"}
-    for scores in report["quality"]["bicubic"].values():
+    assert report["images"] == ["a.png"] and report["scales"] == [4, 2]
+    assert set(report["quality"]) == {f"x{s} {d}" for s in (4, 2) for d in ev.DEGRADATIONS}
+    assert set(report["quality"]["x4 bicubic"]) == {"bicubic", "default w=1"}
+    for scores in report["quality"]["x4 bicubic"].values():
         assert 15 < scores["psnr_y"] < 40 and 0 < scores["ssim_y"] <= 1
+    # x2 keeps more of the picture than x4
+    assert report["quality"]["x2 bicubic"]["bicubic"]["psnr_y"] > report["quality"]["x4 bicubic"]["bicubic"]["psnr_y"]
+    bad = subprocess.run([sys.executable, "-m", "trtsr", "evaluate", "-d", str(folder), "-s", "5"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "--scale must be one of 2, 3, 4 (got 5)" in bad.stderr
+    assert "Traceback" not in bad.stderr
     # the shipped weights were trained in stages; the report names each one's steps
     stages = report["model_metadata"]["stage_steps"]
     assert len(stages) >= 2 and stages[-1] == int(report["model_metadata"]["steps"])

@@ -1,4 +1,4 @@
-"""`trtsr train` and `trtsr finetune`: distil a GenDR-Pix model from the Real-ESRGAN teacher."""
+"""`trtsr train` and `trtsr finetune`: train a GenDR-Pix model against ground truth or the Real-ESRGAN teacher."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from trtsr.cli.options import VerboseOption
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML training config (keys: trtsr.training.config.TrainConfig). "
-                                        "The shipped default recipe is trtsr/training/configs/default-x4.toml."),
+                                        "The shipped default recipe is trtsr/training/configs/default.toml."),
 ]
 DataOption = Annotated[
     list[Path] | None,
@@ -42,11 +42,13 @@ def train_command(
     ] = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Distil a GenDR-Pix model from Real-ESRGAN x4plus.
+    """Train a GenDR-Pix model against the ground truth or distil it from Real-ESRGAN x4plus.
 
-    Makes a bank of (HR crop, degraded LR, teacher output) samples from the training
-    split once (cached in OUT), then trains with L1, masked Fourier, perceptual and,
-    from 'adv_start', adversarial losses (paper Eq. 4), AdamW and EMA. Checkpoints go
+    Makes a bank of samples from the training split once (cached in OUT): HR crops, their
+    degraded LR at each trained scale and, with target = "teacher", the teacher's output.
+    Then trains with the reconstruction term (to the HR crop or the teacher), the PadCFG
+    terms, masked Fourier, x8 lattice, perceptual and, from 'adv_start', adversarial losses
+    as the config weights them (paper Eq. 4), AdamW and EMA. Checkpoints go
     to OUT/checkpoint.pt (resume with --resume) and the EMA model to
     OUT/model.safetensors, which `trtsr run -m` and `trtsr export -m` accept.
     Every 'holdout_every'-th image is never trained on; evaluate on it with
@@ -54,7 +56,7 @@ def train_command(
 
     Examples:
 
-      trtsr train -c src/trtsr/training/configs/default-x4.toml -d photos/ -o runs/x4
+      trtsr train -c src/trtsr/training/configs/default.toml -d photos/ -o runs/default
 
       trtsr train -o runs/x4 --resume --steps 5000
     """
@@ -104,11 +106,12 @@ def _train(config: Path | None, data: list[Path] | None, out_dir: Path, steps: i
         with _progress() as bar:
             task = bar.add_task("making samples", total=cfg.bank_size)
             console_log = not console.is_terminal
+            made_of = "degrade" + (" + teacher" if cfg.target == "teacher" else "")
 
             def made(i: int, n: int) -> None:
                 bar.update(task, completed=i, total=n)
                 if console_log and (i == 1 or i % max(n // 10, 1) == 0):
-                    console.print(f"sample {i}/{n} (degrade + teacher)")
+                    console.print(f"sample {i}/{n} ({made_of})")
 
             train, held = trainer.prepare_data(made)
             bar.update(task, description="training", completed=trainer.step, total=cfg.steps)

@@ -126,8 +126,8 @@ def cached_export(model: str, request: GraphRequest, *, root: Path | None = None
         from trtsr.export.onnx_export import ExportSettings, export_onnx
     except ImportError:
         pad = "no PadCFG" if request.guidance is None else f"guidance {request.guidance:g}"
-        shipped = (" (the default model ships x4 graphs with and without PadCFG, fp32; an engine's fp16 graph, other "
-                   "scales and other models are exported)") if model == "default" else ""
+        shipped = (" (the default model ships x2, x3 and x4 graphs with and without PadCFG, fp32; an engine's fp16 "
+                   "graph, other scales and other models are exported)") if model == "default" else ""
         raise MissingDependencyError(
             f"model {model!r} at x{request.scale}, {pad}, {request.precision} has no ready graph{shipped}; "
             "exporting it", "export",

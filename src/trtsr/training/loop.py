@@ -59,6 +59,15 @@ def initial_model(config: TrainConfig) -> GenDRPix:
     return load_model(config.init)
 
 
+def checkpoint_metadata(config: TrainConfig, step: int, history: list[dict]) -> dict[str, str]:
+    """What a trained model records: its target (and teacher, when one was used), steps, config, earlier stages."""
+    meta = {"target": config.target, "steps": str(step), "train_config": config.to_json(),
+            "history": json.dumps(history)}
+    if config.needs_teacher:
+        meta["teacher"] = TEACHER_NAME
+    return meta
+
+
 class NonFiniteLoss(TrtsrError):
     """A step's loss was NaN or infinite; raised before that step changed any weight."""
 
@@ -312,10 +321,8 @@ class Trainer:
         with atomic_path(self.checkpoint_path, suffix=".pt") as tmp:
             torch.save(state, tmp)
         write_text_atomic(self.config_path, self.config.to_json() + "\n")
-        save_checkpoint(self.ema, self.model_path, extra_metadata={
-            "teacher": TEACHER_NAME, "steps": str(self.step), "train_config": self.config.to_json(),
-            "history": json.dumps(self.history),
-        })
+        save_checkpoint(self.ema, self.model_path, extra_metadata=checkpoint_metadata(self.config, self.step,
+                                                                                      self.history))
         self._saved_step = self.step
         return self.checkpoint_path
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from trtsr.errors import TrtsrError
 from trtsr.models.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoint_metadata, training_history
@@ -22,10 +21,12 @@ from trtsr.training.evaluate import (
     evaluate_methods,
     markdown_table,
     montage,
+    pillow_bicubic,
     write_report,
 )
+from trtsr.training.teacher import TEACHER_SCALE
 
-SCALE = 4
+COST_SCALE = 4  # costs are measured at x4 (the network's cost per output megapixel hardly depends on the scale)
 COST_INPUT = 256  # LR side for the latency measurement (1024x1024 = 1.05 MP out)
 FLOP_INPUT = 256  # LR side for the FLOP count: 1 MP out, so alignment padding weighs as in real use
 
@@ -38,13 +39,13 @@ def _model_method(up: PixelUpscaler) -> Callable[[torch.Tensor], torch.Tensor]:
     return run
 
 
-def _bicubic(lr: torch.Tensor) -> torch.Tensor:
-    size = (lr.shape[-2] * SCALE, lr.shape[-1] * SCALE)
-    return F.interpolate(lr[None], size=size, mode="bicubic", align_corners=False)[0].clamp(0, 1)
-
-
 def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, guidances: list[float],
-                   with_teacher: bool, output: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                   with_teacher: bool, output: Path, scales: tuple[int, ...] = (4,),
+                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Score `model_name` at each scale against Pillow's bicubic (and at x4 the teacher); write the report files.
+
+    The quality table is keyed "x<scale> <degradation>" and then by method.
+    """
     from trtsr.measure import environment
 
     images = list_images(folders)
@@ -54,18 +55,12 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
     if not held:
         raise TrtsrError("no held-out images: add images or lower --holdout-every")
     model = load_model(model_name).eval()
-    methods: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"bicubic": _bicubic}
     teacher = None
     if with_teacher:
         from trtsr.training.teacher import load_teacher, teacher_upscale
 
         teacher = load_teacher()
-        methods["teacher"] = lambda lr: teacher_upscale(teacher, lr[None])[0]
     label = "model" if model_name != "default" else "default"
-    upscalers = {f"{label} w={g:g}": PixelUpscaler(model, SCALE, None if g == 1.0 else g, io="float32").eval()
-                 for g in guidances}
-    for name, up in upscalers.items():
-        methods[name] = _model_method(up)
 
     kept: list[tuple[str, np.ndarray]] = []
     first = {"name": None}
@@ -81,27 +76,40 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
         crop = (out[:, y:y + 128, x:x + 128].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         kept.append((f"{deg}: {method}", np.kron(crop, np.ones((2, 2, 1), dtype=np.uint8))))
 
-    quality = evaluate_methods(held, methods, SCALE, progress=progress, keep=keep)
+    quality: dict[str, dict[str, dict[str, float]]] = {}
+    for scale in scales:
+        methods: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+            "bicubic": lambda lr, s=scale: pillow_bicubic(lr, s)}
+        if teacher is not None and scale == TEACHER_SCALE:
+            methods["teacher"] = lambda lr: teacher_upscale(teacher, lr[None])[0]
+        for g in guidances:
+            up = PixelUpscaler(model, scale, None if g == 1.0 else g, io="float32").eval()
+            methods[f"{label} w={g:g}"] = _model_method(up)
+        table = evaluate_methods(held, methods, scale, progress=progress,
+                                 keep=keep if scale == scales[-1] else None)
+        quality.update({f"x{scale} {deg}": rows for deg, rows in table.items()})
 
     if progress:
         progress("measuring costs")
     costs: dict[str, dict[str, Any]] = {"bicubic": {"params": 0, "gflop_per_mp": None, "cpu_s_per_mp": None}}
     lr_cost = torch.rand(3, COST_INPUT, COST_INPUT)
     lr_flop = torch.rand(3, FLOP_INPUT, FLOP_INPUT)
-    out_mp = (COST_INPUT * SCALE) ** 2 / 1e6
-    flop_mp = (FLOP_INPUT * SCALE) ** 2 / 1e6
-    costs["bicubic"]["cpu_s_per_mp"] = cpu_latency(lambda: _bicubic(lr_cost)) / out_mp
+    out_mp = (COST_INPUT * COST_SCALE) ** 2 / 1e6
+    flop_mp = (FLOP_INPUT * COST_SCALE) ** 2 / 1e6
+    costs["bicubic"]["cpu_s_per_mp"] = cpu_latency(lambda: pillow_bicubic(lr_cost, COST_SCALE)) / out_mp
     if teacher is not None:
         costs["teacher"] = {
             "params": sum(p.numel() for p in teacher.parameters()),
             "gflop_per_mp": count_flops(teacher, lr_flop[None]) / 1e9 / flop_mp,
-            "cpu_s_per_mp": cpu_latency(lambda: methods["teacher"](lr_cost), repeats=2) / out_mp,
+            "cpu_s_per_mp": cpu_latency(lambda: teacher_upscale(teacher, lr_cost[None]), repeats=2) / out_mp,
         }
-    for name, up in upscalers.items():
-        costs[name] = {
+    for g in guidances:
+        up = PixelUpscaler(model, COST_SCALE, None if g == 1.0 else g, io="float32").eval()
+        run = _model_method(up)
+        costs[f"{label} w={g:g}"] = {
             "params": sum(p.numel() for p in model.parameters()),
             "gflop_per_mp": count_flops(up, lr_flop.permute(1, 2, 0) * 255) / 1e9 / flop_mp,
-            "cpu_s_per_mp": cpu_latency(lambda m=methods[name]: m(lr_cost)) / out_mp,
+            "cpu_s_per_mp": cpu_latency(lambda run=run: run(lr_cost)) / out_mp,
         }
     weights = DEFAULT_WEIGHTS if model_name == "default" else Path(model_name)
     meta = {}
@@ -111,18 +119,20 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
         if stages:
             meta["stage_steps"] = [stage["steps"] for stage in stages]
     report = {
-        "what": "held-out x4 evaluation (trtsr.training.evaluate)",
+        "what": "held-out evaluation (trtsr.training.evaluate)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["trtsr", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("trtsr") else None,
         "model": model_name,
         "model_metadata": meta,
         "images": [str(p.name) for p in held],
-        "scale": SCALE,
-        "degradations": {"bicubic": "anti-aliased bicubic down x4",
-                         "realistic": "Gaussian blur sigma 1.2, bicubic down x4, noise sigma 5/255, JPEG 75"},
+        "scales": list(scales),
+        "baseline": "bicubic = Pillow's BICUBIC upscale of the 8-bit input",
+        "degradations": {"bicubic": "anti-aliased bicubic down by the scale",
+                         "realistic": "Gaussian blur sigma 1.2, bicubic down, noise sigma 5/255, JPEG 75"},
         "quality": quality,
         "costs": costs,
-        "cost_setup": {"flops": f"torch.utils.flop_counter on {FLOP_INPUT}x{FLOP_INPUT} LR, per output MP",
+        "cost_setup": {"flops": f"torch.utils.flop_counter on {FLOP_INPUT}x{FLOP_INPUT} LR at x{COST_SCALE}, "
+                                "per output MP",
                        "latency": f"median CPU seconds for {COST_INPUT}x{COST_INPUT} LR, per output MP, "
                                   f"{torch.get_num_threads()} torch threads"},
         **environment(),
@@ -148,7 +158,8 @@ def plot_quality(report: dict[str, Any], path: Path) -> None:
     height = 70 + (len(methods) * row_h + 40) * len(quality)
     img = Image.new("RGB", (left + 2 * panel_w + 40, height), "white")
     draw = ImageDraw.Draw(img)
-    draw.text((10, 8), f"trtsr held-out x{report['scale']}: {report['model']} on {report['device']['name']}",
+    scales = ", ".join(f"x{s}" for s in report["scales"])
+    draw.text((10, 8), f"trtsr held-out {scales}: {report['model']} on {report['device']['name']}",
               fill="black")
     draw.text((10, 26), f"{len(report['images'])} images; left: Y-PSNR (dB), right: detail (1 = ground truth)",
               fill="gray")
