@@ -18,11 +18,14 @@ TINY_PLAIN = GraphRequest(guidance=None)  # the batch-1 tiny graph exports in se
 def test_the_default_model_at_every_guidance_is_a_shipped_graph():
     from trtsr.paths import shipped_graphs
 
-    padcfg, plain = shipped_graphs()
-    assert padcfg == shipped_onnx()
-    for w in (1.8, 1.2, 3.0):
-        assert resolve_onnx("default", guidance=w) == padcfg
-    assert resolve_onnx("default", guidance=None) == resolve_onnx("default", guidance=1.0) == plain
+    graphs = shipped_graphs()
+    assert len(graphs) == 6 and graphs[0] == shipped_onnx()
+    for scale, (padcfg, plain) in zip((4, 3, 2), (graphs[0:2], graphs[2:4], graphs[4:6]), strict=True):
+        assert padcfg.name == f"default-x{scale}.onnx" and plain.name == f"default-x{scale}-nocfg.onnx"
+        for w in (1.8, 1.2, 3.0):
+            assert resolve_onnx("default", scale=scale, guidance=w) == padcfg
+        assert resolve_onnx("default", scale=scale, guidance=None) == plain
+        assert resolve_onnx("default", scale=scale, guidance=1.0) == plain
 
 
 def test_the_export_key_follows_the_weights_and_the_version(tmp_path, monkeypatch):

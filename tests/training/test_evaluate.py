@@ -97,7 +97,7 @@ def test_evaluate_command_writes_its_report(tmp_path, photo):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "--scale must be one of 2, 3, 4 (got 5)" in bad.stderr
     assert "Traceback" not in bad.stderr
-    # the shipped weights were trained in stages; the report names each one's steps
+    # the report names the steps of each training stage of the shipped weights (one stage today)
     stages = report["model_metadata"]["stage_steps"]
-    assert len(stages) >= 2 and stages[-1] == int(report["model_metadata"]["steps"])
+    assert len(stages) >= 1 and stages[-1] == int(report["model_metadata"]["steps"]) > 0
     assert out.with_suffix(".png").stat().st_size > 0 and (tmp_path / "report-samples.png").stat().st_size > 0
