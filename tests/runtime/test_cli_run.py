@@ -292,3 +292,11 @@ def test_each_file_reports_its_own_time(tmp_path):
         seconds[name] = float(line.rsplit(", ", 1)[1].rstrip(" s)"))
     # the small file's time is its own, not the large one's that ran while it was being written
     assert seconds["a-small.jpg"] < seconds["b-large.jpg"] / 3, seconds
+
+
+def test_the_tile_bar_counts_megapixels_as_well_as_tiles():
+    from trtsr.cli.run_cmd import tile_label
+
+    # a 3000x2000 input at x4 is 96 output megapixels; 10 of 40 tiles are a quarter of them
+    assert tile_label("scan.tif", 10, 40, 3000 * 2000 * 16) == "scan.tif: 24.0/96.0 MP, tiles"
+    assert tile_label("a.png", 0, 0, 1_000_000) == "a.png: 0.0/1.0 MP, tiles"

@@ -294,9 +294,11 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality:
             try:
                 picture = reading.result()
 
-                def on_tile(done: int, total: int, name: str = src.name) -> None:
+                out_pixels = picture.size[0] * picture.size[1] * upscaler.scale**2
+
+                def on_tile(done: int, total: int, name: str = src.name, pixels: int = out_pixels) -> None:
                     progress.update(tiles, completed=done, total=total, visible=total > 1,
-                                    description=f"{name}: tiles")
+                                    description=tile_label(name, done, total, pixels))
 
                 result = upscaler.upscale_picture(picture, progress=on_tile)
                 worked = time.perf_counter() - started  # this file's read wait and inference, not the next one's
@@ -310,6 +312,12 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality:
             failed += _finish_writes(writes, wait=False)
         failed += _finish_writes(writes, wait=True)
     return failed
+
+
+def tile_label(name: str, done: int, total: int, out_pixels: int) -> str:
+    """The tile bar's text: the file, and its output megapixels done (tiles are about equal in size)."""
+    total_mp = out_pixels / 1e6
+    return f"{name}: {total_mp * done / max(total, 1):.1f}/{total_mp:.1f} MP, tiles"
 
 
 def _finish_writes(writes: list, *, wait: bool) -> int:
