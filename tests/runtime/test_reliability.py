@@ -3,8 +3,9 @@
 Every case: the expected exit status, one line naming the file and the problem, no traceback,
 no partial or overwritten file, and the good input beside the bad one upscaled. Cases that are
 valid but unusual (CMYK, 16-bit gray, palette with transparency, an animated GIF) must work.
-Not here: unreadable permissions and a read-only output folder, which root (as CI runs) ignores;
-a full disk is simulated with a failing write in-process.
+Root (as CI runs) ignores file permissions, so an unreadable input and a read-only output folder
+are simulated in-process (the open failing with EACCES; the folder reported not writable), as a
+full disk is (a failing write).
 """
 
 from __future__ import annotations
@@ -249,3 +250,45 @@ def test_an_interrupt_mid_run_leaves_no_partial_file(tmp_path):
     _, stderr = job.communicate(timeout=120)
     assert job.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
+def test_an_unreadable_input_fails_alone(tmp_path, monkeypatch):
+    """In-process, with opening that one file failing as a file without read permission does."""
+    from typer.testing import CliRunner
+
+    from trtsr.cli import app
+
+    real_open = Image.open
+    locked = tmp_path / "locked.jpg"
+    locked.write_bytes((DATA / "0030.jpg").read_bytes())
+
+    def no_permission(fp, *args, **kwargs):
+        if isinstance(fp, (str, os.PathLike)) and Path(fp).name == "locked.jpg":
+            raise PermissionError(errno.EACCES, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", no_permission)
+    good = _good(tmp_path)
+    result = CliRunner().invoke(app, ["run", str(locked), str(good), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if "error:" in line]
+    assert errors == [f"error: {locked}: cannot read the file: permission denied"]
+    assert (tmp_path / "out" / "good_x4.jpg").is_file() and not (tmp_path / "out" / "locked_x4.jpg").exists()
+
+
+def test_a_read_only_output_folder_fails_before_any_work(tmp_path, monkeypatch):
+    """In-process, with the folder reported not writable, as os.access reports a read-only folder."""
+    from typer.testing import CliRunner
+
+    from trtsr.cli import app
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: False if Path(path) == out
+                        else real_access(path, mode, *a, **k))
+    good = _good(tmp_path)
+    result = CliRunner().invoke(app, ["run", str(good), "-o", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{out}: output folder is not writable" in result.output
+    assert list(out.iterdir()) == []

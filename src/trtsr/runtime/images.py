@@ -110,6 +110,8 @@ def read_image(path: str | Path) -> Picture:
         raise TrtsrError(f"image is too large to decode safely ({detail})", path=path) from None
     except UnidentifiedImageError:
         raise TrtsrError("not an image file trtsr can read (PNG, JPEG, WebP, TIFF, BMP, GIF)", path=path) from None
+    except PermissionError:
+        raise TrtsrError("cannot read the file: permission denied", path=path) from None
     except (OSError, SyntaxError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TrtsrError(f"cannot decode the image ({reason}); the file may be truncated or corrupt",
