@@ -46,6 +46,10 @@ class ExportSpec(SizeRules, JsonRecord):
         onnx_sha256: hash over the graph file and its external data.
         opset: ONNX opset of the default domain.
         trtsr_version / torch_version: the software that exported it.
+        quantization: None for a float graph; for a Q/DQ graph written by `trtsr calibrate`, what it did
+            (precision int8/fp8/int8-weights, quantizer, method, samples, sizes, seed, images' sha256,
+            excluded layers, quantised layer count, the source graph's file and sha256). `precision`
+            is then the type of the layers left unquantised.
     """
 
     model: str
@@ -67,6 +71,7 @@ class ExportSpec(SizeRules, JsonRecord):
     onnx_data_file: str | None = None
     max_input_size: int = MAX_INPUT_SIDE
     guidance_input: str | None = None
+    quantization: dict | None = None
     spec_version: int = SPEC_VERSION
 
     what = "export spec"

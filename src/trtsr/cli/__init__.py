@@ -8,6 +8,7 @@ from trtsr._version import __version__
 from trtsr.cli.batch_cmd import batch_command
 from trtsr.cli.bench_cmd import bench_command
 from trtsr.cli.build_cmd import build_command
+from trtsr.cli.calibrate_cmd import calibrate_command
 from trtsr.cli.evaluate_cmd import evaluate_command
 from trtsr.cli.export_cmd import export_command
 from trtsr.cli.info_cmd import info_command
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.command("export")(export_command)
 app.command("build")(build_command)
+app.command("calibrate")(calibrate_command)
 app.command("info")(info_command)
 app.command("run")(run_command)
 app.command("batch")(batch_command)

@@ -49,7 +49,8 @@ def build_command(
     """Build a TensorRT engine from an exported graph.
 
     Precision comes from the graph (strongly typed): export fp16 or bf16 to get
-    that engine. Profiles are named by output size; the input shapes follow from
+    that engine, or quantise an fp32 graph with 'trtsr calibrate' for INT8/FP8
+    (FP8 needs an sm89 or sm120 target: --cc). Profiles are named by output size; the input shapes follow from
     the graph's scale. Writes MODEL.engine and MODEL.engine.json (backend and
     version, precision, profiles, ONNX sha256, GPU, build time, engine sha256).
 
@@ -74,8 +75,9 @@ def build_command(
             result = build_engine(onnx, target, settings, progress=say)
         meta = result.metadata
         profiles = ", ".join(p["name"] for p in meta.profiles)
+        kind = meta.precision if meta.quantization is None else f"{meta.quantization} ({meta.precision} elsewhere)"
         out.print(
-            f"wrote {result.engine_path} ({meta.engine_bytes / 1e6:.1f} MB, {meta.precision}, profiles {profiles}) "
+            f"wrote {result.engine_path} ({meta.engine_bytes / 1e6:.1f} MB, {kind}, profiles {profiles}) "
             f"with {meta.backend} {meta.backend_version} in {meta.build_seconds:.1f} s",
             markup=False,
         )

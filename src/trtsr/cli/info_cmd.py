@@ -44,7 +44,8 @@ def info_command(
         meta = report.metadata
         pad = "no PadCFG" if meta.guidance is None else f"PadCFG w={meta.guidance:g}"
         out.print(f"[bold]{escape(str(path))}[/bold]")
-        out.print(f"  model      {meta.model}: x{meta.scale}, {meta.precision}, {pad}, {meta.io} I/O")
+        kind = meta.precision if meta.quantization is None else f"{meta.quantization} ({meta.precision} elsewhere)"
+        out.print(f"  model      {meta.model}: x{meta.scale}, {kind}, {pad}, {meta.io} I/O")
         out.print(f"  built by   {meta.backend} {meta.backend_version} (trtsr {meta.trtsr_version}) "
                   f"in {meta.build_seconds:.1f} s on {meta.created}")
         gpu = meta.gpu
@@ -78,3 +79,25 @@ def _onnx_info(path: Path) -> None:
     out.print(f"  tensors    {spec.input_name} (h x w x 3) -> {spec.output_name} ({spec.scale}h x {spec.scale}w x 3); "
               f"inputs from {spec.min_input_size} pixels a side")
     out.print(f"  exported   by trtsr {spec.trtsr_version} with torch {spec.torch_version}, opset {spec.opset}")
+    quant = spec.quantization
+    if quant is not None:
+        counted = _count_quantized(path, spec)
+        out.print(f"  quantised  {quant.get('precision')} by {quant.get('quantizer')} ({quant.get('method')}, "
+                  f"{quant.get('samples')} samples, seed {quant.get('seed')}); unquantised layers {spec.precision}",
+                  markup=False)
+        out.print(f"  layers     {counted} of {quant.get('compute_layers')} conv/linear layers quantised; "
+                  f"{len(quant.get('excluded', {}))} kept in float by the recipe", markup=False)
+        out.print(f"  from       {quant.get('source_onnx')} (sha256 {str(quant.get('source_sha256'))[:16]})",
+                  markup=False)
+
+
+def _count_quantized(path: Path, spec) -> str:
+    """Quantised layers counted in the graph itself (onnx installed), else as the spec recorded them."""
+    try:
+        import onnx
+    except ImportError:
+        return f"{spec.quantization.get('quantized_layers')} (as recorded; install onnx to count)"
+    from trtsr.calibration.graph import quantized_layers
+
+    counts = quantized_layers(onnx.load(str(path), load_external_data=False))
+    return str(counts["quantized"])

@@ -100,6 +100,9 @@ def build_engine(
     profiles = parse_profiles(settings.profiles)
     shapes = [p.input_shapes(spec.sizes) for p in profiles]
     backend = load_backend(settings.backend)
+    quantized = spec.quantization.get("precision") if spec.quantization else None
+    if quantized is not None:
+        check_quantized_target(quantized, backend, settings.compute_capabilities, detect_gpu(), onnx_path)
 
     data_file = onnx_path.with_name(spec.onnx_data_file) if spec.onnx_data_file else None
     if data_file is not None and not data_file.is_file():
@@ -127,7 +130,8 @@ def build_engine(
     timing_cache = backend.attach_timing_cache(config, timing_path)
 
     names = ", ".join(p.name for p in profiles)
-    say(f"building {spec.precision} engine with {backend.name} {backend.version} (profiles {names})")
+    kind = spec.precision if quantized is None else f"{quantized} ({spec.precision} elsewhere)"
+    say(f"building {kind} engine with {backend.name} {backend.version} (profiles {names})")
     started = time.perf_counter()
     engine_bytes = backend.build(parsed, config)
     seconds = time.perf_counter() - started
@@ -146,6 +150,7 @@ def build_engine(
         max_input_size=spec.max_input_size, tensors=parsed.tensors(),
         profiles=[p.to_dict(spec.sizes) for p in profiles], onnx_sha256=onnx_sha, onnx_file=onnx_path.name,
         model=spec.model, builder={**settings.builder_dict(), "attention_layers": len(attention)},
+        quantization=quantized,
         gpu=gpu.to_dict() if gpu else None,
         build_seconds=round(seconds, 2), engine_sha256=hashlib.sha256(engine_bytes).hexdigest(),
         engine_bytes=len(engine_bytes), trtsr_version=__version__,
@@ -160,6 +165,41 @@ def build_engine(
         output.unlink(missing_ok=True)
         raise _disk_error(exc, meta_path) from None
     return BuildResult(output, meta_path, metadata)
+
+
+# Compute capabilities whose tensor cores run FP8 (Ada 8.9, Hopper 9.0, Blackwell 10.x and 12.x).
+FP8_CAPABILITIES = ("8.9", "9.0", "10.0", "10.3", "12.0", "12.1")
+
+
+def _capability(text: str) -> str:
+    digits = text.strip().lower().removeprefix("sm").replace(".", "")
+    return f"{digits[:-1]}.{digits[-1]}" if digits.isdigit() and len(digits) >= 2 else text
+
+
+def check_quantized_target(precision: str, backend, capabilities: tuple[str, ...], gpu, onnx_path: Path) -> None:
+    """Refuse, before any backend work, an FP8 graph for a GPU without FP8 tensor cores.
+
+    TensorRT-RTX refuses such a build itself ("Cannot compile for target(s) sm86, because the model
+    contains HW-specific datatypes: fp8_e4m3"); this says it in one line first. INT8 Q/DQ and
+    weight-only INT8 graphs build for every target either backend lists.
+    """
+    if precision != "fp8":
+        return
+    hint = "FP8 engines need compute capability 8.9 or newer (Ada, Hopper, Blackwell)"
+    if backend.is_rtx:
+        targets = [c for c in capabilities if c.strip().lower() != "current"]
+        current = len(targets) < len(capabilities)
+        if not capabilities:
+            raise TrtsrError(f"{hint}: name the target with --cc sm89 or --cc sm120 (TensorRT-RTX's default "
+                             "targets include GPUs without FP8)", path=onnx_path)
+        bad = [c for c in targets if _capability(c) not in FP8_CAPABILITIES]
+        if bad:
+            raise TrtsrError(f"{hint}; TensorRT-RTX cannot build this graph for {', '.join(bad)}", path=onnx_path)
+        if current and (gpu is None or gpu.compute_capability not in FP8_CAPABILITIES):
+            where = "no GPU is visible" if gpu is None else f"this GPU is sm {gpu.compute_capability}"
+            raise TrtsrError(f"{hint}; --cc current cannot serve: {where}", path=onnx_path)
+    elif gpu is not None and gpu.compute_capability not in FP8_CAPABILITIES:
+        raise TrtsrError(f"{hint}; this GPU ({gpu.name}) is sm {gpu.compute_capability}", path=onnx_path)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -23,6 +23,7 @@ class EngineMetadata(SizeRules, JsonRecord):
     """Fields:
         backend / backend_version: which TensorRT built it (tensorrt or tensorrt-rtx).
         precision, scale, guidance, io: copied from the export spec (precision lives in the ONNX).
+        quantization: int8, fp8 or int8-weights for an engine built from a `trtsr calibrate` graph, else None.
         guidance_input: the name of the engine's w input (float32, shape [1]), or None when w is built in.
         alignment, extra_pixels, min_input_size, max_input_size: the graph's size rules, from the spec
             (`sizes` gathers them as a SizeRequirements).
@@ -60,6 +61,7 @@ class EngineMetadata(SizeRules, JsonRecord):
     trtsr_version: str
     created: str
     guidance_input: str | None = None
+    quantization: str | None = None
     metadata_version: int = METADATA_VERSION
 
     what = "engine metadata"

@@ -44,6 +44,10 @@ class OnnxRuntimeSession:
         options.log_severity_level = 3  # the fp16 graph logs a warning per unfoldable node
         if threads:
             options.intra_op_num_threads = threads
+        if self.spec.quantization is not None:
+            # ONNX Runtime's extended Q/DQ rewrites (1.32) fail on these opset-23 graphs: a propagated
+            # QuantizeLinear gets an int8 output type with a uint8 zero point. Basic fusions are safe.
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         try:
             self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for bad graphs
