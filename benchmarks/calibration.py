@@ -45,7 +45,7 @@ def default_model_part(args, work: Path) -> dict:
     from trtsr.training.evaluate import evaluate_methods, psnr
 
     work.mkdir(parents=True)
-    train, held_out = split_holdout(list_images(args.data), args.holdout_every)
+    train, held_out = split_holdout(list_images([args.data]), args.holdout_every)
     calib = work / "calibration-images"
     calib.mkdir()
     for path in train:
@@ -152,6 +152,8 @@ def main() -> None:
     parser.add_argument("--holdout-every", type=int, default=8)
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--full-size", action="store_true")
+    parser.add_argument("--merge", type=Path, help="an earlier NAME.json whose default-model part to keep "
+                                                   "(with --full-size: run only the full-size part)")
     parser.add_argument("-o", "--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--name", default="calibration")
     args = parser.parse_args()
@@ -168,7 +170,11 @@ def main() -> None:
     report["versions"]["nvidia-modelopt"] = modelopt.__version__
     with tempfile.TemporaryDirectory(prefix="trtsr-calibration-") as tmp:
         work = Path(tmp)
-        report["default_model"] = default_model_part(args, work / "default")
+        if args.merge is not None:
+            report["default_model"] = json.loads(args.merge.read_text())["default_model"]
+            report["default_model_command"] = json.loads(args.merge.read_text())["command"]
+        else:
+            report["default_model"] = default_model_part(args, work / "default")
         if args.full_size:
             (work / "full").mkdir()
             report["full_size"] = full_size_part(work / "full")

@@ -8,6 +8,18 @@ from __future__ import annotations
 
 # PadCFG guidance w (paper Eq. 7); 1.0 (or None) means no PadCFG: the batch-1 graph.
 GUIDANCE = 1.8
+# `trtsr run`/`batch` and `Upscaler` without a guidance: the model's own w. For the shipped default model
+# that is per scale, measured on its held-out set (benchmarks/results/default-guidance.json): at x2 the
+# largest w tried that stays above Pillow's bicubic on clean input; at x4 the w whose detail matches the
+# model it replaced while staying above bicubic. Every other model gets GUIDANCE.
+AUTO_GUIDANCE = "auto"
+DEFAULT_MODEL_GUIDANCE = {2: 1.4, 3: 1.8, 4: 2.2}
+
+
+def guidance_for(model: str, scale: int) -> float:
+    """The w a run uses when none is given."""
+    return DEFAULT_MODEL_GUIDANCE.get(scale, GUIDANCE) if model == "default" else GUIDANCE
+
 # Guidance values `trtsr evaluate` scores by default: the plain path and the default.
 EVALUATE_GUIDANCES = (1.0, GUIDANCE)
 SCALE = 4

@@ -158,3 +158,19 @@ def test_out_of_memory_at_the_smallest_tile_is_one_clear_error():
     limited = _MemoryLimited(OnnxRuntimeSession(shipped_onnx()), limit=10)  # below the graph's minimum
     with Upscaler.from_session(limited) as up, pytest.raises(TrtsrError, match="out of memory even at"):
         up.upscale_picture(_pic(read_image(DATA / "0014.jpg").rgb[:60, :60]))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_without_a_guidance_the_default_model_runs_its_own_w_per_scale(scale):
+    from trtsr import defaults
+
+    rgb = _crop("0030.jpg", (10, 10, 58, 42))
+    own = defaults.DEFAULT_MODEL_GUIDANCE[scale]
+    with Upscaler("default", backend="onnxruntime", scale=scale) as auto:
+        got = auto.upscale(rgb)
+    with Upscaler("default", backend="onnxruntime", scale=scale, guidance=own) as explicit:
+        assert np.array_equal(got, explicit.upscale(rgb))
+    other = 1.8 if own != 1.8 else 2.2
+    with Upscaler("default", backend="onnxruntime", scale=scale, guidance=other) as different:
+        assert not np.array_equal(got, different.upscale(rgb))
+    assert defaults.guidance_for("my-model", scale) == defaults.GUIDANCE

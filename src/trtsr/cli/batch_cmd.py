@@ -13,11 +13,11 @@ from trtsr import defaults
 from trtsr.cli.common import console, out, require_extra, user_errors
 from trtsr.cli.options import (
     FormatOption,
-    GuidanceOption,
     OverlapOption,
     OverwriteOption,
     RandomWeightsOption,
     RunBackendOption,
+    RunGuidanceOption,
     RunModelOption,
     RunNoPadcfgOption,
     RunScaleOption,
@@ -51,7 +51,7 @@ def batch_command(
     ] = None,
     backend: RunBackendOption = "auto",
     scale: RunScaleOption = None,
-    guidance: GuidanceOption = defaults.GUIDANCE,
+    guidance: RunGuidanceOption = None,
     no_padcfg: RunNoPadcfgOption = False,
     tile: TileOption = None,
     overlap: OverlapOption = defaults.OVERLAP,
@@ -82,6 +82,7 @@ def batch_command(
       trtsr batch @todo.txt -o out/ --actors 2 --threads 1 --format png
     """
     with user_errors(verbose):
+        w = None if no_padcfg else (defaults.AUTO_GUIDANCE if guidance is None else guidance)
         require_extra("trtsr batch", "distributed", "ray", "pyarrow")
         from trtsr.pipeline.upscaler import check_model_name
 
@@ -91,7 +92,7 @@ def batch_command(
 
         settings = BatchSettings(
             model=model, engine=engine, backend=backend, scale=defaults.SCALE if scale is None else scale,
-            guidance=None if no_padcfg else guidance, tile=tile, overlap=overlap, fmt=fmt, suffix=suffix,
+            guidance=w, tile=tile, overlap=overlap, fmt=fmt, suffix=suffix,
             overwrite=overwrite, actors=actors, threads=threads,
         )
         # Plain lines, no spinner: Ray Data draws its own progress bars.

@@ -24,6 +24,16 @@ GuidanceOption = Annotated[
                                           f"{defaults.MAX_GUIDANCE:g}; 1.0 means no PadCFG (the batch-1 graph). "
                                           "-g is the guidance, not a GPU id (as in Real-ESRGAN's CLI)."),
 ]
+RunGuidanceOption = Annotated[
+    float | None,
+    typer.Option("--guidance", "-g", help="PadCFG guidance w (paper Eq. 7), above 0 and at most "
+                                          f"{defaults.MAX_GUIDANCE:g}; 1.0 means no PadCFG (the batch-1 graph). "
+                                          "Default: the model's own w; for the default model "
+                                          + ", ".join(f"{w:g} at x{s}" for s, w in
+                                                      sorted(defaults.DEFAULT_MODEL_GUIDANCE.items()))
+                                          + f" (measured on held-out photos), else {defaults.GUIDANCE:g}. "
+                                          "-g is the guidance, not a GPU id (as in Real-ESRGAN's CLI)."),
+]
 NoPadcfgOption = Annotated[
     bool,
     typer.Option("--no-padcfg", help="Export the batch-1 graph without PadCFG (half the compute)."),

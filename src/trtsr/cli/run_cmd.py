@@ -17,11 +17,11 @@ from trtsr import defaults
 from trtsr.cli.common import console, out, status, user_errors
 from trtsr.cli.options import (
     FormatOption,
-    GuidanceOption,
     OverlapOption,
     OverwriteOption,
     RandomWeightsOption,
     RunBackendOption,
+    RunGuidanceOption,
     RunModelOption,
     RunNoPadcfgOption,
     RunScaleOption,
@@ -161,7 +161,7 @@ def run_command(
     ] = None,
     backend: RunBackendOption = "auto",
     scale: RunScaleOption = None,
-    guidance: GuidanceOption = defaults.GUIDANCE,
+    guidance: RunGuidanceOption = None,
     no_padcfg: RunNoPadcfgOption = False,
     tile: TileOption = None,
     overlap: OverlapOption = defaults.OVERLAP,
@@ -194,6 +194,7 @@ def run_command(
       trtsr run 'scans/*.tif' --engine model.engine --tile 512
     """
     with user_errors(verbose):
+        w = None if no_padcfg else (defaults.AUTO_GUIDANCE if guidance is None else guidance)
         from trtsr.errors import TrtsrError
         from trtsr.pipeline.upscaler import check_model_name, check_run_options
 
@@ -207,7 +208,7 @@ def run_command(
                                  "graph or drop --scale", path=engine)
             scale = built_for
         scale = defaults.SCALE if scale is None else scale
-        check_run_options(backend=backend, scale=scale, guidance=None if no_padcfg else guidance, tile=tile,
+        check_run_options(backend=backend, scale=scale, guidance=w, tile=tile,
                           overlap=overlap)
         if engine is None:
             check_model_name(model, random_weights=random_weights)
@@ -244,7 +245,7 @@ def run_command(
 
         with status(f"loading {engine or model}") as say:
             upscaler = Upscaler(model, engine=engine, backend=backend, scale=scale,
-                                guidance=None if no_padcfg else guidance, tile=tile, overlap=overlap, progress=say)
+                                guidance=w, tile=tile, overlap=overlap, progress=say)
         console.print(f"upscaling x{upscaler.scale} with {escape(upscaler.backend_name)}")
         with upscaler:
             failed = _run_jobs(upscaler, jobs, overwrite, quality)

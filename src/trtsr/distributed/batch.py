@@ -283,7 +283,7 @@ class BatchSettings:
     engine: str | None = None
     backend: str = "auto"
     scale: int = defaults.SCALE
-    guidance: float | None = defaults.GUIDANCE
+    guidance: float | str | None = defaults.AUTO_GUIDANCE
     tile: int | None = None
     overlap: int = defaults.OVERLAP
     fmt: str | None = None
@@ -311,7 +311,9 @@ class BatchSettings:
             raise TrtsrError(f"threads must be at least 1, got {self.threads}")
         if not 0 < self.io_cpus <= 16:
             raise TrtsrError(f"io_cpus must be above 0 and at most 16, got {self.io_cpus}")
-        if self.guidance is not None and float(self.guidance) == 1.0:
+        if self.guidance == defaults.AUTO_GUIDANCE and self.engine is None:
+            object.__setattr__(self, "guidance", defaults.guidance_for(self.model, self.scale))
+        if self.guidance not in (None, defaults.AUTO_GUIDANCE) and float(self.guidance) == 1.0:
             object.__setattr__(self, "guidance", None)
 
     @property

@@ -32,7 +32,9 @@ class Upscaler:
         engine: a built engine (MODEL.engine); overrides `model` and needs an NVIDIA GPU.
         backend: 'auto' (an engine when a GPU and TensorRT or TensorRT-RTX are present, else ONNX
             Runtime), 'onnxruntime', 'tensorrt' or 'tensorrt-rtx'. `backend_name` says which ran.
-        scale, guidance: for graphs exported on demand (guidance None = no PadCFG).
+        scale, guidance: for graphs exported on demand (guidance None = no PadCFG). 'auto' (the default) is
+            the model's own w: for the shipped default model 1.4 at x2, 1.8 at x3 and 2.2 at x4
+            (`defaults.DEFAULT_MODEL_GUIDANCE`), for other models 1.8, for an engine the w it was exported with.
         tile: input tile side for tiled runs; None = whole image when it fits (engines: the largest
             profile; ONNX Runtime: 128).
         overlap: input pixels neighbouring tiles share, blended with a raised-cosine window.
@@ -50,22 +52,26 @@ class Upscaler:
         engine: str | Path | None = None,
         backend: str = "auto",
         scale: int = defaults.SCALE,
-        guidance: float | None = defaults.GUIDANCE,
+        guidance: float | str | None = defaults.AUTO_GUIDANCE,
         tile: int | None = None,
         overlap: int = defaults.OVERLAP,
         profiles: tuple[str, ...] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
+        if guidance == defaults.AUTO_GUIDANCE and engine is None:
+            guidance = defaults.guidance_for(str(model), scale)
         check_run_options(backend=backend, scale=scale, guidance=guidance, tile=tile, overlap=overlap)
         if engine is None:
             check_model_name(str(model))
-        if guidance is not None and float(guidance) == 1.0:
+        if guidance not in (None, defaults.AUTO_GUIDANCE) and float(guidance) == 1.0:
             guidance = None  # w = 1 is the positive pass alone: the batch-1 graph
         say = progress or (lambda message: log.info(message))
         if engine is not None:
             if backend == "onnxruntime":
                 raise TrtsrError("--engine needs a TensorRT backend; for ONNX Runtime pass the .onnx as the model")
             session = EngineSession(engine)
+            if guidance == defaults.AUTO_GUIDANCE:
+                guidance = session.guidance  # the engine's own default w (None without PadCFG)
             if guidance is not None and session.guidance is None:
                 guidance = None  # an engine without PadCFG: the CLI's default w does not apply
         elif self._wants_engine(backend):
@@ -219,16 +225,18 @@ def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
 
 
-def check_run_options(*, backend: str = "auto", scale: int = defaults.SCALE, guidance: float | None = None,
+def check_run_options(*, backend: str = "auto", scale: int = defaults.SCALE, guidance: float | str | None = None,
                       tile: int | None = None, overlap: int = defaults.OVERLAP) -> None:
     """Every option of a run that can be checked without loading anything; one line for the first bad one."""
     if backend not in defaults.RUN_BACKENDS:
         raise TrtsrError(f"unknown backend {backend!r}; use one of {', '.join(defaults.RUN_BACKENDS)}")
     if scale not in defaults.SCALES:
         raise TrtsrError(f"scale must be one of {', '.join(map(str, defaults.SCALES))}, got {scale}")
+    if guidance == defaults.AUTO_GUIDANCE:
+        guidance = None  # the model's own w, checked when the model is known
     if guidance is not None and not 0.0 < float(guidance) <= defaults.MAX_GUIDANCE:
-        raise TrtsrError(f"guidance must be above 0 and at most {defaults.MAX_GUIDANCE:g} (1.0 = no PadCFG; "
-                         f"the default is {defaults.GUIDANCE:g}), got {guidance:g}")
+        raise TrtsrError(f"guidance must be above 0 and at most {defaults.MAX_GUIDANCE:g} (1.0 = no PadCFG), "
+                         f"got {guidance:g}")
     if tile is not None and tile < defaults.MIN_TILE:
         raise TrtsrError(f"tile must be at least {defaults.MIN_TILE} input pixels, got {tile}")
     if overlap < 0:
