@@ -223,10 +223,11 @@ def calibrate(
 
 
 def _fits_protobuf(model) -> bool:
+    """Whether the model serialises as one protobuf (under 2 GB); protobuf refuses larger ones with EncodeError."""
     try:
         model.ByteSize()
         return True
-    except ValueError:
+    except Exception:  # google.protobuf.message.EncodeError (or ValueError in older protobuf)
         return False
 
 

@@ -19,6 +19,7 @@ from trtsr.errors import OutOfMemory, TooLarge, TrtsrError
 from trtsr.pipeline.resolve import engine_graph, resolve_onnx
 from trtsr.runtime.images import Picture, from_array, to_array
 from trtsr.runtime.sessions import EngineSession, OnnxRuntimeSession
+from trtsr.runtime.settings import RuntimeSettings
 from trtsr.runtime.tiling import run_tiled
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class Upscaler:
             profile; ONNX Runtime: 128).
         overlap: input pixels neighbouring tiles share, blended with a raised-cosine window.
         profiles: engine profiles when `model` is turned into a cached engine (default 1080p, 4k, 8k).
+        runtime: how an engine runs (`trtsr.runtime.RuntimeSettings`: runtime cache, TensorRT-RTX kernel
+            specialisation and CUDA graphs, activation memory per profile); None = the safe defaults.
 
     Thread safety: one Upscaler may be shared between threads; its calls run one at a time
     (one engine context and one set of buffers). For parallel work create one per thread.
@@ -56,6 +59,7 @@ class Upscaler:
         tile: int | None = None,
         overlap: int = defaults.OVERLAP,
         profiles: tuple[str, ...] | None = None,
+        runtime: RuntimeSettings | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if guidance == defaults.AUTO_GUIDANCE and engine is None:
@@ -69,13 +73,13 @@ class Upscaler:
         if engine is not None:
             if backend == "onnxruntime":
                 raise TrtsrError("--engine needs a TensorRT backend; for ONNX Runtime pass the .onnx as the model")
-            session = EngineSession(engine)
+            session = EngineSession(engine, runtime)
             if guidance == defaults.AUTO_GUIDANCE:
                 guidance = session.guidance  # the engine's own default w (None without PadCFG)
             if guidance is not None and session.guidance is None:
                 guidance = None  # an engine without PadCFG: the CLI's default w does not apply
         elif self._wants_engine(backend):
-            session = self._engine_session(str(model), backend, scale, guidance, profiles, say)
+            session = self._engine_session(str(model), backend, scale, guidance, profiles, say, runtime)
         else:
             onnx = resolve_onnx(str(model), scale=scale, guidance=guidance, progress=say)
             session = OnnxRuntimeSession(onnx)
@@ -120,7 +124,7 @@ class Upscaler:
         return detect_gpu() is not None and bool(installed_backends())
 
     @staticmethod
-    def _engine_session(model, backend, scale, guidance, profiles, say) -> EngineSession:
+    def _engine_session(model, backend, scale, guidance, profiles, say, runtime=None) -> EngineSession:
         from trtsr.engines.builder import BuildSettings
         from trtsr.engines.cache import cached_engine
         from trtsr.gpu import detect_gpu
@@ -131,7 +135,7 @@ class Upscaler:
         onnx = engine_graph(model, scale=scale, guidance=guidance, progress=say)
         settings = BuildSettings(profiles=tuple(profiles or defaults.PROFILES), backend=backend)
         cached = cached_engine(onnx, settings, progress=say)
-        return EngineSession(cached.engine_path)
+        return EngineSession(cached.engine_path, runtime)
 
     # -- public API ---------------------------------------------------------------------------------
     def upscale(self, image):

@@ -8,6 +8,8 @@ Which graph or engine serves a model is `trtsr.pipeline`'s business.
 
 from trtsr.runtime.images import Picture, read_image, write_image
 from trtsr.runtime.sessions import EngineSession, OnnxRuntimeSession
+from trtsr.runtime.settings import RuntimeSettings
 from trtsr.runtime.tiling import run_tiled
 
-__all__ = ["EngineSession", "OnnxRuntimeSession", "Picture", "read_image", "run_tiled", "write_image"]
+__all__ = ["EngineSession", "OnnxRuntimeSession", "Picture", "RuntimeSettings", "read_image", "run_tiled",
+           "write_image"]

@@ -19,6 +19,7 @@ from trtsr.errors import MissingDependencyError, OutOfMemory, TooLarge, TrtsrErr
 from trtsr.files import file_lock
 from trtsr.gpu import check_cuda, cudart, handle
 from trtsr.paths import lock_path_for
+from trtsr.runtime.settings import RuntimeSettings
 from trtsr.sizes import SizeRequirements
 from trtsr.spec import ExportSpec, spec_path_for
 
@@ -82,7 +83,11 @@ class OnnxRuntimeSession:
 
 
 class EngineSession:
-    """A TensorRT / TensorRT-RTX engine with buffers allocated once for its largest profile.
+    """A TensorRT / TensorRT-RTX engine with I/O buffers allocated once for its largest profile.
+
+    `settings` (RuntimeSettings) chooses the runtime cache, TensorRT-RTX's kernel specialisation and
+    CUDA-graph strategy, and whether activation memory follows the profile in use (the default) or
+    is reserved for the largest.
 
     One execution context, one CUDA stream, pinned host buffers and device buffers
     sized for the largest profile; per image: copy in, execute, copy out, all
@@ -97,7 +102,7 @@ class EngineSession:
     allocation failure (from CUDA, or in TensorRT's reported errors) is `OutOfMemory`.
     """
 
-    def __init__(self, engine_path: str | Path) -> None:
+    def __init__(self, engine_path: str | Path, settings: RuntimeSettings | None = None) -> None:
         from trtsr.engines.backend import load_backend
         from trtsr.engines.metadata import EngineMetadata
         from trtsr.gpu import detect_gpu
@@ -105,6 +110,7 @@ class EngineSession:
         from trtsr.runtime.engine_io import check_engine_io, make_error_capture, read_engine_io
 
         self._resources = contextlib.ExitStack()
+        self.settings = settings = settings or RuntimeSettings()
         engine_path = Path(engine_path)
         if not engine_path.is_file():
             raise TrtsrError("engine not found", path=engine_path)
@@ -144,8 +150,8 @@ class EngineSession:
         largest_out = largest_in * meta.scale * meta.scale
         try:
             self._runtime_cache_file: Path | None = None
-            self._context = self._create_context(
-                backend, runtime_cache_path(backend.name, backend.version, gpu.name, gpu.compute_capability))
+            cache_file = runtime_cache_path(backend.name, backend.version, gpu.name, gpu.compute_capability)
+            self._context = self._create_context(backend, cache_file if settings.runtime_cache else None)
             (self._stream, self._host_in, self._host_out, self._dev_in, self._dev_out, self._host_w,
              self._dev_w) = allocate_io(runtime_api, largest_in, largest_out, self._resources)
         except BaseException:
@@ -157,24 +163,29 @@ class EngineSession:
         errors = self._errors.take()
         return errors[-1] if errors else fallback
 
-    def _create_context(self, backend, cache_file: Path):
+    def _create_context(self, backend, cache_file: Path | None):
         engine = self._engine
+        trt = backend.module
         if backend.is_rtx and hasattr(engine, "create_runtime_config"):
-            # TensorRT-RTX compiles kernels for this GPU at first run; keep them across processes.
             config = engine.create_runtime_config()
-            cache = config.create_runtime_cache()
-            if cache_file.is_file():
-                with file_lock(lock_path_for(cache_file)):
-                    data = cache_file.read_bytes()
-                try:
-                    cache.deserialize(data)
-                except Exception as exc:  # a stale cache is only slower, never wrong
-                    log.warning("ignoring runtime cache %s: %s", cache_file, exc)
-            config.set_runtime_cache(cache)
-            self._runtime_cache, self._runtime_cache_file, self._runtime_config = cache, cache_file, config
+            self.settings.apply_rtx(trt, config)
+            if cache_file is not None:
+                # TensorRT-RTX compiles kernels for this GPU at first run; keep them across processes.
+                cache = config.create_runtime_cache()
+                if cache_file.is_file():
+                    with file_lock(lock_path_for(cache_file)):
+                        data = cache_file.read_bytes()
+                    try:
+                        cache.deserialize(data)
+                    except Exception as exc:  # a stale cache is only slower, never wrong
+                        log.warning("ignoring runtime cache %s: %s", cache_file, exc)
+                config.set_runtime_cache(cache)
+                self._runtime_cache, self._runtime_cache_file = cache, cache_file
+            self._runtime_config = config
             context = engine.create_execution_context(config)
         else:
-            context = engine.create_execution_context()
+            # Full TensorRT: activation memory for the profile in use (or the largest, if asked) from the start.
+            context = engine.create_execution_context(self.settings.allocation_strategy(trt))
         if context is None:
             raise TrtsrError(f"create_execution_context failed: {self._last_error('no message from TensorRT')}")
         return context
