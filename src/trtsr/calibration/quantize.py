@@ -162,7 +162,8 @@ def calibrate(
 
     import onnx
 
-    model = onnx.load(str(source))
+    # The graph alone: large weights stay in the source's data file until something needs their values.
+    model = onnx.load(str(source), load_external_data=False)
     if is_quantized(model):
         raise TrtsrError("graph already has Q/DQ nodes; calibrate the fp32 graph it came from", path=source)
     rewritten = rewrite_group_norms(model)
@@ -172,9 +173,15 @@ def calibrate(
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.stem}.", dir=output.parent))
     try:
         if settings.needs_data:
-            quantized = _modelopt(model, workdir, spec, pictures, crops, settings, excluded, verbose, say)
+            prepared = _save_prepared(model, source, spec, workdir)
+            weights_bytes = _weights_bytes(source, spec)
+            del model  # a full-size fp32 graph is 3.5 GB; ModelOpt loads its own copy
+            quantized = _modelopt(prepared, weights_bytes, spec, pictures, crops, settings, excluded, verbose, say)
         else:
             say("quantising the linear layers' weights to int8")
+            from onnx.external_data_helper import load_external_data_for_model
+
+            load_external_data_for_model(model, str(source.parent))
             quantize_weights_int8(model, set(excluded))
             quantized = _to_float16(model, workdir) if settings.float_type == "fp16" else model
         counts = quantized_layers(quantized)
@@ -248,7 +255,27 @@ def _to_float16(model, workdir: Path):
     return convert_to_f16(model, low_precision_type="fp16", keep_io_types=True)
 
 
-def _modelopt(model, workdir: Path, spec: ExportSpec, pictures, crops, settings: CalibrationSettings,
+def _weights_bytes(source: Path, spec: ExportSpec) -> int:
+    data = source.with_name(spec.onnx_data_file) if spec.onnx_data_file else None
+    return source.stat().st_size + (data.stat().st_size if data is not None and data.is_file() else 0)
+
+
+def _save_prepared(model, source: Path, spec: ExportSpec, workdir: Path) -> Path:
+    """The rewritten graph in `workdir`; its large weights stay in (a copy of) the source's data file, unloaded."""
+    import onnx
+
+    if spec.onnx_data_file:
+        data = source.with_name(spec.onnx_data_file)
+        if not data.is_file():
+            raise TrtsrError(f"the graph's external data file {data.name} is missing", path=source)
+        # A copy: onnx refuses external data behind a symbolic or a hard link.
+        shutil.copyfile(data, workdir / spec.onnx_data_file)
+    prepared = workdir / "prepared.onnx"
+    onnx.save(model, str(prepared))
+    return prepared
+
+
+def _modelopt(prepared: Path, weights_bytes: int, spec: ExportSpec, pictures, crops, settings: CalibrationSettings,
               excluded: dict[str, str], verbose: bool, say: Callable[[str], None]):
     import onnx
     import onnxruntime as ort
@@ -256,10 +283,8 @@ def _modelopt(model, workdir: Path, spec: ExportSpec, pictures, crops, settings:
     _quiet_libraries(verbose)
     from modelopt.onnx.quantization import quantize
 
-    prepared = workdir / "prepared.onnx"
-    too_big = not _fits_protobuf(model) or model.ByteSize() > EXTERNAL_DATA_BYTES
-    onnx.save(model, str(prepared), save_as_external_data=too_big,
-              location="prepared.onnx.data" if too_big else None)
+    workdir = prepared.parent
+    too_big = weights_bytes > EXTERNAL_DATA_BYTES
     out = workdir / "quantized.onnx"
     ort.set_default_logger_severity(0 if verbose else 3)
     say(f"calibrating {settings.precision} on {len(crops)} crops ({settings.calibration_method}, ONNX Runtime CPU)")
@@ -272,6 +297,8 @@ def _modelopt(model, workdir: Path, spec: ExportSpec, pictures, crops, settings:
                 calibration_method=settings.calibration_method, calibration_eps=["cpu"],
                 nodes_to_exclude=[f"^{re.escape(name)}$" for name in excluded],
                 high_precision_dtype=settings.float_type, use_external_data_format=too_big,
+                # Large graphs calibrate node by node: slower, but within a workstation's memory.
+                calibrate_per_node=too_big,
                 output_path=str(out), log_level="INFO" if verbose else "CRITICAL",
             )
     except TrtsrError:
