@@ -51,6 +51,12 @@ def cluster():
     ray.shutdown()
 
 
+def _ctrl_c_reaches_python() -> None:
+    """A suite started in the background (`nohup ... &`) hands its children SIGINT ignored, and Python then
+    never raises KeyboardInterrupt; the child gets the default back, as from a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_cli_outputs_match_trtsr_run_and_a_corrupt_file_fails_alone(tmp_path):
     files = _inputs(tmp_path / "in")
     (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
@@ -79,7 +85,8 @@ def test_a_stopped_job_resumes_with_only_the_rest(tmp_path):
     files = _inputs(tmp_path / "in", count=12, side=96)  # about 0.3 s each: the job is still running at Ctrl-C
     out = tmp_path / "out"
     job = subprocess.Popen(_cli("batch", tmp_path / "in", "-o", out, "--report", tmp_path / "first.json"),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=_ctrl_c_reaches_python)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and job.poll() is None and not list(out.rglob("*_x4.png")):
         time.sleep(0.05)

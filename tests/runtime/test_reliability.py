@@ -83,6 +83,12 @@ BAD_FILES = [
 
 
 @pytest.mark.parametrize(("name", "make", "message"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
+def _ctrl_c_reaches_python() -> None:
+    """A suite started in the background (`nohup ... &`) hands its children SIGINT ignored, and Python then
+    never raises KeyboardInterrupt; the child gets the default back, as from a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_bad_file_fails_alone(tmp_path, name, make, message):
     good, bad, out = _good(tmp_path), tmp_path / name, tmp_path / "out"
     if make is not None:
@@ -240,7 +246,8 @@ def test_an_interrupt_mid_run_leaves_no_partial_file(tmp_path):
         img.convert("RGB").crop((0, 0, 300, 260)).save(tmp_path / "large.png")  # many tiles: seconds of work
     out = tmp_path / "out"
     job = subprocess.Popen([sys.executable, "-m", "trtsr", "run", str(tmp_path / "large.png"), "-o", str(out)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=_ctrl_c_reaches_python)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and job.poll() is None:
         if "upscaling x4" in job.stderr.readline():
