@@ -253,3 +253,13 @@ def test_bad_input_is_one_line_and_writes_nothing(work, int8, args, needles, tmp
     _one_line_error(proc, *needles)
     assert _files(case) == before
     assert (case / "taken.onnx").read_text() == "mine"
+
+
+def test_the_shipped_graph_by_name_writes_into_the_current_folder(tmp_path):
+    proc = _trtsr("calibrate", "default-x3", "-p", "int8-weights", "--float", "fp32", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default-x3-int8-weights.json",
+                                                           "default-x3-int8-weights.onnx"]
+    spec = json.loads((tmp_path / "default-x3-int8-weights.json").read_text())
+    shipped = json.loads((ASSETS / "default-x3.json").read_text())
+    assert spec["scale"] == 3 and spec["quantization"]["source_sha256"] == shipped["onnx_sha256"]

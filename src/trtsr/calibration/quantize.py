@@ -111,7 +111,18 @@ def _require_modelopt() -> str:
 
 
 def default_output(source: Path, precision: str) -> Path:
-    return source.with_name(f"{source.stem}-{precision}.onnx")
+    """MODEL-PRECISION.onnx in the current folder (the source may sit inside the installed package)."""
+    return Path(f"{source.stem}-{precision}.onnx")
+
+
+def shipped_source(name: str) -> Path | None:
+    """'default' or 'default-x2/3/4': the shipped graph of the default model (x4 for 'default')."""
+    match = re.fullmatch(r"default(?:-x([234]))?", name)
+    if match is None:
+        return None
+    from trtsr.paths import package_file
+
+    return package_file("assets", f"default-x{match.group(1) or 4}.onnx")
 
 
 def check_source(source: Path) -> ExportSpec:
@@ -141,6 +152,8 @@ def calibrate(
     """Quantise the trtsr graph `source` with calibration crops from the images under `images`."""
     started = time.perf_counter()
     say = progress or (lambda message: log.info(message))
+    if not Path(source).exists() and shipped_source(str(source)) is not None:
+        source = shipped_source(str(source))
     source = Path(source)
     settings.check()
     spec = check_source(source)

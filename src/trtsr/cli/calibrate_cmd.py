@@ -13,7 +13,8 @@ from trtsr.cli.options import OverwriteOption, VerboseOption
 
 def calibrate_command(
     onnx: Annotated[Path, typer.Argument(help="An fp32 graph written by 'trtsr export -p fp32' (its .json spec "
-                                              "beside it), or a shipped default-x*.onnx.")],
+                                              "beside it), or 'default' / 'default-x2' / 'default-x3' for the "
+                                              "default model's shipped graph (x4 / x2 / x3).")],
     images: Annotated[
         Path | None, typer.Option("--images", "-i", help="Folder of images (searched recursively) to take the "
                                                          "calibration crops from; not needed for int8-weights.")
@@ -40,7 +41,7 @@ def calibrate_command(
                                                   "max for fp8.")
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output graph; default "
-                                                                       "MODEL-PRECISION.onnx beside the source.")
+                                                                       "MODEL-PRECISION.onnx in the current folder.")
                       ] = None,
     overwrite: OverwriteOption = False,
     verbose: VerboseOption = False,
@@ -59,6 +60,8 @@ def calibrate_command(
     Examples:
 
       trtsr calibrate model-fp32.onnx --images photos/
+
+      trtsr calibrate default -i photos/             # the shipped x4 graph -> default-x4-int8.onnx
 
       trtsr calibrate model-fp32.onnx -i photos/ -p fp8 -n 64 -s 128x128 -s 96x160
 
