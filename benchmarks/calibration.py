@@ -91,34 +91,38 @@ def default_model_part(args, work: Path) -> dict:
     }
 
 
-def full_size_part(work: Path) -> dict:
-    from trtsr.calibration import CalibrationSettings, calibrate
-    from trtsr.engines.builder import BuildSettings, build_engine
-    from trtsr.export.onnx_export import ExportSettings, export_onnx
+def _timed(*args: str, cwd: Path) -> float:
+    """One trtsr command in its own process (each step gets the machine's whole memory); its seconds."""
+    import subprocess
 
-    row: dict = {}
     started = time.perf_counter()
-    exported = export_onnx("gendr-pix", work / "full.onnx", ExportSettings(precision="fp32"), progress=print)
-    row["export_fp32_seconds"] = round(time.perf_counter() - started, 1)
+    proc = subprocess.run([sys.executable, "-m", "trtsr", *args], cwd=cwd, capture_output=True, text=True)
+    print(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"trtsr {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return round(time.perf_counter() - started, 1)
+
+
+def full_size_part(work: Path) -> dict:
     images = work / "full-calibration"
     images.mkdir()
     for path in sorted((ROOT / "tests" / "data").glob("*.jpg"))[:4]:
         shutil.copy(path, images / path.name)
-    started = time.perf_counter()
-    result = calibrate(exported.onnx_path, images, work / "full-int8.onnx",
-                       CalibrationSettings(precision="int8", samples=8, sizes=((64, 64),)), progress=print)
-    row["calibrate_int8_seconds"] = round(time.perf_counter() - started, 1)
-    data = result.onnx_path.with_name(result.spec.onnx_data_file) if result.spec.onnx_data_file else None
-    row["int8_graph_bytes"] = result.onnx_path.stat().st_size + (data.stat().st_size if data else 0)
-    row["quantized_layers"] = result.spec.quantization["quantized_layers"]
-    row["compute_layers"] = result.spec.quantization["compute_layers"]
-    started = time.perf_counter()
-    built = build_engine(result.onnx_path, work / "full-int8.engine",
-                         BuildSettings(profiles=("1080p",), backend="tensorrt-rtx", compute_capabilities=("sm89",)),
-                         progress=print)
-    row["engine_build_seconds"] = round(time.perf_counter() - started, 1)
-    row["engine_bytes"] = built.metadata.engine_bytes
-    row["engine"] = "tensorrt-rtx " + built.metadata.backend_version + ", sm89, profile 1080p"
+    row: dict = {"export_fp32_seconds": _timed("export", "-m", "gendr-pix", "-p", "fp32",
+                                               "-o", "full.onnx", cwd=work)}
+    row["calibrate_int8_seconds"] = _timed("calibrate", "full.onnx", "-i", images.name, "-n", "8", "-s", "64",
+                                           "-o", "full-int8.onnx", cwd=work)
+    spec = json.loads((work / "full-int8.json").read_text())
+    data = work / spec["onnx_data_file"] if spec["onnx_data_file"] else None
+    row["int8_graph_bytes"] = (work / "full-int8.onnx").stat().st_size + (data.stat().st_size if data else 0)
+    row["quantized_layers"] = spec["quantization"]["quantized_layers"]
+    row["compute_layers"] = spec["quantization"]["compute_layers"]
+    row["engine_build_seconds"] = _timed("build", "full-int8.onnx", "-P", "1080p", "--backend", "tensorrt-rtx",
+                                         "--cc", "sm89", "-o", "full-int8.engine", cwd=work)
+    meta = json.loads((work / "full-int8.engine.json").read_text())
+    row["engine_bytes"] = meta["engine_bytes"]
+    row["engine_build_seconds_backend"] = meta["build_seconds"]
+    row["engine"] = f"tensorrt-rtx {meta['backend_version']}, sm89, profile 1080p"
     return row
 
 
