@@ -174,3 +174,5 @@ def test_without_a_guidance_the_default_model_runs_its_own_w_per_scale(scale):
     with Upscaler("default", backend="onnxruntime", scale=scale, guidance=other) as different:
         assert not np.array_equal(got, different.upscale(rgb))
     assert defaults.guidance_for("my-model", scale) == defaults.GUIDANCE
+    with pytest.raises(TrtsrError, match="guidance must be a number or 'auto'"):
+        Upscaler("default", backend="onnxruntime", scale=scale, guidance="sharp")

@@ -238,6 +238,8 @@ def check_run_options(*, backend: str = "auto", scale: int = defaults.SCALE, gui
         raise TrtsrError(f"scale must be one of {', '.join(map(str, defaults.SCALES))}, got {scale}")
     if guidance == defaults.AUTO_GUIDANCE:
         guidance = None  # the model's own w, checked when the model is known
+    elif isinstance(guidance, str):
+        raise TrtsrError(f"guidance must be a number or {defaults.AUTO_GUIDANCE!r}, got {guidance!r}")
     if guidance is not None and not 0.0 < float(guidance) <= defaults.MAX_GUIDANCE:
         raise TrtsrError(f"guidance must be above 0 and at most {defaults.MAX_GUIDANCE:g} (1.0 = no PadCFG), "
                          f"got {guidance:g}")
