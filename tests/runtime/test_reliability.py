@@ -82,13 +82,13 @@ BAD_FILES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "make", "message"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
 def _ctrl_c_reaches_python() -> None:
     """A suite started in the background (`nohup ... &`) hands its children SIGINT ignored, and Python then
     never raises KeyboardInterrupt; the child gets the default back, as from a terminal."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.parametrize(("name", "make", "message"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
 def test_a_bad_file_fails_alone(tmp_path, name, make, message):
     good, bad, out = _good(tmp_path), tmp_path / name, tmp_path / "out"
     if make is not None:
