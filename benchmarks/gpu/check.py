@@ -23,8 +23,10 @@ import argparse
 import dataclasses
 import datetime
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -36,7 +38,10 @@ GPU_SIZES = ("1080p", "1440p", "4k", "8k")
 DRY_SIZES = ("96x96", "160x128")
 GPU_PROFILE = "640x360:1920x1080:3840x2160"  # output sizes: min, opt, max of the probe's engine
 DRY_PROFILE = "64x64:128x128:256x256"
-FULL_SIZE_LIMIT = "4k"  # the full-size model's largest case (8K with PadCFG alone would use the whole budget)
+FULL_SIZE_LIMIT = "4k"  # the full-size model's largest timed size; 8K gets one pass at the end when time is left
+# When the GPU refuses an engine built for it (`--cc current`), the probe also tries these ahead-of-time targets and
+# records each answer: the backend's default set, and the nearest listed capability (sm89).
+FALLBACK_TARGETS: tuple[tuple[str, ...], ...] = ((), ("sm89",))
 
 
 def _guarded(record: dict[str, Any], key: str, work) -> Any:
@@ -141,13 +146,30 @@ def engine_probe(work: Path, profile: str, compute_capability: tuple[str, ...]) 
     return probe
 
 
+def probe_attempts(work: Path, profile: str, first: tuple[str, ...], gpu: bool) -> dict[str, Any]:
+    """The probe for `first`; on a GPU that refuses it, each fallback target too, until one runs."""
+    probe = engine_probe(work, profile, first)
+    if not gpu or probe.get("ran"):
+        return probe
+    probe["other_targets"] = []
+    for index, targets in enumerate(FALLBACK_TARGETS):
+        attempt = _guarded({}, "probe", lambda t=targets, i=index: engine_probe(work / f"attempt{i}", profile, t))
+        if attempt is None:
+            continue
+        probe["other_targets"].append(attempt)
+        if attempt.get("ran"):
+            break
+    return probe
+
+
 def latency_cases(models: list[str], sizes: tuple[str, ...], backends: list[str], *, warmup: int, repeats: int,
-                  budget_s: float, say) -> list[dict[str, Any]]:
-    """`trtsr.pipeline.bench` cases, smallest first; a backend stops growing once a case took too long."""
+                  budget_s: float, say, deadline: float | None = None) -> list[dict[str, Any]]:
+    """`trtsr.pipeline.bench` cases in order; once the budget (or the check's deadline) is spent the rest are
+    recorded as skipped."""
     from trtsr.pipeline.bench import parse_size, run_case
 
     rows = []
-    deadline = time.monotonic() + budget_s
+    deadline = min(time.monotonic() + budget_s, deadline if deadline is not None else float("inf"))
     for model in models:
         model_sizes = sizes
         if model == "gendr-pix" and FULL_SIZE_LIMIT in sizes:
@@ -156,6 +178,8 @@ def latency_cases(models: list[str], sizes: tuple[str, ...], backends: list[str]
             # compiling the full-size UNet costs minutes per shape: one size only
             case_sizes = model_sizes[:1] if model == "gendr-pix" and backend.startswith("torch-compile") \
                 else model_sizes
+            if model == "gendr-pix" and backend == "onnxruntime":
+                continue  # ONNX Runtime has no GPU provider on the check's machine: minutes per case on its CPU
             for padcfg in (True, False):
                 for size in case_sizes:
                     if time.monotonic() > deadline:
@@ -166,6 +190,15 @@ def latency_cases(models: list[str], sizes: tuple[str, ...], backends: list[str]
                     result = run_case(backend, model, parse_size(size), padcfg, 4, warmup, repeats, say)
                     rows.append({"model": model, **dataclasses.asdict(result)})
     return rows
+
+
+def one_pass(model: str, backend: str, size: str, say) -> dict[str, Any]:
+    """Does `size` run in one pass (PadCFG, no tiles)? One warm-up, two timed runs."""
+    from trtsr.pipeline.bench import parse_size, run_case
+
+    say(f"{model} {backend} {size} PadCFG, one pass")
+    result = run_case(backend, model, parse_size(size), True, 4, 1, 2, say)
+    return {"model": model, **dataclasses.asdict(result)}
 
 
 def write_plot(report: dict[str, Any], path: Path) -> None:
@@ -184,12 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="folder for gpu-check.json and gpu-check.png")
     parser.add_argument("--dry-run", action="store_true", help="CPU stand-in: toy sizes, ONNX Runtime and eager "
                                                                 "fp32 baselines, the same stages and files")
-    parser.add_argument("--budget", type=float, default=360.0, help="seconds for the latency stages")
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds for the latency stages")
+    parser.add_argument("--deadline", type=float, default=480.0,
+                        help="seconds for the whole check; later cases are recorded as skipped")
     args = parser.parse_args(argv)
     say = lambda message: print(message, flush=True)  # noqa: E731
     args.out.mkdir(parents=True, exist_ok=True)
-    work = args.out / "work"
-    work.mkdir(exist_ok=True)
+    # Engines and exported graphs stay out of OUT: only the report comes back from the GPU machine.
+    work = Path(tempfile.mkdtemp(prefix="trtsr-gpu-check-"))
+    deadline = time.monotonic() + args.deadline
     report: dict[str, Any] = {
         "what": "trtsr one-call GPU check (benchmarks/gpu/check.py)",
         "dry_run": args.dry_run,
@@ -197,31 +233,47 @@ def main(argv: list[str] | None = None) -> int:
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     started = time.perf_counter()
+
+    def save() -> None:
+        # after every stage: a check stopped from outside still leaves what it measured
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        (args.out / "gpu-check.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+
     say("environment")
     report["environment"] = _guarded(report, "environment", environment)
+    save()
     gpu = (report["environment"] or {}).get("gpu")
     say("engine probe")
     profile = DRY_PROFILE if args.dry_run else GPU_PROFILE
     cc = () if args.dry_run or gpu is None else ("current",)
-    report["engine_probe"] = _guarded(report, "engine_probe", lambda: engine_probe(work, profile, cc))
+    report["engine_probe"] = _guarded(report, "engine_probe",
+                                      lambda: probe_attempts(work, profile, cc, gpu is not None and not args.dry_run))
+    save()
     sizes = DRY_SIZES if args.dry_run else GPU_SIZES
     ran = bool((report["engine_probe"] or {}).get("ran"))
     if ran:
         say("engine latency")
         report["engine_latency"] = latency_cases(["default"], sizes, ["engine"], warmup=3, repeats=10,
-                                                 budget_s=args.budget / 3, say=say)
+                                                 budget_s=args.budget / 3, say=say, deadline=deadline)
+        save()
     if args.dry_run:
         models, backends = ["default"], ["onnxruntime", "torch-eager-fp32"]
     else:
-        models, backends = ["default", "gendr-pix"], ["torch-eager-bf16", "torch-eager-fp16", "torch-compile-bf16",
+        # the full-size model first: it is what the targets are about
+        models, backends = ["gendr-pix", "default"], ["torch-eager-bf16", "torch-eager-fp16", "torch-compile-bf16",
                                                       "onnxruntime"]
     say("baselines")
     report["warmup"], report["repeats"] = (1, 2) if args.dry_run else (2, 5)
     report["baselines"] = latency_cases(models, sizes, backends, warmup=report["warmup"], repeats=report["repeats"],
-                                        budget_s=args.budget, say=say)
-    report["seconds"] = round(time.perf_counter() - started, 1)
+                                        budget_s=args.budget, say=say, deadline=deadline)
+    save()
+    if not args.dry_run and time.monotonic() < deadline - 60:
+        report["one_pass_8k"] = _guarded(report, "one_pass_8k", lambda: one_pass("gendr-pix", "torch-eager-bf16",
+                                                                                   "8k", say))
+        save()
     _guarded(report, "plot", lambda: write_plot(report, args.out / "gpu-check.png"))
-    (args.out / "gpu-check.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    save()
+    shutil.rmtree(work, ignore_errors=True)
     say(f"wrote {args.out / 'gpu-check.json'} in {report['seconds']} s")
     return 0
 

@@ -11,6 +11,6 @@ out="${1:?usage: benchmarks/gpu/check.sh OUT [--dry-run]}"
 shift
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export PYTHONPATH="/tmp/site:${here}/src${PYTHONPATH:+:$PYTHONPATH}"
-export TRTSR_CACHE_DIR="${TRTSR_CACHE_DIR:-$out/cache}"
+export TRTSR_CACHE_DIR="${TRTSR_CACHE_DIR:-/tmp/trtsr-gpu-check-cache}"  # engines and graphs stay out of OUT
 mkdir -p "$out"
 "${PYTHON:-python3}" "$here/benchmarks/gpu/check.py" "$out" "$@" 2>&1 | tee "$out/gpu-check.log"

@@ -62,6 +62,29 @@ def load_backend(name: str = "auto") -> Backend:
     return Backend(name, module)
 
 
+def _runs_on(capability: str, listed: tuple[str, ...]) -> bool:
+    """Is `capability` ("9.0") one of `listed`, or newer than 12.0 (TensorRT-RTX's "> 12.0")?"""
+    if capability in listed:
+        return True
+    try:
+        major, minor = (int(part) for part in capability.split(".")[:2])
+    except ValueError:
+        return True  # an unreadable capability: leave the decision to the backend's own load check
+    return (major, minor) > (12, 0)
+
+
+def usable_backends(gpu) -> list[str]:
+    """The installed TensorRT backends whose engines can run on `gpu`, in `auto`'s order of preference."""
+    usable = []
+    for name in installed_backends():
+        try:
+            load_backend(name).check_runs_on(gpu)
+        except TrtsrError:
+            continue
+        usable.append(name)
+    return usable
+
+
 @dataclasses.dataclass
 class ParsedNetwork:
     """A parsed ONNX network; keeps the builder and parser alive as long as the network."""
@@ -135,6 +158,29 @@ class Backend:
                 layer.__class__ = trt.IAttentionInputLayer  # the bindings return the base class
                 found.append(layer.attention)
         return found
+
+    def runnable_capabilities(self) -> tuple[str, ...] | None:
+        """Compute capabilities this backend's engines run on ("8.9", ...), or None where it cannot tell.
+
+        TensorRT-RTX lists them in its `ComputeCapability` enum (1.7: SM75, SM80, SM86, SM89, SM120,
+        SM121) and refuses any other GPU when it loads an engine, measured on an H100 (9.0):
+        "The engine cannot run on this GPU, which has compute capability 9.0 ... TensorRT-RTX does
+        not support this compute capability". Full TensorRT has no such list in its API.
+        """
+        if not self.is_rtx:
+            return None
+        names = [m for m in dir(self.module.ComputeCapability) if m.startswith("SM") and m[2:].isdigit()]
+        return tuple(f"{n[2:-1]}.{n[-1]}" for n in sorted(names, key=lambda n: int(n[2:])))
+
+    def check_runs_on(self, gpu, path: str | Path | None = None) -> None:
+        """A one-line error when this backend's engines cannot run on `gpu` (a GpuInfo)."""
+        listed = self.runnable_capabilities()
+        if listed is None or gpu is None or _runs_on(gpu.compute_capability, listed):
+            return
+        raise TrtsrError(
+            f"{self.name} {self.version} does not run engines on this GPU ({gpu.name}, compute capability "
+            f"{gpu.compute_capability}; it runs {', '.join(listed)} and newer): install full TensorRT "
+            "(pip install 'trtsr[trt]') or use --backend onnxruntime", path=path)
 
     def compute_capability(self, text: str):
         """'sm89' / '8.9' / 'current' -> the backend's ComputeCapability (TensorRT-RTX only)."""

@@ -100,6 +100,9 @@ def build_engine(
     profiles = parse_profiles(settings.profiles)
     shapes = [p.input_shapes(spec.sizes) for p in profiles]
     backend = load_backend(settings.backend)
+    if any(c == "current" for c in settings.compute_capabilities):
+        # TensorRT-RTX builds `current` for a GPU it will not run on (measured on an H100): refuse first
+        backend.check_runs_on(detect_gpu(), onnx_path)
     quantized = spec.quantization.get("precision") if spec.quantization else None
     if quantized is not None:
         check_quantized_target(quantized, backend, settings.compute_capabilities, detect_gpu(), onnx_path)

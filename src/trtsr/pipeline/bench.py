@@ -115,12 +115,14 @@ def bench_engine(model, size, padcfg, scale, warmup, repeats, say) -> BenchResul
     if detect_gpu() is None:
         result.skipped = "no NVIDIA GPU"
         return result
+    from trtsr.engines.backend import load_backend
     from trtsr.engines.builder import BuildSettings
     from trtsr.engines.cache import cached_engine
     from trtsr.gpu import MemoryHighWater
     from trtsr.pipeline.resolve import resolve_onnx
     from trtsr.runtime.sessions import EngineSession
 
+    load_backend("auto").check_runs_on(detect_gpu())  # before the export and the build
     onnx = resolve_onnx(model, scale=scale, guidance=_guidance(padcfg), precision="fp16", io="uint8",
                         progress=say)
     width, height = size

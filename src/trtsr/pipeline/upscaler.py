@@ -118,10 +118,19 @@ class Upscaler:
             return True
         if backend == "onnxruntime":
             return False
-        from trtsr.engines.backend import installed_backends
+        from trtsr.engines.backend import installed_backends, load_backend, usable_backends
         from trtsr.gpu import detect_gpu
 
-        return detect_gpu() is not None and bool(installed_backends())
+        gpu = detect_gpu()
+        if gpu is None or not installed_backends():
+            return False
+        if usable_backends(gpu):
+            return True
+        try:  # the one line that says why, then ONNX Runtime
+            load_backend("auto").check_runs_on(gpu)
+        except TrtsrError as exc:
+            log.warning("%s; running ONNX Runtime instead", exc.reason)
+        return False
 
     @staticmethod
     def _engine_session(model, backend, scale, guidance, profiles, say, runtime=None) -> EngineSession:
@@ -129,9 +138,18 @@ class Upscaler:
         from trtsr.engines.cache import cached_engine
         from trtsr.gpu import detect_gpu
 
-        if detect_gpu() is None:  # before any export or build: they would be for nothing
+        gpu = detect_gpu()
+        if gpu is None:  # before any export or build: they would be for nothing
             raise TrtsrError(f"--backend {backend} runs engines on an NVIDIA GPU and none is visible; "
                              "use --backend onnxruntime")
+        if backend == "auto":
+            from trtsr.engines.backend import usable_backends
+
+            backend = usable_backends(gpu)[0]  # _wants_engine made sure there is one
+        else:
+            from trtsr.engines.backend import load_backend
+
+            load_backend(backend).check_runs_on(gpu)
         onnx = engine_graph(model, scale=scale, guidance=guidance, progress=say)
         settings = BuildSettings(profiles=tuple(profiles or defaults.PROFILES), backend=backend)
         cached = cached_engine(onnx, settings, progress=say)

@@ -123,6 +123,7 @@ class EngineSession:
             raise TrtsrError("engines run on an NVIDIA GPU and none is visible; use --backend onnxruntime "
                              "with the .onnx graph instead", path=engine_path)
         self.backend = backend = load_backend(meta.backend)
+        backend.check_runs_on(gpu, engine_path)  # before reading a file of up to gigabytes for a certain refusal
         if backend.version != meta.backend_version:
             raise TrtsrError(f"built with {meta.backend} {meta.backend_version} but {backend.version} is installed; "
                              "rebuild it with trtsr build", path=engine_path)
