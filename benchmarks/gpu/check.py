@@ -208,6 +208,9 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     for row in report.get("engine_latency", []) + report.get("baselines", []):
         if row.get("median_ms") is not None:
             results.append({**row, "backend": f"{row['model']} {row['backend']}"})
+    one_pass = report.get("one_pass_8k") or {}
+    if one_pass.get("median_ms") is not None:
+        results.append({**one_pass, "backend": f"{one_pass['model']} {one_pass['backend']} 2 runs"})
     env = report.get("environment") or {}
     plot_results({**env, **report, "results": results, "model": "default and gendr-pix", "scale": 4}, path)
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The one-call GPU check, on the GPU machine ../shared/gpu/README.md describes (device tool, two calls):
-#   1. carry .gpu/a:  mkdir -p /root/gpu-stage && cp .gpu/a/* /root/gpu-stage/ && nvidia-smi -L
-#   2. carry .gpu/b:  bash .gpu/b/install.sh && bash benchmarks/gpu/check.sh "$OUT"
-# Make the bundle with trtsr's pure-Python dependencies the machine lacks:
+# The one-call GPU check, on the GPU machine ../shared/gpu/README.md describes (device tool).
+# Make the bundle with trtsr's pure-Python dependencies the machine lacks, then cut it into three carries
+# (trtsr's own tree leaves too little of the 64 MiB a call may take for the two-part bundle):
 #   EXTRA_WHEELS="filelock platformdirs rich pypng" ../shared/gpu/make-bundle
-# Writes OUT/gpu-check.json and OUT/gpu-check.png (commit them to benchmarks/results/ with the GPU
-# named); about 8 minutes at most (--budget bounds the latency stages).
+#   bash benchmarks/gpu/split-bundle.sh
+#   1. carry .gpu/p1:  mkdir -p /root/gpu-stage && cp .gpu/p1/* /root/gpu-stage/ && nvidia-smi -L
+#   2. carry .gpu/p2:  cp .gpu/p2/* /root/gpu-stage/
+#   3. carry .gpu/p3:  bash .gpu/p3/install.sh && timeout -s INT 560 bash benchmarks/gpu/check.sh "$OUT"
+# Writes OUT/gpu-check.json (after every stage) and OUT/gpu-check.png; commit them to benchmarks/results/ with
+# the GPU named. About 8 minutes at most (--deadline bounds the whole check, --budget the latency stages).
 set -euo pipefail
 out="${1:?usage: benchmarks/gpu/check.sh OUT [--dry-run]}"
 shift
