@@ -287,6 +287,22 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality:
         tiles = progress.add_task("tiles", total=None, visible=False)
         pending_read: Future | None = pool.submit(read_image, todo[0][0]) if todo else None
         writes: list[tuple[Path, Path, Future, float, tuple, tuple]] = []
+        # One picture stays queued on the engine while the next is read and started, so the next one's copy
+        # to the GPU overlaps this one's run (Upscaler.start); other sessions finish inside start.
+        queued: tuple[Path, Path, object, float] | None = None
+
+        def finish(entry: tuple[Path, Path, object, float]) -> int:
+            src, dst, job, started = entry
+            try:
+                result = job.result()
+            except TrtsrError as exc:
+                console.print(f"[red]error:[/red] {escape(str(exc))}")
+                return 1
+            worked = job.finished_at - started  # this file's read wait and inference (queued: until its result)
+            writing = pool.submit(timed_write, result, dst, dst.suffix.lstrip("."))
+            writes.append((src, dst, writing, worked, job.picture.size, result.size))
+            return 0
+
         for index, (src, dst) in enumerate(todo):
             reading, pending_read = pending_read, None
             if index + 1 < len(todo):
@@ -301,16 +317,25 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality:
                     progress.update(tiles, completed=done, total=total, visible=total > 1,
                                     description=tile_label(name, done, total, pixels))
 
-                result = upscaler.upscale_picture(picture, progress=on_tile)
-                worked = time.perf_counter() - started  # this file's read wait and inference, not the next one's
-                writing = pool.submit(timed_write, result, dst, dst.suffix.lstrip("."))
-                writes.append((src, dst, writing, worked, picture.size, result.size))
+                job = upscaler.start(picture, progress=on_tile)
             except TrtsrError as exc:
                 console.print(f"[red]error:[/red] {escape(str(exc))}")
                 failed += 1
+                job = None
+            if queued is not None:  # after the next one started: its copy overlapped this one's run
+                failed += finish(queued)
+                progress.advance(task)
+                queued = None
+            if job is not None and not job.done:
+                queued = (src, dst, job, started)
+            else:
+                failed += finish((src, dst, job, started)) if job is not None else 0
+                progress.advance(task)
             progress.update(tiles, visible=False)
-            progress.advance(task)
             failed += _finish_writes(writes, wait=False)
+        if queued is not None:
+            failed += finish(queued)
+            progress.advance(task)
         failed += _finish_writes(writes, wait=True)
     return failed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -174,12 +175,46 @@ class Upscaler:
         return to_array(self.upscale_picture(from_array(image)))
 
     def upscale_picture(self, picture: Picture, progress: Callable[[int, int], None] | None = None) -> Picture:
+        return self.start(picture, progress).result()
+
+    def start(self, picture: Picture, progress: Callable[[int, int], None] | None = None) -> UpscaleJob:
+        """Begin upscaling `picture`; `result()` of the job waits for it and returns the upscaled Picture.
+
+        On an engine, a picture that runs whole is queued and this returns at once, so the next picture's
+        copy to the GPU overlaps this one's run (start the next, then ask for this one's result). Tiled
+        pictures, ONNX Runtime and sessions without `submit` are done before this returns.
+        """
         with self._lock:
             if self._session is None:
                 raise TrtsrError("this Upscaler is closed")
-            rgb = self._upscale_rgb(picture.rgb, progress)
+            rgb = picture.rgb
+            queued = self._queue_whole(rgb)
+            if queued is None:
+                return UpscaleJob(self, picture, progress, value=self._upscale_rgb(rgb, progress))
+            job = UpscaleJob(self, picture, progress, pending=queued)
+            if getattr(queued, "ready", False):  # a session that ran it already (ONNX Runtime)
+                self._collect(job)
+            return job
+
+    def _finish(self, job: UpscaleJob) -> Picture:
+        picture = job.picture
+        if job.value is None:
+            with self._lock:
+                if self._session is None:
+                    raise TrtsrError("this Upscaler is closed")
+                self._collect(job)
         alpha = None if picture.alpha is None else _resize_plane(picture.alpha, self.scale)
-        return Picture(rgb, alpha, picture.grayscale, picture.bits, picture.icc_profile)
+        return Picture(job.value, alpha, picture.grayscale, picture.bits, picture.icc_profile)
+
+    def _collect(self, job: UpscaleJob) -> None:
+        """The queued run's pixels onto the job (under the lock); out of memory there: tiles, as for any run."""
+        height, width = job.picture.rgb.shape[:2]
+        try:
+            out = job.pending.result().astype(np.float32)[: height * self.scale, : width * self.scale]
+            job.value = np.clip(out, 0.0, 255.0)
+        except (OutOfMemory, TooLarge) as exc:
+            job.value = self._upscale_rgb(job.picture.rgb, job.progress, whole_failed=exc)
+        job.finished_at = time.perf_counter()
 
     def close(self) -> None:
         with self._lock:
@@ -194,7 +229,9 @@ class Upscaler:
         self.close()
 
     # -- internals ------------------------------------------------------------------------------
-    def _infer(self, lr: np.ndarray) -> np.ndarray:
+    def _session_input(self, lr: np.ndarray) -> np.ndarray:
+        """`lr` in the session's I/O type, edge-padded up to the graph's minimum size where below it (the
+        result is cropped back)."""
         session = self._session
         if session.io == "uint8":
             lr = np.clip(np.rint(lr), 0, 255).astype(np.uint8)
@@ -202,12 +239,35 @@ class Upscaler:
             lr = lr.astype(np.float32, copy=False)
         height, width = lr.shape[:2]
         smallest = session.sizes.minimum
-        if height >= smallest and width >= smallest:
-            return session.infer(np.ascontiguousarray(lr), guidance=self._guidance).astype(np.float32)
-        # Below the graph's minimum: pad by edge replication, run, and crop the result back.
-        padded = np.pad(lr, ((0, max(0, smallest - height)), (0, max(0, smallest - width)), (0, 0)), mode="edge")
-        out = session.infer(np.ascontiguousarray(padded), guidance=self._guidance).astype(np.float32)
-        return out[: height * session.scale, : width * session.scale]
+        if height < smallest or width < smallest:
+            lr = np.pad(lr, ((0, max(0, smallest - height)), (0, max(0, smallest - width)), (0, 0)), mode="edge")
+        return np.ascontiguousarray(lr)
+
+    def _infer(self, lr: np.ndarray) -> np.ndarray:
+        height, width = lr.shape[:2]
+        out = self._session.infer(self._session_input(lr), guidance=self._guidance).astype(np.float32)
+        return out[: height * self.scale, : width * self.scale]
+
+    def _fits_engine(self, height: int, width: int) -> bool:
+        max_input = self._session.max_input
+        return max_input is not None and self.tile is None and height <= max_input[0] and width <= max_input[1]
+
+    def _runs_whole(self, height: int, width: int) -> tuple[bool, int]:
+        """(does the picture run in one piece, the tile size otherwise)."""
+        tile = self._tile_size()
+        return self._fits_engine(height, width) or (height <= tile and width <= tile), tile
+
+    def _queue_whole(self, rgb: np.ndarray):
+        """The session's Pending for `rgb` in one piece, or None: it runs tiled, the session cannot queue, or
+        queueing failed for memory or size (the tiled path then takes it)."""
+        submit = getattr(self._session, "submit", None)
+        if submit is None or not self._runs_whole(*rgb.shape[:2])[0]:
+            return None
+        try:
+            return submit(self._session_input(rgb), guidance=self._guidance)
+        except (OutOfMemory, TooLarge) as exc:
+            log.debug("queueing the whole picture failed (%s); running it the slow way", exc)
+            return None
 
     def _tile_size(self) -> int | None:
         if self.tile is not None:
@@ -215,12 +275,21 @@ class Upscaler:
         max_input = self._session.max_input
         return defaults.ONNXRUNTIME_TILE if max_input is None else min(max_input)
 
-    def _upscale_rgb(self, rgb: np.ndarray, progress) -> np.ndarray:
+    def _upscale_rgb(self, rgb: np.ndarray, progress, whole_failed: Exception | None = None) -> np.ndarray:
+        """`rgb` upscaled, whole or in tiles, halving the tile after each out-of-memory; `whole_failed`: the
+        whole picture already failed for memory (or fit no profile) when it was queued: start with tiles."""
         height, width = rgb.shape[:2]
-        tile = self._tile_size()
-        fits_engine = self._session.max_input is not None and self.tile is None and (
-            height <= self._session.max_input[0] and width <= self._session.max_input[1])
+        _, tile = self._runs_whole(height, width)
+        fits_engine = self._fits_engine(height, width)
+        failure = whole_failed
         while True:
+            if failure is not None:
+                current = max(height, width) if fits_engine else tile
+                tile = max(current // 2, self._session.sizes.minimum * 2)
+                if tile >= current or tile < 16:
+                    raise TrtsrError(f"out of memory even at {current}-pixel tiles: {failure}") from None
+                log.warning("%s; retrying with %d-pixel tiles", failure, tile)
+                fits_engine, failure = False, None
             try:
                 if fits_engine or (height <= tile and width <= tile):
                     out = self._infer(rgb)
@@ -229,12 +298,26 @@ class Upscaler:
                                     overlap=min(self.overlap, tile // 2), progress=progress)
                 return np.clip(out, 0.0, 255.0)
             except (OutOfMemory, TooLarge) as exc:
-                current = tile if not fits_engine else max(height, width)
-                smaller = max(current // 2, self._session.sizes.minimum * 2)
-                if smaller >= current or smaller < 16:
-                    raise TrtsrError(f"out of memory even at {current}-pixel tiles: {exc}") from None
-                log.warning("%s; retrying with %d-pixel tiles", exc, smaller)
-                tile, fits_engine = smaller, False
+                failure = exc
+
+
+class UpscaleJob:
+    """One picture under way (`Upscaler.start`); `result()` waits for it and returns the upscaled Picture."""
+
+    def __init__(self, upscaler: Upscaler, picture: Picture, progress, *, pending=None,
+                 value: np.ndarray | None = None) -> None:
+        self._upscaler, self.picture, self.progress = upscaler, picture, progress
+        self.pending, self.value = pending, value
+        # time.perf_counter() when the pixels were ready (None while queued)
+        self.finished_at: float | None = None if value is None else time.perf_counter()
+
+    @property
+    def done(self) -> bool:
+        """Finished inside `start` (tiled, ONNX Runtime, or a session that cannot queue)."""
+        return self.value is not None
+
+    def result(self) -> Picture:
+        return self._upscaler._finish(self)
 
 
 def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:

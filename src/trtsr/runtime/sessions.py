@@ -3,12 +3,16 @@
 `infer` takes a (H, W, 3) array in the graph's I/O type (uint8, or float32 in
 [0, 255]) and returns the (sH, sW, 3) result. `guidance` is the PadCFG w for
 graphs that take it as an input (None: the default the spec records); a graph
-with w built in accepts only that w. A session runs one image at a
-time; `Upscaler` adds locking, tiling and image handling on top.
+with w built in accepts only that w. `submit(lr, guidance)` starts the same
+work and returns a `Pending` whose `result()` waits for it: an engine session
+copies the next input to the GPU on a second stream while the current one
+runs (two sets of I/O buffers). One thread at a time uses a session; `Upscaler`
+adds locking, tiling and image handling on top.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 from pathlib import Path
@@ -77,6 +81,10 @@ class OnnxRuntimeSession:
             if "alloc" in text.lower() or "memory" in text.lower():
                 raise OutOfMemory(f"ONNX Runtime ran out of memory at {lr.shape[1]}x{lr.shape[0]}") from None
             raise
+
+    def submit(self, lr: np.ndarray, guidance: float | None = None) -> Pending:
+        """`infer`, as a `Pending` that is already done (ONNX Runtime runs synchronously)."""
+        return Pending.done(self.infer(lr, guidance))
 
     def close(self) -> None:
         self._session = None
@@ -153,8 +161,10 @@ class EngineSession:
             self._runtime_cache_file: Path | None = None
             cache_file = runtime_cache_path(backend.name, backend.version, gpu.name, gpu.compute_capability)
             self._context = self._create_context(backend, cache_file if settings.runtime_cache else None)
-            (self._stream, self._host_in, self._host_out, self._dev_in, self._dev_out, self._host_w,
-             self._dev_w) = allocate_io(runtime_api, largest_in, largest_out, self._resources)
+            self._stream, self._copy_stream, first = allocate_io(runtime_api, largest_in, largest_out,
+                                                                 self._resources)
+            self._slots, self._io_bytes = [first], (largest_in, largest_out)
+            self._in_flight: collections.deque[Pending] = collections.deque()  # oldest first
         except BaseException:
             self._resources.close()
             raise
@@ -196,6 +206,17 @@ class EngineSession:
         return np.uint8 if self.io == "uint8" else np.float32
 
     def infer(self, lr: np.ndarray, guidance: float | None = None) -> np.ndarray:
+        return self.submit(lr, guidance).result()
+
+    def submit(self, lr: np.ndarray, guidance: float | None = None) -> Pending:
+        """Queue one input on the GPU and return at once; `result()` of what comes back waits for it.
+
+        The input's copy to the device runs on a copy stream and the engine on the compute stream, which
+        waits for that copy only; with two I/O slots the next input's copy overlaps this one's execution.
+        A third submit waits for the oldest result (it is kept on its Pending) before reusing its slot.
+        """
+        if self._cudart is None:
+            raise TrtsrError("this engine session is closed")
         cudart = self._cudart
         meta = self.metadata
         w = _guidance_value(meta.guidance, meta.guidance_input, guidance)
@@ -203,39 +224,70 @@ class EngineSession:
         index = meta.profile_for(height, width)
         if index is None:
             raise TooLarge(f"{width}x{height} input fits no profile of this engine")
-        stream = self._stream.handle
         where = f"at {width}x{height} on profile {index}"
-        context = self._context
-        self._errors.take()  # only this call's messages explain its failure
-        if index != self._profile:
-            _expect(context.set_optimization_profile_async(index, stream), "set_optimization_profile_async", where,
-                    self)
-            self._profile = index
-        _expect(context.set_input_shape(meta.input_name, (height, width, 3)), "set_input_shape", where, self)
         lr = np.ascontiguousarray(lr, dtype=self.io_dtype)
         out_shape = (height * meta.scale, width * meta.scale, 3)
-        host_in = self._host_in.view(lr.shape, self.io_dtype)
-        host_in[...] = lr
-        host_out = self._host_out.view(out_shape, self.io_dtype)
+        slot = self._free_slot()
+        compute, copy = self._stream.handle, self._copy_stream.handle
+        context = self._context
+        self._errors.take()  # only this call's messages explain its failure
         kind_h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         kind_d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        check_cuda(cudart.cudaMemcpyAsync(self._dev_in.ptr, self._host_in.ptr, lr.nbytes, kind_h2d, stream))
-        _expect(context.set_tensor_address(meta.input_name, handle(self._dev_in.ptr)), "set_tensor_address", where,
-                self)
+        slot.host_in.view(lr.shape, self.io_dtype)[...] = lr
+        check_cuda(cudart.cudaMemcpyAsync(slot.dev_in.ptr, slot.host_in.ptr, lr.nbytes, kind_h2d, copy))
         if meta.guidance_input is not None:
-            self._host_w.view((1,), np.float32)[...] = w
-            check_cuda(cudart.cudaMemcpyAsync(self._dev_w.ptr, self._host_w.ptr, 4, kind_h2d, stream))
-            _expect(context.set_tensor_address(meta.guidance_input, handle(self._dev_w.ptr)), "set_tensor_address",
+            slot.host_w.view((1,), np.float32)[...] = w
+            check_cuda(cudart.cudaMemcpyAsync(slot.dev_w.ptr, slot.host_w.ptr, 4, kind_h2d, copy))
+        check_cuda(cudart.cudaEventRecord(slot.copied.handle, copy))
+        check_cuda(cudart.cudaStreamWaitEvent(compute, slot.copied.handle, 0))
+        if index != self._profile:
+            self._profile = -1  # unknown until the call succeeds
+            _expect(context.set_optimization_profile_async(index, compute), "set_optimization_profile_async",
                     where, self)
-        _expect(context.set_tensor_address(meta.output_name, handle(self._dev_out.ptr)), "set_tensor_address", where,
-                self)
-        if not context.execute_async_v3(stream):
+            self._profile = index
+        _expect(context.set_input_shape(meta.input_name, (height, width, 3)), "set_input_shape", where, self)
+        _expect(context.set_tensor_address(meta.input_name, handle(slot.dev_in.ptr)), "set_tensor_address",
+                where, self)
+        if meta.guidance_input is not None:
+            _expect(context.set_tensor_address(meta.guidance_input, handle(slot.dev_w.ptr)), "set_tensor_address",
+                    where, self)
+        _expect(context.set_tensor_address(meta.output_name, handle(slot.dev_out.ptr)), "set_tensor_address",
+                where, self)
+        if not context.execute_async_v3(compute):
             from trtsr.runtime.engine_io import execution_failure
 
             raise execution_failure(self._errors.take(), f"execute_async_v3 {where}")
-        check_cuda(cudart.cudaMemcpyAsync(self._host_out.ptr, self._dev_out.ptr, host_out.nbytes, kind_d2h, stream))
-        check_cuda(cudart.cudaStreamSynchronize(stream))
-        return host_out.copy()
+        out_bytes = int(np.prod(out_shape)) * np.dtype(self.io_dtype).itemsize
+        check_cuda(cudart.cudaMemcpyAsync(slot.host_out.ptr, slot.dev_out.ptr, out_bytes, kind_d2h, compute))
+        check_cuda(cudart.cudaEventRecord(slot.done.handle, compute))
+        pending = Pending(self, slot, out_shape, where)
+        slot.pending = pending
+        self._in_flight.append(pending)
+        return pending
+
+    def _free_slot(self) -> IoSlot:
+        """A slot no queued work uses: an idle one, a second one (allocated once, on first need), or the
+        oldest one once its result is collected."""
+        for slot in self._slots:
+            if slot.pending is None:
+                return slot
+        if len(self._slots) < IO_SLOTS:
+            try:
+                with contextlib.ExitStack() as taken:
+                    slot = IoSlot(self._cudart, *self._io_bytes, taken)
+                    self._resources.enter_context(taken.pop_all())
+                self._slots.append(slot)
+                return slot
+            except OutOfMemory:
+                log.info("no memory for a second set of I/O buffers; inputs will not overlap")
+        oldest = self._in_flight[0]
+        oldest.collect()
+        return oldest.slot
+
+    def _release(self, pending: Pending) -> None:
+        pending.slot.pending = None
+        with contextlib.suppress(ValueError):
+            self._in_flight.remove(pending)
 
     def close(self) -> None:
         if getattr(self, "_cudart", None) is None:
@@ -245,21 +297,79 @@ class EngineSession:
                 save_runtime_cache(self._runtime_cache, self._runtime_cache_file)
             except Exception as exc:
                 log.warning("could not save the runtime cache: %s", exc)
+        for pending in list(getattr(self, "_in_flight", ())):
+            with contextlib.suppress(Exception):  # results nobody asked for; the buffers are about to go
+                pending.collect()
         self._resources.close()
         self._context = self._engine = None
         self._cudart = None
 
 
+IO_SLOTS = 2  # sets of I/O buffers per engine session: the input in hand, and the next one's copy
+
+
+class IoSlot:
+    """One set of I/O buffers for one queued input: pinned host and device memory for the input, the output
+    and w, and two events: `copied` (the input is on the device) and `done` (the output is back on the host).
+    Each piece is owned by `stack`."""
+
+    def __init__(self, cudart, in_bytes: int, out_bytes: int, stack: contextlib.ExitStack) -> None:
+        own = stack.enter_context
+        self.host_in, self.host_out = own(PinnedMemory(cudart, in_bytes)), own(PinnedMemory(cudart, out_bytes))
+        self.dev_in, self.dev_out = own(DeviceMemory(cudart, in_bytes)), own(DeviceMemory(cudart, out_bytes))
+        self.host_w, self.dev_w = own(PinnedMemory(cudart, 4)), own(DeviceMemory(cudart, 4))
+        self.copied, self.done = own(CudaEvent(cudart)), own(CudaEvent(cudart))
+        self.pending: Pending | None = None  # the queued work using this slot
+
+
 def allocate_io(cudart, in_bytes: int, out_bytes: int, stack: contextlib.ExitStack) -> tuple:
-    """(stream, host in, host out, device in, device out, host w, device w), each owned by `stack`.
+    """(compute stream, copy stream, first I/O slot), each piece owned by `stack`.
 
     A failure part-way (an allocation error) leaves what was taken on `stack`, whose close frees it.
     """
     own = stack.enter_context
-    return (own(CudaStream(cudart)), own(PinnedMemory(cudart, in_bytes)), own(PinnedMemory(cudart, out_bytes)),
-            own(DeviceMemory(cudart, in_bytes)), own(DeviceMemory(cudart, out_bytes)),
-            own(PinnedMemory(cudart, 4)), own(DeviceMemory(cudart, 4)))  # w, for engines that take it as an input
+    return own(CudaStream(cudart)), own(CudaStream(cudart)), IoSlot(cudart, in_bytes, out_bytes, stack)
 
+
+class Pending:
+    """Work queued by `submit`; `result()` waits for it and returns the output (a copy of its own)."""
+
+    def __init__(self, session: EngineSession | None, slot: IoSlot | None, shape: tuple[int, ...],
+                 where: str = "") -> None:
+        self.session, self.slot, self.shape, self.where = session, slot, shape, where
+        self._value: np.ndarray | None = None
+        self._error: BaseException | None = None
+
+    @classmethod
+    def done(cls, value: np.ndarray) -> Pending:
+        pending = cls(None, None, value.shape)
+        pending._value = value
+        return pending
+
+    @property
+    def ready(self) -> bool:
+        """The output (or the error) is here: `result()` will not wait."""
+        return self._value is not None or self._error is not None
+
+    def collect(self) -> None:
+        """Wait for the output and keep it here, freeing the slot for the next input."""
+        if self.ready:
+            return
+        session = self.session
+        try:
+            check_cuda(session._cudart.cudaEventSynchronize(self.slot.done.handle))
+            self._value = self.slot.host_out.view(self.shape, session.io_dtype).copy()
+        except TrtsrError as exc:
+            # the engine failed after it was queued (CUDA reports it here); keep the message for result()
+            self._error = type(exc)(f"{exc.reason} (engine run {self.where})")
+        finally:
+            session._release(self)
+
+    def result(self) -> np.ndarray:
+        self.collect()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 def save_runtime_cache(cache, path: Path) -> None:
     """Write a TensorRT-RTX runtime cache under the file's lock, atomically (never a torn file for a reader)."""
@@ -293,6 +403,29 @@ class CudaStream:
             self._stream = None
 
     def __enter__(self) -> CudaStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class CudaEvent:
+    """A CUDA event (no timing) that destroys itself."""
+
+    def __init__(self, cudart) -> None:
+        self._cudart = cudart
+        self._event = check_cuda(cudart.cudaEventCreateWithFlags(cudart.cudaEventDisableTiming))
+
+    @property
+    def handle(self):
+        return self._event
+
+    def close(self) -> None:
+        if self._event is not None:
+            self._cudart.cudaEventDestroy(self._event)
+            self._event = None
+
+    def __enter__(self) -> CudaEvent:
         return self
 
     def __exit__(self, *exc) -> None:
