@@ -73,6 +73,7 @@ def test_info_describes_the_engine(which, request):
     assert "profile 0  720p: output 60x60 to 1280x720" in text
     assert "input      lr: uint8 [?x?x3]" in text
     assert "cannot run here: no NVIDIA GPU" in text
+    assert "activation memory per profile: known only where the engine loads" in text
     assert "Traceback" not in proc.stderr
 
 

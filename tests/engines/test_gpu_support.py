@@ -128,3 +128,19 @@ def test_bench_records_the_refusal_without_building(on_h100, monkeypatch):
     monkeypatch.setattr(bench, "resolve_onnx", lambda *a, **k: pytest.fail("exported for an engine"), raising=False)
     result = bench.run_case("engine", "default", (256, 256), True, 4, 1, 1, lambda message: None)
     assert result.median_ms is None and "compute capability 9.0" in result.skipped
+
+
+def test_info_says_the_gpu_is_refused_without_reading_the_engine(exports, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import trtsr.engines.check as check
+
+    built = build_engine(exports.get(precision="fp16").onnx_path, tmp_path / "e.engine",
+                         BuildSettings(profiles=("256x256",), backend="tensorrt-rtx", compute_capabilities=("sm86",)))
+    monkeypatch.setattr(check, "detect_gpu", lambda: H100)
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("read the engine") if self == built.engine_path
+                        else read_bytes(self))
+    report = check.check_engine(built.engine_path)
+    assert report.runnable is False and report.activation_bytes is None
+    assert report.verdict.startswith("cannot run here: tensorrt-rtx") and "compute capability 9.0" in report.verdict

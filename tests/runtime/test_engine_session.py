@@ -53,3 +53,17 @@ def test_engine_matches_onnxruntime_across_profile_range(gpu, exports, real_rgb,
             assert psnr > 30, f"{precision} engine vs fp32 ONNX Runtime: {psnr:.1f} dB at {width}x{height}"
     finally:
         session.close()
+
+
+def test_info_reports_each_profiles_activation_memory(gpu, exports, tmp_path):
+    from trtsr.engines import BuildSettings, build_engine
+    from trtsr.engines.backend import usable_backends
+    from trtsr.engines.check import check_engine
+
+    built = build_engine(exports.get(precision="fp16", io="uint8").onnx_path, tmp_path / "two.engine",
+                         BuildSettings(profiles=("256x256", "64x64:512x512:1024x1024"),
+                                       backend=usable_backends(gpu)[0]))
+    report = check_engine(built.engine_path)
+    assert report.runnable, report.verdict
+    small, large = report.activation_bytes
+    assert 0 < small <= large

@@ -57,13 +57,18 @@ def info_command(
         for tensor in meta.tensors:
             shape = "x".join("?" if d < 0 else str(d) for d in tensor["shape"])
             out.print(f"  {tensor['mode']:<10} {tensor['name']}: {tensor['dtype']} [{shape}] (height x width x 3)")
+        activation = report.activation_bytes
         for index, prof in enumerate(meta.profiles):
+            memory = f", activation memory {activation[index] / 2**20:.0f} MiB" if activation else ""
             out.print(
                 f"  profile {index}  {prof['name']}: output {_size(prof['output_min'])} to "
                 f"{_size(prof['output_max'])}, "
                 f"tuned for {_size(prof['output_opt'])} (input {_size(prof['input_min'])} to "
-                f"{_size(prof['input_max'])})"
+                f"{_size(prof['input_max'])}){memory}"
             )
+        if not activation:
+            out.print("  activation memory per profile: known only where the engine loads (a GPU its backend "
+                      "runs on)")
         colour = "green" if report.runnable else "yellow"
         out.print(f"  here       [{colour}]{escape(report.verdict)}[/{colour}]")
 

@@ -252,6 +252,15 @@ class Backend:
     def runtime(self) -> Any:
         return self.module.Runtime(self.logger)
 
+    def activation_memory(self, engine_bytes: bytes) -> list[int] | None:
+        """Each profile's activation (scratch) memory in bytes, from the deserialised engine; None where it
+        cannot be deserialised here (no GPU the backend runs on)."""
+        engine = self.runtime().deserialize_cuda_engine(engine_bytes)
+        if engine is None or not hasattr(engine, "get_device_memory_size_for_profile_v2"):
+            return None
+        return [int(engine.get_device_memory_size_for_profile_v2(i))
+                for i in range(int(engine.num_optimization_profiles))]
+
     def engine_validity(self, engine_bytes: bytes) -> tuple[bool, str]:
         """Whether this machine can run the engine, and why not."""
         runtime = self.runtime()

@@ -16,6 +16,8 @@ class EngineReport:
     metadata: EngineMetadata
     runnable: bool
     verdict: str
+    # each profile's activation memory in bytes, from the deserialised engine (None: not deserialisable here)
+    activation_bytes: list[int] | None = None
 
 
 def check_engine(engine_path: str | Path) -> EngineReport:
@@ -41,6 +43,12 @@ def check_engine(engine_path: str | Path) -> EngineReport:
     gpu = detect_gpu()
     if gpu is None:
         return EngineReport(meta, False, "cannot run here: no NVIDIA GPU (the engine itself is intact)")
-    ok, why = backend.engine_validity(engine_path.read_bytes())
+    try:
+        backend.check_runs_on(gpu)
+    except TrtsrError as exc:
+        return EngineReport(meta, False, f"cannot run here: {exc.reason}")
+    data = engine_path.read_bytes()
+    ok, why = backend.engine_validity(data)
     where = f"{gpu.name} (sm {gpu.compute_capability})"
-    return EngineReport(meta, ok, f"{'runs' if ok else 'cannot run'} on {where}: {why}")
+    activation = backend.activation_memory(data) if ok else None
+    return EngineReport(meta, ok, f"{'runs' if ok else 'cannot run'} on {where}: {why}", activation)
