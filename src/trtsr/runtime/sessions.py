@@ -361,7 +361,8 @@ class Pending:
             self._value = self.slot.host_out.view(self.shape, session.io_dtype).copy()
         except TrtsrError as exc:
             # the engine failed after it was queued (CUDA reports it here); keep the message for result()
-            self._error = type(exc)(f"{exc.reason} (engine run {self.where})")
+            kind = OutOfMemory if isinstance(exc, OutOfMemory) else TrtsrError
+            self._error = kind(f"{exc.reason} (engine run {self.where})")
         finally:
             session._release(self)
 
