@@ -279,6 +279,20 @@ def test_an_input_too_large_for_every_profile_takes_no_slot():
     session.close()
 
 
+def test_a_profile_switch_waits_for_the_queued_runs_first():
+    cudart = HostCudart()
+    session = session_over(cudart, StandInContext(cudart))
+    session.metadata.profile_for = lambda h, w: 0 if max(h, w) <= 32 else 1 if max(h, w) <= 64 else None
+    small, large = inputs(3, 64)[2], inputs(1, 64)[0]  # 7x21 (profile 0) and 64x64 (profile 1)
+    first = session.submit(small)
+    second = session.submit(small)  # same profile: queued behind the first
+    assert not first.ready and not second.ready
+    third = session.submit(large)  # the switch (activation memory may move) waits for both
+    assert first.ready and second.ready and not third.ready
+    check(first.result(), small, 1), check(second.result(), small, 2), check(third.result(), large, 3)
+    session.close()
+
+
 # -- on a GPU ------------------------------------------------------------------------------------------
 
 @pytest.mark.gpu

@@ -241,6 +241,10 @@ class EngineSession:
         check_cuda(cudart.cudaEventRecord(slot.copied.handle, copy))
         check_cuda(cudart.cudaStreamWaitEvent(compute, slot.copied.handle, 0))
         if index != self._profile:
+            # A profile switch may reallocate the context's activation memory (on-profile-change): let the
+            # queued runs, which use it, finish first. Switches are rare (a new size class of input).
+            for queued in list(self._in_flight):
+                queued.collect()
             self._profile = -1  # unknown until the call succeeds
             _expect(context.set_optimization_profile_async(index, compute), "set_optimization_profile_async",
                     where, self)
@@ -371,6 +375,7 @@ class Pending:
         if self._error is not None:
             raise self._error
         return self._value
+
 
 def save_runtime_cache(cache, path: Path) -> None:
     """Write a TensorRT-RTX runtime cache under the file's lock, atomically (never a torn file for a reader)."""
