@@ -188,9 +188,9 @@ class Upscaler:
             if self._session is None:
                 raise TrtsrError("this Upscaler is closed")
             rgb = picture.rgb
-            queued = self._queue_whole(rgb)
+            queued, failure = self._queue_whole(rgb)
             if queued is None:
-                return UpscaleJob(self, picture, progress, value=self._upscale_rgb(rgb, progress))
+                return UpscaleJob(self, picture, progress, value=self._upscale_rgb(rgb, progress, failure))
             job = UpscaleJob(self, picture, progress, pending=queued)
             if getattr(queued, "ready", False):  # a session that ran it already (ONNX Runtime)
                 self._collect(job)
@@ -257,17 +257,16 @@ class Upscaler:
         tile = self._tile_size()
         return self._fits_engine(height, width) or (height <= tile and width <= tile), tile
 
-    def _queue_whole(self, rgb: np.ndarray):
-        """The session's Pending for `rgb` in one piece, or None: it runs tiled, the session cannot queue, or
-        queueing failed for memory or size (the tiled path then takes it)."""
+    def _queue_whole(self, rgb: np.ndarray) -> tuple[object | None, Exception | None]:
+        """(the session's Pending for `rgb` in one piece, None) or (None, why not): None when it runs tiled or
+        the session cannot queue; the error when queueing the whole picture failed for memory or size."""
         submit = getattr(self._session, "submit", None)
         if submit is None or not self._runs_whole(*rgb.shape[:2])[0]:
-            return None
+            return None, None
         try:
-            return submit(self._session_input(rgb), guidance=self._guidance)
+            return submit(self._session_input(rgb), guidance=self._guidance), None
         except (OutOfMemory, TooLarge) as exc:
-            log.debug("queueing the whole picture failed (%s); running it the slow way", exc)
-            return None
+            return None, exc
 
     def _tile_size(self) -> int | None:
         if self.tile is not None:
