@@ -20,7 +20,8 @@ def info_command(
     path: Annotated[Path, typer.Argument(help="An engine (MODEL.engine) or an exported graph (MODEL.onnx).")],
     verbose: VerboseOption = False,
 ) -> None:
-    """Describe an engine: metadata, I/O tensors, profiles, and whether it is valid on this machine.
+    """Describe an engine: metadata, I/O tensors, profiles, and whether it is valid on this machine
+    (and, where it loads, each profile's activation memory).
 
     For an .onnx file, prints its export spec instead.
     """
