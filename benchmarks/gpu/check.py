@@ -1,29 +1,36 @@
-"""The one-call GPU check: what the engine runtime does the first time it meets a GPU.
+"""The one-call GPU check: everything trtsr measures the first time it meets a GPU, in one command.
 
     python benchmarks/gpu/check.py OUT            # on the GPU machine (benchmarks/gpu/check.sh)
     python benchmarks/gpu/check.py OUT --dry-run  # the same stages on a CPU, at toy sizes (CI)
 
-Stages, each recorded whatever happens (an exception becomes its exact message):
-1. `environment`: GPU, driver, CUDA, Python packages, TensorRT backend and version.
-2. `engine_probe`: build a TensorRT-RTX engine from the shipped default graph (x4, PadCFG,
-   w as an input) for this GPU, load it, and run it at the minimum, optimum and maximum
-   of its profile against ONNX Runtime on the same graph (PSNR, finite, not black). A
-   refusal (a compute capability the backend does not support) is recorded word for word.
-3. `engine_latency` (only when the probe ran): `trtsr.pipeline.bench` engine cases for
-   the default model at each output size, with and without PadCFG.
-4. `baselines`: PyTorch eager (bf16, fp16, SDPA) and torch.compile (bf16) for the default
-   model and the full-size GenDR-Pix (random weights, the same compute), and ONNX Runtime,
-   at the same sizes; a case that runs out of time or memory is recorded as skipped.
-Writes OUT/gpu-check.json and OUT/gpu-check.png (latency bars, via trtsr.pipeline.bench).
+Stages, in order of what matters most, each recorded whatever happens (an exception becomes its exact
+message) and the JSON rewritten after each, so a check stopped from outside keeps what it measured:
+1. `environment`: GPU, driver, CUDA, cuDNN, package versions, SDPA kernels torch has.
+2. `engine_probe`: a TensorRT-RTX engine of the shipped graph built, loaded and run against ONNX Runtime,
+   only where TensorRT-RTX is installed and lists this GPU (on an H100/H200 it is skipped with the reason).
+3. `gpu_tests`: `pytest -m gpu` on the GPU test files (log in OUT/gpu-tests.log).
+4. `trtsr_run`: `trtsr run -b auto` end to end on the real pictures in tests/data (grey, alpha, 16-bit),
+   whole and tiled; outputs checked (size, bit depth, alpha, grey kept) and a photo against ONNX Runtime.
+5. `attention`: the full-size model (random weights) at 4K with PadCFG, eager, per SDPA kernel (PyTorch's
+   own choice, flash, cuDNN, memory-efficient), the kernel names PyTorch's choice ran, and the peak with
+   the feed-forward chunked; the fastest kernel serves every later stage.
+6. `folder`: `trtsr run`'s own loop (decode ahead, encode behind) over a folder of photos upscaled to 4K by
+   the full-size model, against the bare model's time for the same pictures.
+7. `compiled`: torch.compile of the full-size model at 4K with PadCFG (the target case), then of the
+   default model at 4K.
+8. `latency`: both models, eager, at 1080p, 4K and 8K output, with and without PadCFG (8K last).
+Writes OUT/gpu-check.json, OUT/gpu-check.png (latency bars) and OUT/gpu-check.log (check.sh).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
+import importlib.metadata
+import importlib.util
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,30 +41,33 @@ from typing import Any
 
 import numpy as np
 
-GPU_SIZES = ("1080p", "1440p", "4k", "8k")
-DRY_SIZES = ("96x96", "160x128")
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+GPU_SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160), "8k": (7680, 4320)}
+DRY_SIZES = {"1080p": (96, 64), "4k": (160, 96), "8k": (192, 128)}
 GPU_PROFILE = "640x360:1920x1080:3840x2160"  # output sizes: min, opt, max of the probe's engine
 DRY_PROFILE = "64x64:128x128:256x256"
-FULL_SIZE_LIMIT = "4k"  # the full-size model's largest timed size; 8K gets one pass at the end when time is left
-# When the GPU refuses an engine built for it (`--cc current`), the probe also tries these ahead-of-time targets and
-# records each answer: the backend's default set, and the nearest listed capability (sm89).
-FALLBACK_TARGETS: tuple[tuple[str, ...], ...] = ((), ("sm89",))
+# tests/engines needs TensorRT-RTX to collect; it joins where the check's machine has it (an RTX card).
+GPU_TEST_FILES = ("tests/models/test_torch_session.py", "tests/pipeline/test_choose.py",
+                  "tests/runtime/test_cuda_gpu.py", "tests/runtime/test_overlap.py")
+PACKAGES = ("torch", "triton", "diffusers", "onnxruntime", "onnxruntime-gpu", "numpy", "pillow", "cuda-bindings",
+            "tensorrt", "tensorrt-rtx-cu12")
+KERNELS = ("auto", "flash", "cudnn", "efficient")
+FOLDER_PICTURES = 8
 
 
-def _guarded(record: dict[str, Any], key: str, work) -> Any:
+def guarded(record: dict[str, Any], key: str, work) -> Any:
     """Run `work()`; on failure store its exact message under record[key + '_error'] and return None."""
     try:
         return work()
     except Exception as exc:  # the check records every failure and goes on
-        record[f"{key}_error"] = f"{type(exc).__name__}: {exc}"
-        record[f"{key}_traceback"] = traceback.format_exc(limit=4)
+        record[f"{key}_error"] = f"{type(exc).__name__}: {str(exc)[:2000]}"
+        record[f"{key}_traceback"] = traceback.format_exc(limit=6)[-3000:]
         return None
 
 
 def environment() -> dict[str, Any]:
-    from trtsr.engines.backend import installed_backends, load_backend
     from trtsr.gpu import detect_gpu
-    from trtsr.measure import environment as versions
 
     env: dict[str, Any] = {"python": sys.version.split()[0]}
     gpu = detect_gpu()
@@ -67,218 +77,552 @@ def environment() -> dict[str, Any]:
                                            timeout=20).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         env["nvidia_smi"] = f"not available ({type(exc).__name__})"
-    env["backends"] = {}
-    for name in installed_backends():
-        backend = load_backend(name)
-        env["backends"][name] = backend.version
-    _guarded(env, "versions", lambda: env.update(versions()))
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    env["versions"] = versions
     try:
         import torch
 
-        env["torch"] = {"version": torch.__version__, "cuda": torch.version.cuda,
-                        "cuda_available": bool(torch.cuda.is_available())}
+        info: dict[str, Any] = {"version": torch.__version__, "cuda": torch.version.cuda,
+                                "cuda_available": bool(torch.cuda.is_available())}
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            info.update(device=props.name, multiprocessors=props.multi_processor_count,
+                        memory_gib=round(props.total_memory / 2**30, 1), bf16=torch.cuda.is_bf16_supported(),
+                        cudnn=torch.backends.cudnn.version(),
+                        flash_sdpa=torch.backends.cuda.is_flash_attention_available())
+            try:
+                from torch.nn.attention import list_flash_attention_impls
+
+                info["flash_attention_impls"] = list(list_flash_attention_impls())
+            except ImportError:
+                info["flash_attention_impls"] = "not in this torch"
+        env["torch"] = info
     except ImportError:
         env["torch"] = None
     return env
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+def engine_probe(work: Path, profile: str, dry_run: bool) -> dict[str, Any]:
+    """TensorRT-RTX on this GPU, where it is installed and lists the GPU; else the reason it was skipped."""
+    from trtsr.engines.backend import installed_backends, load_backend
+    from trtsr.errors import TrtsrError
+    from trtsr.gpu import detect_gpu
 
-
-def _test_image(height: int, width: int) -> np.ndarray:
-    """A real photograph from the package's test data when present, else smooth synthetic content, at this size."""
-    from PIL import Image
-
-    photo = Path(__file__).resolve().parents[2] / "tests" / "data" / "0030.jpg"
-    if photo.is_file():
-        with Image.open(photo) as img:
-            return np.asarray(img.convert("RGB").resize((width, height), Image.Resampling.BICUBIC))
-    y, x = np.mgrid[0:height, 0:width]
-    return np.stack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)),
-                     ((x + y) % 64) * 4], axis=-1).astype(np.uint8)
-
-
-def engine_probe(work: Path, profile: str, compute_capability: tuple[str, ...]) -> dict[str, Any]:
+    if "tensorrt-rtx" not in installed_backends():
+        return {"skipped": "TensorRT-RTX is not installed here"}
+    gpu = detect_gpu()
+    if gpu is not None:
+        try:
+            load_backend("tensorrt-rtx").check_runs_on(gpu)
+        except TrtsrError as exc:
+            return {"skipped": exc.reason}
     from trtsr.engines.builder import BuildSettings, build_engine
     from trtsr.engines.profiles import ShapeProfile
     from trtsr.paths import shipped_onnx
     from trtsr.runtime.sessions import EngineSession, OnnxRuntimeSession
     from trtsr.spec import ExportSpec, spec_path_for
 
-    probe: dict[str, Any] = {"graph": shipped_onnx().name, "profile": profile,
-                             "compute_capability": list(compute_capability) or "backend default"}
     graph = shipped_onnx()
-    spec = ExportSpec.load(spec_path_for(graph))
+    probe: dict[str, Any] = {"graph": graph.name, "profile": profile}
     started = time.perf_counter()
-    built = _guarded(probe, "build", lambda: build_engine(
-        graph, work / "probe.engine",
-        BuildSettings(profiles=(profile,), backend="tensorrt-rtx", compute_capabilities=compute_capability)))
+    cc = () if dry_run or gpu is None else ("current",)
+    built = guarded(probe, "build", lambda: build_engine(
+        graph, work / "probe.engine", BuildSettings(profiles=(profile,), backend="tensorrt-rtx",
+                                                    compute_capabilities=cc)))
     probe["built"] = built is not None
     if built is None:
         return probe
     probe["build_seconds"] = round(time.perf_counter() - started, 2)
     probe["engine_bytes"] = built.engine_path.stat().st_size
-    session = _guarded(probe, "load", lambda: EngineSession(built.engine_path))
+    session = guarded(probe, "load", lambda: EngineSession(built.engine_path))
     probe["loaded"] = session is not None
     if session is None:
         return probe
     reference = OnnxRuntimeSession(graph, use_cuda=False)
+    spec = ExportSpec.load(spec_path_for(graph))
     runs = []
     try:
-        shapes = ShapeProfile.parse(profile).input_shapes(spec.sizes)
-        for label, shape in zip(("min", "opt", "max"), shapes, strict=True):
-            height, width = shape[0], shape[1]
-            lr = _test_image(height, width).astype(np.float32)
-            row: dict[str, Any] = {"point": label, "input": [width, height]}
-            got = _guarded(row, "engine", lambda lr=lr: session.infer(lr))
+        for label, shape in zip(("min", "opt", "max"), ShapeProfile.parse(profile).input_shapes(spec.sizes),
+                                strict=True):
+            lr = photo(shape[0], shape[1]).astype(np.float32)
+            row: dict[str, Any] = {"point": label, "input": [shape[1], shape[0]]}
+            got = guarded(row, "engine", lambda lr=lr: session.infer(lr))
             if got is not None:
-                ref = reference.infer(lr)
-                row.update(psnr_vs_onnxruntime=round(_psnr(got, ref), 2), finite=bool(np.isfinite(got).all()),
-                           std=round(float(np.std(got)), 2))
+                row["psnr_vs_onnxruntime"] = round(psnr(got, reference.infer(lr)), 2)
             runs.append(row)
     finally:
         session.close()
         reference.close()
     probe["runs"] = runs
-    probe["ran"] = bool(runs) and all("psnr_vs_onnxruntime" in r for r in runs)
     return probe
 
 
-def probe_attempts(work: Path, profile: str, first: tuple[str, ...], gpu: bool) -> dict[str, Any]:
-    """The probe for `first`; on a GPU that refuses it, each fallback target too, until one runs."""
-    probe = engine_probe(work, profile, first)
-    if not gpu or probe.get("ran"):
-        return probe
-    probe["other_targets"] = []
-    for index, targets in enumerate(FALLBACK_TARGETS):
-        attempt = _guarded({}, "probe", lambda t=targets, i=index: engine_probe(work / f"attempt{i}", profile, t))
-        if attempt is None:
+def gpu_tests(out: Path, timeout: float) -> dict[str, Any]:
+    files = [f for f in GPU_TEST_FILES if (ROOT / f).is_file()]
+    if importlib.util.find_spec("tensorrt_rtx") is not None:
+        files.append("tests/engines/test_gpu_support.py")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-q", "-rs", *files]
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    (out / "gpu-tests.log").write_text(proc.stdout + proc.stderr)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    return {"command": " ".join(command[1:]), "exit_code": proc.returncode, "summary": lines[-1] if lines else "",
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def trtsr_run(work: Path, dry_run: bool) -> dict[str, Any]:
+    """`trtsr run -b auto` on the test pictures (whole, then one tiled), each output checked against its input."""
+    from trtsr.runtime.images import read_image
+
+    inputs = sorted(p for p in DATA.iterdir() if p.suffix.lower() in (".png", ".jpg"))
+    record: dict[str, Any] = {"inputs": [p.name for p in inputs]}
+    runs = {"whole": [], "tiled": ["--tile", "96", "--overlap", "16"]}
+    for label, extra in runs.items():
+        folder = work / f"run-{label}"
+        chosen = inputs if label == "whole" else inputs[:2]
+        backend = "torch" if dry_run else "auto"  # on a CPU, torch stands in for what auto picks on the GPU
+        command = [sys.executable, "-m", "trtsr", "run", *map(str, chosen), "-o", f"{folder}/", "-b", backend,
+                   *extra]
+        started = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=240)
+        entry: dict[str, Any] = {"command": " ".join(command[3:]), "exit_code": proc.returncode,
+                                 "seconds": round(time.perf_counter() - started, 1),
+                                 "stdout": proc.stdout[-3000:], "stderr": proc.stderr[-3000:]}
+        checks = []
+        for source in chosen:
+            target = folder / f"{source.stem}_x4{source.suffix}"
+            row: dict[str, Any] = {"input": source.name, "written": target.is_file()}
+            if target.is_file():
+                before, after = read_image(source), read_image(target)
+                row.update(size_x4=after.size == (before.size[0] * 4, before.size[1] * 4),
+                           bits_kept=after.bits == before.bits, grey_kept=after.grayscale == before.grayscale,
+                           alpha_kept=(after.alpha is None) == (before.alpha is None))
+            checks.append(row)
+        entry["outputs"] = checks
+        entry["all_good"] = proc.returncode == 0 and all(
+            r["written"] and r["size_x4"] and r["bits_kept"] and r["grey_kept"] and r["alpha_kept"] for r in checks)
+        record[label] = entry
+    # The same photo through ONNX Runtime (fp32, CPU) against what the run wrote.
+    from trtsr.pipeline.upscaler import Upscaler
+
+    source = DATA / "0030.jpg"
+    written = work / "run-whole" / "0030_x4.jpg"
+    if written.is_file():
+        with Upscaler("default", backend="onnxruntime", tile=4096) as reference:
+            expected = reference.upscale_picture(read_image(source)).rgb
+        got = read_image(written).rgb
+        record["photo_psnr_vs_onnxruntime_fp32"] = round(psnr(got, np.clip(np.rint(expected), 0, 255)), 2)
+        record["photo_note"] = "the run's JPEG output (quality 95) against ONNX Runtime's unrounded fp32 pixels"
+    return record
+
+
+def photo(height: int, width: int, index: int = 0) -> np.ndarray:
+    """A real photograph from tests/data, resized to this size."""
+    from PIL import Image
+
+    names = ("0030.jpg", "0014.jpg", "ADE_val_00000114.jpg", "wolf_gray.jpg")
+    with Image.open(DATA / names[index % len(names)]) as img:
+        return np.asarray(img.convert("RGB").resize((width, height), Image.Resampling.BICUBIC))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+class Bench:
+    """Times sessions' modules on device tensors, with the allocator's peak (weights included)."""
+
+    def __init__(self, dry_run: bool) -> None:
+        import torch
+
+        self.torch = torch
+        self.cuda = torch.cuda.is_available()
+        self.dry_run = dry_run
+
+    def sync(self) -> None:
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def case(self, session, size: tuple[int, int], *, warmup: int, repeats: int) -> dict[str, Any]:
+        torch = self.torch
+        width, height = size
+        scale = session.scale
+        lr = photo(height // scale, width // scale)
+        x = torch.from_numpy(lr.astype(session.io_dtype)).to(session.device)
+        w = None if session.guidance is None else torch.tensor([session.guidance], dtype=torch.float32,
+                                                                device=session.device)
+        args = (x,) if w is None else (x, w)
+        if self.cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+
+        def run():
+            with torch.inference_mode(), session._attention():
+                session._module(*args)
+
+        started = time.perf_counter()
+        run()
+        self.sync()
+        first = (time.perf_counter() - started) * 1000
+        for _ in range(max(0, warmup - 1)):
+            run()
+        self.sync()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            self.sync()
+            times.append((time.perf_counter() - started) * 1000)
+        row = {"output": [width, height], "padcfg": session.guidance is not None, "first_ms": round(first, 1),
+               "median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2),
+               "max_ms": round(max(times), 2), "repeats": repeats}
+        if self.cuda:
+            row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+            row["peak_kind"] = "torch.cuda.max_memory_allocated, weights included"
+        return row
+
+    def host_to_host(self, session, size: tuple[int, int], repeats: int) -> float:
+        """session.infer (numpy in, numpy out): what the upscaler sees, copies included; median ms."""
+        width, height = size
+        lr = photo(height // session.scale, width // session.scale)
+        session.infer(lr)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            session.infer(lr)
+            times.append((time.perf_counter() - started) * 1000)
+        return round(statistics.median(times), 2)
+
+
+def attention_kernels_used(session, size: tuple[int, int]) -> list[str]:
+    """Names of the CUDA kernels whose names say attention, in one profiled run of `session`."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    width, height = size
+    lr = torch.from_numpy(photo(height // session.scale, width // session.scale).astype(session.io_dtype))
+    x = lr.to(session.device)
+    w = torch.tensor([session.guidance], dtype=torch.float32, device=session.device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof, torch.inference_mode(), session._attention():
+        session._module(x, w)
+        torch.cuda.synchronize()
+    names = {event.key for event in prof.key_averages()}
+    words = ("flash", "fmha", "attention", "attn", "cudnn", "sdpa", "mem_eff")
+    return sorted(name[:160] for name in names if any(word in name.lower() for word in words))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="folder for gpu-check.json, gpu-check.png and gpu-tests.log")
+    parser.add_argument("--dry-run", action="store_true", help="CPU stand-in: toy sizes, fp32, the same stages")
+    parser.add_argument("--deadline", type=float, default=480.0,
+                        help="seconds for the whole check; later cases are recorded as skipped")
+    parser.add_argument("--followup", action="store_true",
+                        help="only the layout and memory follow-up at the target case (after a first check)")
+    args = parser.parse_args(argv)
+    say = lambda message: print(f"[{time.perf_counter() - started:6.1f} s] {message}", flush=True)  # noqa: E731
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="trtsr-gpu-check-"))  # engines, graphs and pictures stay out of OUT
+    started = time.perf_counter()
+    deadline = time.monotonic() + args.deadline
+    report: dict[str, Any] = {
+        "what": "trtsr one-call GPU check (benchmarks/gpu/check.py)", "dry_run": args.dry_run,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+    def save() -> None:
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        (args.out / "gpu-check.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+    def left() -> float:
+        return deadline - time.monotonic()
+
+    say("environment")
+    report["environment"] = guarded(report, "environment", environment)
+    save()
+    if args.followup:
+        guarded(report, "followup", lambda: followup(args, save, report, say, left))
+        save()
+        print(json.dumps(report.get("followup"), indent=1), flush=True)
+        return 0
+    say("engine probe")
+    report["engine_probe"] = guarded(report, "engine_probe", lambda: engine_probe(
+        work, DRY_PROFILE if args.dry_run else GPU_PROFILE, args.dry_run))
+    save()
+    if not args.dry_run:
+        say("gpu tests")
+        report["gpu_tests"] = guarded(report, "gpu_tests", lambda: gpu_tests(args.out, timeout=150))
+        save()
+    say("trtsr run")
+    report["trtsr_run"] = guarded(report, "trtsr_run", lambda: trtsr_run(work, args.dry_run))
+    save()
+    guarded(report, "models", lambda: measure_models(report, args, work, save, say, left))
+    save()
+    guarded(report, "plot", lambda: write_plot(report, args.out / "gpu-check.png"))
+    save()
+    shutil.rmtree(work, ignore_errors=True)
+    say(f"wrote {args.out / 'gpu-check.json'}")
+    print(summary(report), flush=True)
+    return 0
+
+
+def measure_models(report, args, work: Path, save, say, left) -> None:
+    import torch
+
+    from trtsr import defaults
+    from trtsr.models import build_preset, load_model
+    from trtsr.models.torch_session import TorchSession, TorchSettings
+
+    bench = Bench(args.dry_run)
+    sizes = DRY_SIZES if args.dry_run else GPU_SIZES
+    big = "tiny" if args.dry_run else "gendr-pix"  # the full-size model: random weights, the real compute
+    warm, reps = (1, 2) if args.dry_run else (2, 5)
+    say(f"building {big}")
+    t0 = time.perf_counter()
+    net = build_preset(big)
+    report["full_size_build_seconds"] = round(time.perf_counter() - t0, 1)
+    kernels = ("auto",) if args.dry_run else KERNELS
+    four_k = sizes["4k"]
+
+    def session(model, guidance, **settings):
+        return TorchSession(model, scale=4, guidance=guidance, settings=TorchSettings(**settings))
+
+    # 5. attention kernels, full-size model, 4K, PadCFG, eager
+    attention: dict[str, Any] = {"model": big, "output": list(four_k), "padcfg": True, "precision": "bf16",
+                                 "cases": {}}
+    report["attention"] = attention
+    padcfg = session(net, defaults.GUIDANCE)
+    report["full_size_session"] = padcfg.backend_name
+    for kernel in kernels:
+        say(f"attention {kernel}")
+        padcfg.settings = TorchSettings(attention=kernel)
+        attention["cases"][kernel] = guarded(attention, f"kernel_{kernel}",
+                                             lambda: bench.case(padcfg, four_k, warmup=warm, repeats=reps))
+        save()
+    timed = {k: v["median_ms"] for k, v in attention["cases"].items() if v}
+    best = min(timed, key=timed.get) if timed else "auto"
+    attention["fastest"] = best
+    padcfg.settings = TorchSettings(attention=best)
+    if bench.cuda:
+        attention["auto_ran_kernels"] = guarded(attention, "profile", lambda: attention_kernels_used(
+            session_with(padcfg, "auto"), four_k))
+        padcfg.settings = TorchSettings(attention=best)
+    save()
+    # 6. trtsr run's folder loop against the bare model, same pictures, same session
+    say("folder")
+    report["folder"] = guarded(report, "folder", lambda: folder_throughput(padcfg, bench, four_k, work, warm, reps))
+    save()
+    # 7. compiled: the target case first
+    compiled: dict[str, Any] = {}
+    report["compiled"] = compiled
+    if bench.cuda and left() > 150:
+        say(f"compile {big} 4k PadCFG ({best} attention)")
+        padcfg.close()
+        net_c = session(net, defaults.GUIDANCE, compile=True, attention=best)
+        compiled[f"{big} 4k padcfg"] = row = guarded(compiled, "full", lambda: bench.case(
+            net_c, four_k, warmup=warm, repeats=reps))
+        if row:
+            row["host_to_host_ms"] = guarded(compiled, "full_h2h", lambda: bench.host_to_host(net_c, four_k, 3))
+            row["psnr_vs_eager_db"] = guarded(compiled, "agreement", lambda: agreement(net_c, net, four_k))
+        net_c.close()
+        torch._dynamo.reset()
+        save()
+    elif not bench.cuda:
+        compiled["skipped"] = "torch.compile is for CUDA (the torch backend refuses it on the CPU)"
+    # 8. latency, eager, both models, PadCFG on and off; 8K last
+    latency: list[dict[str, Any]] = []
+    report["latency"] = latency
+    default_net = load_model("default")
+    for size_name in ("1080p", "4k", "8k"):
+        for model_name, model in (("default", default_net), (big, net)):
+            for guidance in (defaults.GUIDANCE, None):
+                label = f"{model_name} {size_name} {'padcfg' if guidance else 'no padcfg'}"
+                long = size_name == "8k" and model_name == big
+                if left() < (90 if long else 20):
+                    latency.append({"case": label, "skipped": "the check's time ran out"})
+                    continue
+                say(f"latency {label}")
+                run = session(model, guidance, attention=best)
+                row = guarded({}, "case", lambda run=run, s=size_name, long=long: bench.case(
+                    run, sizes[s], warmup=1 if long else warm, repeats=2 if long else reps))
+                latency.append({"case": label, "model": model_name, "attention": best,
+                                **(row or {"skipped": "failed (out of memory?)"})})
+                run.close()
+                save()
+        if size_name == "4k" and bench.cuda and left() > 120:
+            say("compile default 4k PadCFG")
+            small = session(default_net, defaults.GUIDANCE, compile=True, attention=best)
+            compiled["default 4k padcfg"] = guarded(compiled, "default", lambda small=small: bench.case(
+                small, four_k, warmup=warm, repeats=reps))
+            small.close()
+            torch._dynamo.reset()
+            save()
+    if bench.cuda and left() > 60:
+        say("peak with the feed-forward chunked")
+        chunked = session(net, defaults.GUIDANCE, attention=best, chunk_feed_forward=True)
+        attention["chunked_feed_forward"] = guarded(attention, "chunked", lambda: bench.case(
+            chunked, four_k, warmup=1, repeats=3))
+        chunked.close()
+        save()
+
+
+def agreement(compiled_session, net, size: tuple[int, int]) -> float:
+    """PSNR of the compiled session's output against an eager session's on the same photo (same weights)."""
+    from trtsr import defaults
+    from trtsr.models.torch_session import TorchSession
+
+    width, height = size
+    lr = photo(height // compiled_session.scale, width // compiled_session.scale)
+    got = compiled_session.infer(lr)
+    eager = TorchSession(net, scale=compiled_session.scale, guidance=defaults.GUIDANCE)
+    try:
+        return round(psnr(got, eager.infer(lr)), 2)
+    finally:
+        eager.close()
+
+
+def followup(args, save, report, say, left) -> None:
+    """Layout and memory levers at the target case (full-size, 4K, PadCFG), the plain case re-measured first in
+    the same process: channels-last eager and compiled, the chunked feed-forward's peak, and 8K without PadCFG."""
+    import torch
+
+    from trtsr import defaults
+    from trtsr.models import build_preset
+    from trtsr.models.torch_session import TorchSession, TorchSettings
+
+    bench = Bench(args.dry_run)
+    sizes = DRY_SIZES if args.dry_run else GPU_SIZES
+    big = "tiny" if args.dry_run else "gendr-pix"
+    warm, reps = (1, 2) if args.dry_run else (2, 5)
+    net = build_preset(big)
+    cases: dict[str, Any] = {}
+    report["followup"] = cases
+    plans = [("eager", {}), ("eager channels-last", {"channels_last": True}),
+             ("eager chunked feed-forward", {"chunk_feed_forward": True})]
+    for label, settings in plans:
+        if left() < 30:
+            cases[label] = {"skipped": "the check's time ran out"}
             continue
-        probe["other_targets"].append(attempt)
-        if attempt.get("ran"):
-            break
-    return probe
+        say(f"followup {label}")
+        run = TorchSession(net, scale=4, guidance=defaults.GUIDANCE, settings=TorchSettings(**settings))
+        cases[label] = guarded(cases, label, lambda run=run: bench.case(run, sizes["4k"], warmup=warm, repeats=reps))
+        if settings.get("chunk_feed_forward"):  # undo, so later cases run the plain blocks
+            for block in net.unet.modules():
+                if hasattr(block, "set_chunk_feed_forward"):
+                    block.set_chunk_feed_forward(None, 0)
+        run.close()
+        net = net.to(memory_format=torch.contiguous_format)
+        save()
+    if left() > 60:
+        say("followup 8k no padcfg")
+        run = TorchSession(net, scale=4, guidance=None)
+        cases["eager 8k no padcfg"] = guarded(cases, "8k", lambda: bench.case(run, sizes["8k"], warmup=1, repeats=2))
+        run.close()
+        save()
+    if bench.cuda and left() > 150:
+        say("followup compiled channels-last")
+        run = TorchSession(net, scale=4, guidance=defaults.GUIDANCE,
+                           settings=TorchSettings(compile=True, channels_last=True))
+        cases["compiled channels-last"] = row = guarded(cases, "compiled", lambda: bench.case(
+            run, sizes["4k"], warmup=warm, repeats=reps))
+        if row:
+            row["psnr_vs_eager_db"] = guarded(cases, "agreement", lambda: agreement(run, net, sizes["4k"]))
+        run.close()
+        save()
 
 
-def latency_cases(models: list[str], sizes: tuple[str, ...], backends: list[str], *, warmup: int, repeats: int,
-                  budget_s: float, say, deadline: float | None = None) -> list[dict[str, Any]]:
-    """`trtsr.pipeline.bench` cases in order; once the budget (or the check's deadline) is spent the rest are
-    recorded as skipped."""
-    from trtsr.pipeline.bench import parse_size, run_case
+def session_with(session, kernel: str):
+    """The same session with another attention setting (the module and weights are shared)."""
+    from trtsr.models.torch_session import TorchSettings
 
-    rows = []
-    deadline = min(time.monotonic() + budget_s, deadline if deadline is not None else float("inf"))
-    for model in models:
-        model_sizes = sizes
-        if model == "gendr-pix" and FULL_SIZE_LIMIT in sizes:
-            model_sizes = sizes[: sizes.index(FULL_SIZE_LIMIT) + 1]
-        for backend in backends:
-            # compiling the full-size UNet costs minutes per shape: one size only
-            case_sizes = model_sizes[:1] if model == "gendr-pix" and backend.startswith("torch-compile") \
-                else model_sizes
-            if model == "gendr-pix" and backend == "onnxruntime":
-                continue  # ONNX Runtime has no GPU provider on the check's machine: minutes per case on its CPU
-            for padcfg in (True, False):
-                for size in case_sizes:
-                    if time.monotonic() > deadline:
-                        rows.append({"model": model, "backend": backend, "size": size, "padcfg": padcfg,
-                                     "skipped": "the check's time budget ran out"})
-                        continue
-                    say(f"{model} {backend} {size} {'PadCFG' if padcfg else 'no PadCFG'}")
-                    result = run_case(backend, model, parse_size(size), padcfg, 4, warmup, repeats, say)
-                    rows.append({"model": model, **dataclasses.asdict(result)})
-    return rows
+    session.settings = TorchSettings(attention=kernel)
+    return session
 
 
-def one_pass(model: str, backend: str, size: str, say) -> dict[str, Any]:
-    """Does `size` run in one pass (PadCFG, no tiles)? One warm-up, two timed runs."""
-    from trtsr.pipeline.bench import parse_size, run_case
+def folder_throughput(session, bench: Bench, size: tuple[int, int], work: Path, warm: int, reps: int) -> dict:
+    """`trtsr run`'s own loop over FOLDER_PICTURES photos (JPEG, upscaled to `size`), against the bare module's
+    median on the same pictures and the host-to-host session call."""
+    from PIL import Image
 
-    say(f"{model} {backend} {size} PadCFG, one pass")
-    result = run_case(backend, model, parse_size(size), True, 4, 1, 2, say)
-    return {"model": model, **dataclasses.asdict(result)}
+    from trtsr.cli.run_cmd import _run_jobs
+    from trtsr.pipeline.upscaler import Upscaler
+
+    width, height = size
+    folder, out = work / "folder-in", work / "folder-out"
+    folder.mkdir(exist_ok=True)
+    out.mkdir(exist_ok=True)
+    jobs = []
+    for index in range(FOLDER_PICTURES):
+        source = folder / f"p{index}.jpg"
+        Image.fromarray(photo(height // session.scale, width // session.scale, index)).save(source, quality=95)
+        jobs.append((source, out / f"p{index}_x4.jpg"))
+    bare = bench.case(session, size, warmup=warm, repeats=reps)
+    host = bench.host_to_host(session, size, 3)
+    upscaler = Upscaler.from_session(session)
+    started = time.perf_counter()
+    failed = _run_jobs(upscaler, jobs, overwrite=True)
+    seconds = time.perf_counter() - started
+    written = sum(1 for _, target in jobs if target.is_file())
+    bare_total = bare["median_ms"] * FOLDER_PICTURES / 1000
+    return {"pictures": FOLDER_PICTURES, "input": [width // session.scale, height // session.scale],
+            "output": [width, height], "format": "jpg", "failed": failed, "written": written,
+            "run_loop_seconds": round(seconds, 3), "bare_module_median_ms": bare["median_ms"],
+            "host_to_host_median_ms": host, "bare_total_seconds": round(bare_total, 3),
+            "throughput_vs_bare": round(bare_total / seconds, 3)}
 
 
 def write_plot(report: dict[str, Any], path: Path) -> None:
     from trtsr.pipeline.bench import plot_results
 
-    results = []
-    for row in report.get("engine_latency", []) + report.get("baselines", []):
+    rows = []
+    for row in report.get("latency", []):
         if row.get("median_ms") is not None:
-            results.append({**row, "backend": f"{row['model']} {row['backend']}"})
-    one_pass = report.get("one_pass_8k") or {}
-    if one_pass.get("median_ms") is not None:
-        results.append({**one_pass, "backend": f"{one_pass['model']} {one_pass['backend']} 2 runs"})
+            rows.append({"backend": f"{row['model']} eager", "output_size": row["output"], "padcfg": row["padcfg"],
+                         "median_ms": row["median_ms"]})
+    for name, row in (report.get("compiled") or {}).items():
+        if isinstance(row, dict) and row.get("median_ms") is not None:
+            rows.append({"backend": f"{name.split()[0]} compiled", "output_size": row["output"],
+                         "padcfg": row["padcfg"], "median_ms": row["median_ms"]})
+    for kernel, row in ((report.get("attention") or {}).get("cases") or {}).items():
+        if row:
+            rows.append({"backend": f"full-size, {kernel} attention", "output_size": row["output"],
+                         "padcfg": True, "median_ms": row["median_ms"]})
     env = report.get("environment") or {}
-    plot_results({**env, **report, "results": results, "model": "default and gendr-pix", "scale": 4}, path)
+    device = {"name": (env.get("gpu") or {}).get("name") or "CPU (dry run)"}
+    versions = {k: v for k, v in (env.get("versions") or {}).items() if v}
+    plot_results({"device": device, "versions": versions, "results": rows, "model": "default and full-size",
+                  "scale": 4, "repeats": "5 (8K full-size: 2)", "warmup": "1-2"}, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="folder for gpu-check.json and gpu-check.png")
-    parser.add_argument("--dry-run", action="store_true", help="CPU stand-in: toy sizes, ONNX Runtime and eager "
-                                                                "fp32 baselines, the same stages and files")
-    parser.add_argument("--budget", type=float, default=300.0, help="seconds for the latency stages")
-    parser.add_argument("--deadline", type=float, default=480.0,
-                        help="seconds for the whole check; later cases are recorded as skipped")
-    args = parser.parse_args(argv)
-    say = lambda message: print(message, flush=True)  # noqa: E731
-    args.out.mkdir(parents=True, exist_ok=True)
-    # Engines and exported graphs stay out of OUT: only the report comes back from the GPU machine.
-    work = Path(tempfile.mkdtemp(prefix="trtsr-gpu-check-"))
-    deadline = time.monotonic() + args.deadline
-    report: dict[str, Any] = {
-        "what": "trtsr one-call GPU check (benchmarks/gpu/check.py)",
-        "dry_run": args.dry_run,
-        "command": " ".join([sys.executable, *sys.argv]),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    started = time.perf_counter()
-
-    def save() -> None:
-        # after every stage: a check stopped from outside still leaves what it measured
-        report["seconds"] = round(time.perf_counter() - started, 1)
-        (args.out / "gpu-check.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-
-    say("environment")
-    report["environment"] = _guarded(report, "environment", environment)
-    save()
-    gpu = (report["environment"] or {}).get("gpu")
-    say("engine probe")
-    profile = DRY_PROFILE if args.dry_run else GPU_PROFILE
-    cc = () if args.dry_run or gpu is None else ("current",)
-    report["engine_probe"] = _guarded(report, "engine_probe",
-                                      lambda: probe_attempts(work, profile, cc, gpu is not None and not args.dry_run))
-    save()
-    sizes = DRY_SIZES if args.dry_run else GPU_SIZES
-    ran = bool((report["engine_probe"] or {}).get("ran"))
-    if ran:
-        say("engine latency")
-        report["engine_latency"] = latency_cases(["default"], sizes, ["engine"], warmup=3, repeats=10,
-                                                 budget_s=args.budget / 3, say=say, deadline=deadline)
-        save()
-    if args.dry_run:
-        models, backends = ["default"], ["onnxruntime", "torch-eager-fp32"]
-    else:
-        # the full-size model first: it is what the targets are about
-        models, backends = ["gendr-pix", "default"], ["torch-eager-bf16", "torch-eager-fp16", "torch-compile-bf16",
-                                                      "onnxruntime"]
-    say("baselines")
-    report["warmup"], report["repeats"] = (1, 2) if args.dry_run else (2, 5)
-    report["baselines"] = latency_cases(models, sizes, backends, warmup=report["warmup"], repeats=report["repeats"],
-                                        budget_s=args.budget, say=say, deadline=deadline)
-    save()
-    if not args.dry_run and time.monotonic() < deadline - 60:
-        report["one_pass_8k"] = _guarded(report, "one_pass_8k", lambda: one_pass("gendr-pix", "torch-eager-bf16",
-                                                                                   "8k", say))
-        save()
-    _guarded(report, "plot", lambda: write_plot(report, args.out / "gpu-check.png"))
-    save()
-    shutil.rmtree(work, ignore_errors=True)
-    say(f"wrote {args.out / 'gpu-check.json'} in {report['seconds']} s")
-    return 0
+def summary(report: dict[str, Any]) -> str:
+    lines = ["", "== summary =="]
+    tests = report.get("gpu_tests") or {}
+    lines.append(f"gpu tests: {tests.get('summary', report.get('gpu_tests_error', 'not run'))}")
+    run = report.get("trtsr_run") or {}
+    whole, tiled = run.get("whole", {}).get("all_good"), run.get("tiled", {}).get("all_good")
+    lines.append(f"trtsr run: whole {whole}, tiled {tiled}, photo PSNR {run.get('photo_psnr_vs_onnxruntime_fp32')}")
+    attention = report.get("attention") or {}
+    for kernel, row in (attention.get("cases") or {}).items():
+        lines.append(f"attention {kernel}: {row and row['median_ms']} ms, peak {row and row.get('peak_gib')} GiB")
+    lines.append(f"auto ran: {attention.get('auto_ran_kernels')}")
+    folder = report.get("folder") or {}
+    lines.append(f"folder: {folder.get('throughput_vs_bare')} of bare ({folder.get('run_loop_seconds')} s)")
+    for name, row in (report.get("compiled") or {}).items():
+        if isinstance(row, dict):
+            lines.append(f"compiled {name}: {row.get('median_ms')} ms, first {row.get('first_ms')} ms, "
+                         f"peak {row.get('peak_gib')}")
+    for row in report.get("latency", []):
+        lines.append(f"{row['case']}: {row.get('median_ms', row.get('skipped'))} ms, peak {row.get('peak_gib')}")
+    errors = [k for k in report if k.endswith("_error")]
+    lines.append(f"errors: {errors}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

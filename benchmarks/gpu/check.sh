@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# The one-call GPU check, on the GPU machine ../shared/gpu/README.md describes (device tool).
-# Make the bundle with trtsr's pure-Python dependencies the machine lacks, then cut it into three carries
-# (trtsr's own tree leaves too little of the 64 MiB a call may take for the two-part bundle):
-#   EXTRA_WHEELS="filelock platformdirs rich pypng" ../shared/gpu/make-bundle
-#   bash benchmarks/gpu/split-bundle.sh
-#   1. carry .gpu/p1:  mkdir -p /root/gpu-stage && cp .gpu/p1/* /root/gpu-stage/ && nvidia-smi -L
-#   2. carry .gpu/p2:  cp .gpu/p2/* /root/gpu-stage/
-#   3. carry .gpu/p3:  bash .gpu/p3/install.sh && timeout -s INT 560 bash benchmarks/gpu/check.sh "$OUT"
-# Writes OUT/gpu-check.json (after every stage) and OUT/gpu-check.png; commit them to benchmarks/results/ with
-# the GPU named. About 8 minutes at most (--deadline bounds the whole check, --budget the latency stages).
+# The one-call GPU check (benchmarks/gpu/check.py), on the GPU machine the device tool lends.
+# That machine has PyTorch, onnxruntime, cuda-bindings, pytest and most of trtsr's dependencies; carry the few
+# pure-Python wheels it lacks (diffusers, importlib_metadata, platformdirs, pypng) in .whl (benchmarks/README.md):
+#   carry .whl:  bash benchmarks/gpu/check.sh "$OUT"
+# TensorRT-RTX is not carried to a GPU it does not list (compute capability 9.0: H100, H200); the check then
+# records why its engine probe was skipped. Writes OUT/gpu-check.{json,png,log} and OUT/gpu-tests.log.
 set -euo pipefail
-out="${1:?usage: benchmarks/gpu/check.sh OUT [--dry-run]}"
+out="${1:?usage: benchmarks/gpu/check.sh OUT [--dry-run] [--deadline S]}"
 shift
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+if [ -d "$here/.whl" ] && [ "${1:-}" != "--dry-run" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$here"/.whl/*.whl
+fi
 export PYTHONPATH="/tmp/site:${here}/src${PYTHONPATH:+:$PYTHONPATH}"
-export TRTSR_CACHE_DIR="${TRTSR_CACHE_DIR:-/tmp/trtsr-gpu-check-cache}"  # engines and graphs stay out of OUT
+export PYTHONUNBUFFERED=1
+export TRTSR_CACHE_DIR="${TRTSR_CACHE_DIR:-/tmp/trtsr-gpu-check-cache}"  # graphs and engines stay out of OUT
 mkdir -p "$out"
+cd "$here"
 "${PYTHON:-python3}" "$here/benchmarks/gpu/check.py" "$out" "$@" 2>&1 | tee "$out/gpu-check.log"

@@ -300,3 +300,25 @@ def test_the_tile_bar_counts_megapixels_as_well_as_tiles():
     # a 3000x2000 input at x4 is 96 output megapixels; 10 of 40 tiles are a quarter of them
     assert tile_label("scan.tif", 10, 40, 3000 * 2000 * 16) == "scan.tif: 24.0/96.0 MP, tiles"
     assert tile_label("a.png", 0, 0, 1_000_000) == "a.png: 0.0/1.0 MP, tiles"
+
+
+def test_the_torch_backend_writes_what_onnxruntime_writes_and_says_why(tmp_path):
+    """`-b torch` on a CPU (fp32, standing in for CUDA): the same pixels as the shipped graph, and the line
+    naming the backend says why it runs."""
+    pytest.importorskip("torch", reason="the torch backend needs the export extra")
+    source = tmp_path / "crop.png"
+    with Image.open(DATA / "0030.jpg") as img:
+        img.convert("RGB").crop((10, 10, 70, 54)).save(source)
+    torch_run = _run(source, "-o", tmp_path / "t.png", "-b", "torch")
+    assert torch_run.returncode == 0, torch_run.stderr
+    assert "with torch " in torch_run.stderr and ": asked for with -b torch; no CUDA device" in torch_run.stderr
+    graph_run = _run(source, "-o", tmp_path / "o.png", "-b", "onnxruntime")
+    assert ": asked for with -b onnxruntime" in graph_run.stderr
+    with Image.open(tmp_path / "t.png") as a, Image.open(tmp_path / "o.png") as b:
+        assert a.size == (240, 176) and np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int)).max() <= 1
+
+
+def test_compile_is_for_the_torch_backend(tmp_path):
+    proc = _run(DATA / "0014.jpg", "-o", tmp_path / "x.png", "-b", "onnxruntime", "--compile")
+    assert proc.returncode == 1 and "error: --compile is for the torch backend, not onnxruntime" in proc.stderr
+    assert not (tmp_path / "x.png").exists()

@@ -47,8 +47,13 @@ RunModelOption = Annotated[
                                             "or an exported .onnx.")
 ]
 RunBackendOption = Annotated[
-    str, typer.Option("--backend", "-b", help="auto (engine on a GPU, else ONNX Runtime), onnxruntime, "
-                                              "tensorrt, tensorrt-rtx.")
+    str, typer.Option("--backend", "-b", help="auto (an engine where a TensorRT backend runs on this GPU, else "
+                                              "PyTorch on CUDA, else ONNX Runtime), onnxruntime, torch, "
+                                              "tensorrt, tensorrt-rtx. The run says which ran and why.")
+]
+CompileOption = Annotated[
+    bool, typer.Option("--compile", help="torch backend: torch.compile the model. Compiles once per input size "
+                                         "(minutes for a large model), so it pays for many pictures of one size.")
 ]
 RunScaleOption = Annotated[
     int | None, typer.Option("--scale", "-s", help="Upscaling factor: 1, 2, 3, 4 or 8 (graphs are exported per "

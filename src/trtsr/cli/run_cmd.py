@@ -16,6 +16,7 @@ from rich.markup import escape
 from trtsr import defaults
 from trtsr.cli.common import console, out, status, user_errors
 from trtsr.cli.options import (
+    CompileOption,
     FormatOption,
     OverlapOption,
     OverwriteOption,
@@ -160,6 +161,7 @@ def run_command(
         Path | None, typer.Option("--engine", "-e", help="A built engine (trtsr build); needs an NVIDIA GPU.")
     ] = None,
     backend: RunBackendOption = "auto",
+    compile: CompileOption = False,
     scale: RunScaleOption = None,
     guidance: RunGuidanceOption = None,
     no_padcfg: RunNoPadcfgOption = False,
@@ -210,6 +212,8 @@ def run_command(
         scale = defaults.SCALE if scale is None else scale
         check_run_options(backend=backend, scale=scale, guidance=w, tile=tile,
                           overlap=overlap)
+        if compile and backend not in ("torch", "auto"):
+            raise TrtsrError(f"--compile is for the torch backend, not {backend}")
         if engine is None:
             check_model_name(model, random_weights=random_weights)
             if random_weights and model in defaults.RANDOM_PRESETS:
@@ -243,10 +247,24 @@ def run_command(
 
         from trtsr.pipeline.upscaler import Upscaler
 
+        torch_settings = None
+        if compile:
+            try:
+                from trtsr.models.torch_session import TorchSettings
+            except ImportError:
+                from trtsr.errors import MissingDependencyError
+
+                raise MissingDependencyError("--compile (the torch backend)", "export") from None
+            torch_settings = TorchSettings(compile=True)
         with status(f"loading {engine or model}") as say:
             upscaler = Upscaler(model, engine=engine, backend=backend, scale=scale,
-                                guidance=w, tile=tile, overlap=overlap, progress=say)
-        console.print(f"upscaling x{upscaler.scale} with {escape(upscaler.backend_name)}")
+                                guidance=w, tile=tile, overlap=overlap, torch_settings=torch_settings,
+                                progress=say)
+        if compile and not upscaler.backend_name.startswith("torch"):
+            console.print(f"[yellow]warning:[/yellow] --compile applies to the torch backend only; "
+                          f"{escape(upscaler.backend_name)} runs")
+        console.print(f"upscaling x{upscaler.scale} with {escape(upscaler.backend_name)}: "
+                      f"{escape(upscaler.backend_reason)}")
         with upscaler:
             failed = _run_jobs(upscaler, jobs, overwrite, quality)
         failed += len(problems)

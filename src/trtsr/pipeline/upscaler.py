@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from trtsr import defaults
-from trtsr.errors import OutOfMemory, TooLarge, TrtsrError
+from trtsr.errors import MissingDependencyError, OutOfMemory, TooLarge, TrtsrError
+from trtsr.gpu import detect_gpu
+from trtsr.pipeline.choose import ENGINE_BACKENDS, BackendChoice, choose_backend, onnxruntime_has_cuda
 from trtsr.pipeline.resolve import engine_graph, resolve_onnx
 from trtsr.runtime.images import Picture, from_array, to_array
 from trtsr.runtime.sessions import EngineSession, OnnxRuntimeSession
@@ -32,8 +34,9 @@ class Upscaler:
     Args:
         model: 'default', 'tiny', 'gendr-pix', a checkpoint, a diffusers folder, or an exported .onnx.
         engine: a built engine (MODEL.engine); overrides `model` and needs an NVIDIA GPU.
-        backend: 'auto' (an engine when a GPU and TensorRT or TensorRT-RTX are present, else ONNX
-            Runtime), 'onnxruntime', 'tensorrt' or 'tensorrt-rtx'. `backend_name` says which ran.
+        backend: 'auto' (an engine where a TensorRT backend runs on this GPU, else PyTorch on CUDA where
+            installed, else ONNX Runtime), 'onnxruntime', 'torch', 'tensorrt' or 'tensorrt-rtx'.
+            `backend_name` says which ran and `backend_reason` why (`trtsr.pipeline.choose`).
         scale, guidance: for graphs exported on demand (guidance None = no PadCFG). 'auto' (the default) is
             the model's own w: for the shipped default model 1.4 at x2, 1.8 at x3 and 2.2 at x4
             (`defaults.DEFAULT_MODEL_GUIDANCE`), for other models 1.8, for an engine the w it was exported with.
@@ -43,6 +46,8 @@ class Upscaler:
         profiles: engine profiles when `model` is turned into a cached engine (default 1080p, 4k, 8k).
         runtime: how an engine runs (`trtsr.runtime.RuntimeSettings`: runtime cache, TensorRT-RTX kernel
             specialisation and CUDA graphs, activation memory per profile); None = the safe defaults.
+        torch_settings: how the torch backend runs (`trtsr.models.torch_session.TorchSettings`: device,
+            precision, torch.compile, attention kernel); None = CUDA in bf16, eager, PyTorch's attention.
 
     Thread safety: one Upscaler may be shared between threads; its calls run one at a time
     (one engine context and one set of buffers). For parallel work create one per thread.
@@ -61,6 +66,7 @@ class Upscaler:
         overlap: int = defaults.OVERLAP,
         profiles: tuple[str, ...] | None = None,
         runtime: RuntimeSettings | None = None,
+        torch_settings=None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if guidance == defaults.AUTO_GUIDANCE and engine is None:
@@ -72,18 +78,32 @@ class Upscaler:
             guidance = None  # w = 1 is the positive pass alone: the batch-1 graph
         say = progress or (lambda message: log.info(message))
         if engine is not None:
-            if backend == "onnxruntime":
-                raise TrtsrError("--engine needs a TensorRT backend; for ONNX Runtime pass the .onnx as the model")
+            if backend in ("onnxruntime", "torch"):
+                raise TrtsrError(f"--engine needs a TensorRT backend, not {backend}; for ONNX Runtime pass the .onnx "
+                                 "as the model, for torch the model itself")
             session = EngineSession(engine, runtime)
+            self.backend_reason = "an engine was given"
             if guidance == defaults.AUTO_GUIDANCE:
                 guidance = session.guidance  # the engine's own default w (None without PadCFG)
             if guidance is not None and session.guidance is None:
                 guidance = None  # an engine without PadCFG: the CLI's default w does not apply
-        elif self._wants_engine(backend):
-            session = self._engine_session(str(model), backend, scale, guidance, profiles, say, runtime)
         else:
-            onnx = resolve_onnx(str(model), scale=scale, guidance=guidance, progress=say)
-            session = OnnxRuntimeSession(onnx)
+            choice = self._choose(str(model), backend)
+            self.backend_reason = choice.reason
+            if choice.backend in ENGINE_BACKENDS:
+                session = self._engine_session(str(model), choice.backend, scale, guidance, profiles, say, runtime)
+            elif choice.backend == "torch":
+                try:
+                    from trtsr.models.torch_session import TorchSession
+                except ImportError:
+                    raise MissingDependencyError("the torch backend", "export") from None
+                session = TorchSession(str(model), scale=scale, guidance=guidance, settings=torch_settings)
+            elif detect_gpu() is not None and onnxruntime_has_cuda():
+                # the CUDA provider: the fp16 graph with uint8 I/O, as engines take (fp32 where it cannot be exported)
+                session = OnnxRuntimeSession(engine_graph(str(model), scale=scale, guidance=guidance, progress=say))
+            else:
+                onnx = resolve_onnx(str(model), scale=scale, guidance=guidance, progress=say)
+                session = OnnxRuntimeSession(onnx)
         self._attach(session, tile, overlap, guidance)
 
     @classmethod
@@ -94,6 +114,7 @@ class Upscaler:
         `guidance` None runs the session's own default w."""
         check_run_options(tile=tile, overlap=overlap, guidance=guidance)
         upscaler = cls.__new__(cls)
+        upscaler.backend_reason = "a session was given"
         upscaler._attach(session, tile, overlap, guidance)
         return upscaler
 
@@ -114,24 +135,16 @@ class Upscaler:
         self.scale: int = session.scale
 
     @staticmethod
-    def _wants_engine(backend: str) -> bool:
-        if backend in ("tensorrt", "tensorrt-rtx"):
-            return True
-        if backend == "onnxruntime":
-            return False
-        from trtsr.engines.backend import installed_backends, load_backend, usable_backends
-        from trtsr.gpu import detect_gpu
-
-        gpu = detect_gpu()
-        if gpu is None or not installed_backends():
-            return False
-        if usable_backends(gpu):
-            return True
-        try:  # the one line that says why, then ONNX Runtime
-            load_backend("auto").check_runs_on(gpu)
-        except TrtsrError as exc:
-            log.warning("%s; running ONNX Runtime instead", exc.reason)
-        return False
+    def _choose(model: str, backend: str) -> BackendChoice:
+        """The backend for `model`; an .onnx graph runs on ONNX Runtime or an engine, never in torch."""
+        is_graph = model.endswith(".onnx")
+        if backend == "torch" and is_graph:
+            raise TrtsrError("the torch backend runs a model (default, a checkpoint or a diffusers folder), not an "
+                             ".onnx graph; use -b onnxruntime or an engine for the graph", path=model)
+        choice = choose_backend(backend)
+        if choice.backend == "torch" and is_graph:
+            return BackendChoice("onnxruntime", f"{choice.reason.split(';')[0]}; an .onnx graph runs on ONNX Runtime")
+        return choice
 
     @staticmethod
     def _engine_session(model, backend, scale, guidance, profiles, say, runtime=None) -> EngineSession:
@@ -143,14 +156,9 @@ class Upscaler:
         if gpu is None:  # before any export or build: they would be for nothing
             raise TrtsrError(f"--backend {backend} runs engines on an NVIDIA GPU and none is visible; "
                              "use --backend onnxruntime")
-        if backend == "auto":
-            from trtsr.engines.backend import usable_backends
+        from trtsr.engines.backend import load_backend
 
-            backend = usable_backends(gpu)[0]  # _wants_engine made sure there is one
-        else:
-            from trtsr.engines.backend import load_backend
-
-            load_backend(backend).check_runs_on(gpu)
+        load_backend(backend).check_runs_on(gpu)
         onnx = engine_graph(model, scale=scale, guidance=guidance, progress=say)
         settings = BuildSettings(profiles=tuple(profiles or defaults.PROFILES), backend=backend)
         cached = cached_engine(onnx, settings, progress=say)

@@ -71,7 +71,7 @@ class OnnxRuntimeSession:
 
     def infer(self, lr: np.ndarray, guidance: float | None = None) -> np.ndarray:
         feed = {self.spec.input_name: lr}
-        w = _guidance_value(self.spec.guidance, self.spec.guidance_input, guidance)
+        w = guidance_feed(self.spec.guidance, self.spec.guidance_input, guidance)
         if self.spec.guidance_input is not None:
             feed[self.spec.guidance_input] = w
         try:
@@ -219,7 +219,7 @@ class EngineSession:
             raise TrtsrError("this engine session is closed")
         cudart = self._cudart
         meta = self.metadata
-        w = _guidance_value(meta.guidance, meta.guidance_input, guidance)
+        w = guidance_feed(meta.guidance, meta.guidance_input, guidance)
         height, width = lr.shape[:2]
         index = meta.profile_for(height, width)
         if index is None:
@@ -486,7 +486,7 @@ class PinnedMemory:
         self.close()
 
 
-def _guidance_value(default: float | None, input_name: str | None, asked: float | None) -> np.ndarray | None:
+def guidance_feed(default: float | None, input_name: str | None, asked: float | None) -> np.ndarray | None:
     """The w to feed a graph: `asked`, else the graph's default; refused when the graph cannot take it."""
     if asked is None or (default is not None and float(asked) == float(default)):
         return None if input_name is None else np.array([default], dtype=np.float32)

@@ -1,0 +1,103 @@
+"""Which backend a run uses, and the one line that says why.
+
+`-b auto` prefers, in order: a TensorRT backend whose engines run on this GPU; PyTorch on CUDA (the torch
+backend, for GPUs no installed TensorRT runs on, such as an H100 or A100 without full TensorRT); ONNX
+Runtime (its CUDA provider where onnxruntime-gpu is installed, with the fp16 graph; else the CPU). A named
+backend is taken as asked, and refused in one line before any export or build where it cannot run.
+
+The facts (the GPU, the TensorRT backends and their verdicts, torch's CUDA) come through `MachineFacts`,
+so the choice itself is a plain function that tests drive with any machine they describe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from trtsr.errors import TrtsrError
+from trtsr.gpu import GpuInfo, detect_gpu
+
+ENGINE_BACKENDS = ("tensorrt", "tensorrt-rtx")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendChoice:
+    backend: str  # "tensorrt", "tensorrt-rtx", "torch" or "onnxruntime"
+    reason: str  # one line: why this one
+
+
+@dataclasses.dataclass
+class MachineFacts:
+    """What the choice depends on, each read only when the choice needs it."""
+
+    gpu: Callable[[], GpuInfo | None] = detect_gpu
+    installed_engines: Callable[[], list[str]] | None = None  # TensorRT backends installed
+    engines_for: Callable[[GpuInfo], list[str]] | None = None  # those whose engines run on this GPU
+    engine_refusal: Callable[[GpuInfo], str] | None = None  # why the installed ones do not
+    torch_cuda: Callable[[], bool] | None = None  # torch installed and sees a CUDA device
+    onnxruntime_cuda: Callable[[], bool] | None = None  # ONNX Runtime has its CUDA provider (onnxruntime-gpu)
+
+    def __post_init__(self) -> None:
+        from trtsr.engines import backend as engines
+
+        self.installed_engines = self.installed_engines or engines.installed_backends
+        self.engines_for = self.engines_for or engines.usable_backends
+        self.engine_refusal = self.engine_refusal or _engine_refusal
+        self.torch_cuda = self.torch_cuda or _torch_cuda
+        self.onnxruntime_cuda = self.onnxruntime_cuda or onnxruntime_has_cuda
+
+
+def _engine_refusal(gpu: GpuInfo) -> str:
+    from trtsr.engines.backend import load_backend
+
+    try:
+        load_backend("auto").check_runs_on(gpu)
+    except TrtsrError as exc:
+        return exc.reason
+    return f"no installed TensorRT backend runs engines on {gpu.name}"
+
+
+def _torch_cuda() -> bool:
+    from trtsr.models.torch_session import cuda_available  # imports torch only when it is installed
+
+    return cuda_available()
+
+
+def onnxruntime_has_cuda() -> bool:
+    """Whether the installed ONNX Runtime offers its CUDA provider (the onnxruntime-gpu wheel)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def choose_backend(asked: str, facts: MachineFacts | None = None) -> BackendChoice:
+    """The backend for a run that asked for `asked` (auto, onnxruntime, torch, tensorrt, tensorrt-rtx)."""
+    facts = facts or MachineFacts()
+    if asked == "onnxruntime":
+        return BackendChoice("onnxruntime", "asked for with -b onnxruntime")
+    if asked == "torch":
+        cuda = facts.torch_cuda()
+        return BackendChoice("torch", "asked for with -b torch" + ("" if cuda else "; no CUDA device, so fp32 on "
+                                                                     "the CPU, where ONNX Runtime is faster"))
+    if asked in ENGINE_BACKENDS:
+        return BackendChoice(asked, f"asked for with -b {asked}")
+    if asked != "auto":
+        raise TrtsrError(f"unknown backend {asked!r}")
+    gpu = facts.gpu()
+    if gpu is None:
+        return BackendChoice("onnxruntime", "no NVIDIA GPU visible")
+    where = f"{gpu.name} (compute capability {gpu.compute_capability})"
+    if facts.installed_engines():
+        usable = facts.engines_for(gpu)
+        if usable:
+            return BackendChoice(usable[0], f"{usable[0]} engines run on {where}")
+        why_not = facts.engine_refusal(gpu)
+    else:
+        why_not = "no TensorRT backend is installed (trtsr[trt] or trtsr[rtx])"
+    if facts.torch_cuda():
+        return BackendChoice("torch", f"{why_not}; PyTorch runs on the GPU")
+    where = ("ONNX Runtime runs on the GPU (CUDA provider)" if facts.onnxruntime_cuda()
+             else "ONNX Runtime runs on the CPU (trtsr[cuda] brings its CUDA provider)")
+    return BackendChoice("onnxruntime", f"{why_not}, and torch with CUDA is not installed; {where}")
