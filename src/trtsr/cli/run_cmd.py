@@ -194,6 +194,8 @@ def run_command(
       trtsr run shots/ -o big/ --format png
 
       trtsr run 'scans/*.tif' --engine model.engine --tile 512
+
+      trtsr run frames/ -b torch --compile       # PyTorch on a GPU without TensorRT
     """
     with user_errors(verbose):
         w = None if no_padcfg else (defaults.AUTO_GUIDANCE if guidance is None else guidance)

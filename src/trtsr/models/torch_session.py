@@ -2,8 +2,8 @@
 interface as the runtime's ONNX Runtime and engine sessions (`infer`, `submit`, `scale`, `io`, `sizes`,
 `max_input`, `guidance`, `guidance_input`, `backend_name`, `close`).
 
-It exists for GPUs no installed TensorRT backend runs on (an H100 or A100 without full TensorRT:
-TensorRT-RTX refuses compute capability 8.0 and 9.0): CUDA in bf16 (fp16 where the GPU has no bf16),
+It exists for GPUs no installed TensorRT backend runs on (an H100 without full TensorRT: TensorRT-RTX
+refuses compute capability 9.0): CUDA in bf16 (fp16 where the GPU has no bf16),
 scaled-dot-product attention, optionally `torch.compile`. On a machine without CUDA it runs on the CPU
 in float32, which is what the CPU tests exercise; `-b auto` never picks that (ONNX Runtime is faster there).
 """

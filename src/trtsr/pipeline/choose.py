@@ -1,7 +1,7 @@
 """Which backend a run uses, and the one line that says why.
 
 `-b auto` prefers, in order: a TensorRT backend whose engines run on this GPU; PyTorch on CUDA (the torch
-backend, for GPUs no installed TensorRT runs on, such as an H100 or A100 without full TensorRT); ONNX
+backend, for GPUs no installed TensorRT runs on, such as an H100 without full TensorRT); ONNX
 Runtime (its CUDA provider where onnxruntime-gpu is installed, with the fp16 graph; else the CPU). A named
 backend is taken as asked, and refused in one line before any export or build where it cannot run.
 
