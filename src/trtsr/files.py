@@ -49,6 +49,33 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def unwritable(target: str | Path, *, folder: bool = False) -> str | None:
+    """Why nothing can be written at `target`, or None when it can: a file to write (its folder must take a new
+    file) or, with `folder`, a folder to create or fill. Missing folders count by their nearest existing parent.
+    `os.access` answers for root too where root cannot write: a read-only mount, an immutable folder."""
+    path = Path(target)
+    existing = path if folder else path.parent
+    existing = existing if str(existing) else Path(".")
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot create a folder there ({existing} is a file)"
+    if folder and path.exists() and not path.is_dir():
+        return "it is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def check_writable(target: str | Path, what: str, *, folder: bool = False) -> None:
+    """`unwritable` as a one-line TrtsrError naming `what` (checked before any slow work)."""
+    from trtsr.errors import TrtsrError
+
+    reason = unwritable(target, folder=folder)
+    if reason is not None:
+        raise TrtsrError(f"cannot write the {what}: {reason}", path=target)
+
+
 def write_bytes_atomic(target: str | Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)

@@ -79,14 +79,17 @@ def test_evaluate_command_writes_its_report(tmp_path, photo):
     folder.mkdir()
     arr = (photo[:, :128, :160].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
     Image.fromarray(arr).save(folder / "a.png")
-    out = tmp_path / "report"
+    out = tmp_path / "evaluation"  # no -o: the current folder, never the repository's results
     proc = subprocess.run([sys.executable, "-m", "trtsr", "evaluate", "-d", str(folder), "--holdout-every", "0",
-                           "--no-teacher", "-g", "1.0", "-s", "4", "-s", "2", "-o", str(out)],
-                          capture_output=True, text=True, timeout=600)
+                           "--no-teacher", "-g", "1.0", "-s", "4", "-s", "2"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.glob("evaluation*")) == ["evaluation-samples.png", "evaluation.json",
+                                                                     "evaluation.png"]
     assert "| x4 bicubic | default w=1 |" in proc.stdout
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["images"] == ["a.png"] and report["scales"] == [4, 2]
+    assert report["split"].startswith("every image (--holdout-every 0)")  # the chart's title says so too
     assert set(report["quality"]) == {f"x{s} {d}" for s in (4, 2) for d in ev.DEGRADATIONS}
     assert set(report["quality"]["x4 bicubic"]) == {"bicubic", "default w=1"}
     for scores in report["quality"]["x4 bicubic"].values():
@@ -100,4 +103,4 @@ def test_evaluate_command_writes_its_report(tmp_path, photo):
     # the report names the steps of each training stage of the shipped weights (one stage today)
     stages = report["model_metadata"]["stage_steps"]
     assert len(stages) >= 1 and stages[-1] == int(report["model_metadata"]["steps"]) > 0
-    assert out.with_suffix(".png").stat().st_size > 0 and (tmp_path / "report-samples.png").stat().st_size > 0
+    assert out.with_suffix(".png").stat().st_size > 0 and (tmp_path / "evaluation-samples.png").stat().st_size > 0

@@ -25,6 +25,7 @@ from trtsr.cli.options import (
     TileOption,
     VerboseOption,
 )
+from trtsr.files import check_writable
 
 
 def batch_command(
@@ -83,6 +84,9 @@ def batch_command(
     """
     with user_errors(verbose):
         w = None if no_padcfg else (defaults.AUTO_GUIDANCE if guidance is None else guidance)
+        check_writable(report, "report")
+        if "://" not in output:  # a local folder; remote URIs are checked by their filesystem when written
+            check_writable(Path(output), "output folder", folder=True)
         require_extra("trtsr batch", "distributed", "ray", "pyarrow")
         from trtsr.pipeline.upscaler import check_model_name
 

@@ -11,6 +11,7 @@ import typer
 from trtsr import defaults
 from trtsr.cli.common import out, status, user_errors
 from trtsr.cli.options import VerboseOption
+from trtsr.files import check_writable
 
 
 def bench_command(
@@ -67,6 +68,7 @@ def bench_command(
             run_benchmarks,
         )
 
+        check_writable(out_dir, "results folder", folder=True)
         gpu = detect_gpu()
         chosen_model = model or ("gendr-pix" if gpu else "tiny")
         sizes = list(size or (GPU_DEFAULT_SIZES if gpu else CPU_DEFAULT_SIZES))

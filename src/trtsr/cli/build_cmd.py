@@ -9,6 +9,7 @@ import typer
 
 from trtsr.cli.common import out, status, user_errors
 from trtsr.cli.options import OutputFile, VerboseOption
+from trtsr.files import check_writable
 
 
 def build_command(
@@ -71,6 +72,7 @@ def build_command(
             workspace_gb=workspace_gb, attention_fallback=not strict_attention,
         )
         target = output or onnx.with_suffix(".engine")
+        check_writable(target, "engine")
         with status(f"building {target}") as say:
             result = build_engine(onnx, target, settings, progress=say)
         meta = result.metadata

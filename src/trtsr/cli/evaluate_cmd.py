@@ -11,6 +11,7 @@ from trtsr import defaults
 from trtsr.cli.common import out, require_extra, status, user_errors
 from trtsr.cli.options import ModelOption, VerboseOption
 from trtsr.errors import TrtsrError
+from trtsr.files import check_writable
 
 
 def evaluate_command(
@@ -35,8 +36,9 @@ def evaluate_command(
         bool, typer.Option(help="Also score the Real-ESRGAN x4plus teacher at x4 (slow on a CPU).")
     ] = True,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Writes OUTPUT.json, OUTPUT.png (chart) and OUTPUT-samples.png.")
-    ] = Path("benchmarks/results/default-model"),
+        Path, typer.Option("--output", "-o", help="Writes OUTPUT.json, OUTPUT.png (chart) and OUTPUT-samples.png; "
+                                                  "default: evaluation.* in the current folder.")
+    ] = Path("evaluation"),
     verbose: VerboseOption = False,
 ) -> None:
     """Score a model at each scale on held-out images, under bicubic and a realistic degradation.
@@ -56,6 +58,7 @@ def evaluate_command(
         bad = sorted({s for s in scales if s not in (2, 3, 4)})
         if bad:
             raise TrtsrError(f"--scale must be one of 2, 3, 4 (got {bad[0]})")
+        check_writable(output.with_suffix(".json"), "evaluation report")
         require_extra("evaluate", "train", "diffusers", "torch")
         from trtsr.training.report import evaluate_model
 

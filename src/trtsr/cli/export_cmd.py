@@ -10,6 +10,7 @@ import typer
 from trtsr import defaults
 from trtsr.cli.common import out, require_extra, status, user_errors
 from trtsr.cli.options import GuidanceOption, ModelOption, NoPadcfgOption, OutputFile, ScaleOption, VerboseOption
+from trtsr.files import check_writable
 
 
 def export_command(
@@ -60,6 +61,7 @@ def export_command(
             guidance_input=not bake_guidance, opset=opset,
         )
         target = output or Path(_default_name(model, settings))
+        check_writable(target, "graph")
         with status(f"exporting {model}") as say:
             result = export_onnx(model, target, settings, progress=say)
         spec = result.spec

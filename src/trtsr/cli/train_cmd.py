@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from trtsr.cli.common import console, out, require_extra, user_errors
 from trtsr.cli.options import VerboseOption
+from trtsr.files import check_writable
 
 ConfigOption = Annotated[
     Path | None,
@@ -88,6 +89,7 @@ def finetune_command(
 def _train(config: Path | None, data: list[Path] | None, out_dir: Path, steps: int | None, resume: bool,
            init: str | None, verbose: bool) -> None:
     with user_errors(verbose):
+        check_writable(out_dir, "run folder", folder=True)
         require_extra("training", "train", "diffusers", "torch")
         from trtsr.training.config import TrainConfig
         from trtsr.training.loop import Trainer

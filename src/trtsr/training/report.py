@@ -125,6 +125,8 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
         "model": model_name,
         "model_metadata": meta,
         "images": [str(p.name) for p in held],
+        "split": (f"held out: every {holdout_every}th image in sorted order, as trtsr train holds them out"
+                  if holdout_every > 0 else "every image (--holdout-every 0): training images included"),
         "scales": list(scales),
         "baseline": "bicubic = Pillow's BICUBIC upscale of the 8-bit input",
         "degradations": {"bicubic": "anti-aliased bicubic down by the scale",
@@ -159,20 +161,21 @@ def plot_quality(report: dict[str, Any], path: Path) -> None:
     img = Image.new("RGB", (left + 2 * panel_w + 40, height), "white")
     draw = ImageDraw.Draw(img)
     scales = ", ".join(f"x{s}" for s in report["scales"])
-    draw.text((10, 8), f"trtsr held-out {scales}: {report['model']} on {report['device']['name']}",
+    held_out = not str(report.get("split", "held out")).startswith("every image")
+    title = "held-out" if held_out else "all images (training images included)"
+    draw.text((10, 8), f"trtsr {title} {scales}: {report['model']} on {report['device']['name']}",
               fill="black")
-    draw.text((10, 26), f"{len(report['images'])} images; left: Y-PSNR (dB), right: detail (1 = ground truth)",
-              fill="gray")
+    draw.text((10, 26), f"{len(report['images'])} images; left: Y-PSNR (dB, bars from 0), right: detail "
+                        "(1 = ground truth)", fill="gray")
     y = 50
     for deg, rows in quality.items():
         draw.text((10, y), f"input: {deg}", fill="black")
         y += 18
-        lo = min(r["psnr_y"] for r in rows.values()) - 1.0
         hi = max(r["psnr_y"] for r in rows.values())
         top_detail = max(max(r["detail"] for r in rows.values()), 1.0)
         for name, r in rows.items():
             draw.text((10, y + 3), name, fill="black")
-            bar = int((panel_w - 60) * (r["psnr_y"] - lo) / max(hi - lo, 1e-6))
+            bar = int((panel_w - 60) * max(r["psnr_y"], 0.0) / max(hi, 1e-6))
             draw.rectangle([left, y + 3, left + max(bar, 1), y + row_h - 3], fill=(21, 101, 192))
             draw.text((left + bar + 4, y + 3), f"{r['psnr_y']:.2f}", fill="black")
             x0 = left + panel_w
