@@ -55,3 +55,59 @@ def test_an_unwritable_output_fails_before_any_work(command, what, read_only, tm
     proc = trtsr(*args, timeout=120)
     one_error(proc, what, f"{read_only} is not writable")
     assert list(read_only.iterdir()) == [] and not (tmp_path / "up").exists()
+
+
+@pytest.mark.parametrize(("list_text", "how"), [("", "-"), ("# only a comment\n\n", "-"), ("", "@")],
+                         ids=["empty-stdin", "comments-only", "empty-list-file"])
+def test_an_input_list_naming_nothing_says_so(list_text, how, tmp_path):
+    if how == "@":
+        listing = tmp_path / "todo.txt"
+        listing.write_text(list_text)
+        proc = trtsr("run", f"@{listing}", "-o", tmp_path / "out/")
+        one_error(proc, f"{listing}: the list names no inputs")
+    else:
+        proc = trtsr("run", "-", "-o", tmp_path / "out/", stdin=list_text)
+        one_error(proc, "standard input: the list names no inputs")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("suffix", ["/../../evil", "_x4/sub", "..\\up"])
+def test_a_suffix_with_a_path_separator_is_refused(suffix, tmp_path):
+    source = tmp_path / "in" / "a.png"
+    source.parent.mkdir()
+    shutil.copy(DATA / "00017_gray.png", source)
+    proc = trtsr("run", source, "--suffix", suffix)
+    one_error(proc, "holds a path separator")
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.png"] and not (tmp_path / "evil.png").exists()
+
+
+def test_tif_inputs_keep_their_extension(tmp_path):
+    from PIL import Image
+
+    source = tmp_path / "scan.tif"
+    with Image.open(DATA / "0014.jpg") as img:
+        img.crop((0, 0, 24, 20)).save(source)
+    proc = trtsr("run", source)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "scan_x4.tif").is_file() and not (tmp_path / "scan_x4.tiff").exists()
+
+
+def test_the_distributed_extra_brings_the_ray_client():
+    """`trtsr batch --ray ray://HOST:10001` needs Ray's client (grpc): the extra names it."""
+    from importlib.metadata import requires
+
+    distributed = [r for r in requires("trtsr") or [] if 'extra == "distributed"' in r]
+    assert any(r.startswith("ray[") and "client" in r.split("]")[0] for r in distributed), distributed
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "x.png", "-g", "abc"], "Invalid value for '--guidance' / '-g'"),
+    (["run", "x.png", "--quality", "500"], "Invalid value for '--quality' / '-q'"),
+    (["batch", "x.png"], "Missing option '--output' / '-o'"),
+    (["run", "--bogus", "x.png"], "No such option: --bogus"),
+    (["upscale", "x.png"], "No such command 'upscale'"),
+], ids=["bad-number", "out-of-range", "missing-option", "unknown-option", "unknown-command"])
+def test_typer_level_mistakes_end_like_every_other_mistake(args, message):
+    proc = trtsr(*args, timeout=60)
+    line = one_error(proc, message, "--help)")
+    assert "╭" not in proc.stderr and line.endswith("--help)")

@@ -36,11 +36,27 @@ def normalise_format(fmt: str | None) -> str | None:
 def output_name(source_name: str, suffix: str, fmt: str | None) -> str:
     """The output file name for an input file name: stem + suffix + extension.
 
-    The extension is `fmt`, else the input's own when trtsr writes it, else png.
+    The extension is `fmt`, else the input's own as the user spelled it (`.tif` stays `.tif`, `.jpeg` stays
+    `.jpeg`, in lower case) when trtsr writes that format, else png.
     """
     name = PurePosixPath(source_name)
-    ext = fmt or WRITABLE.get(name.suffix.lower().lstrip("."), "png")
+    own = name.suffix.lower().lstrip(".")
+    ext = fmt or (own if own in WRITABLE else "png")
     return f"{name.stem}{suffix}.{ext}"
+
+
+def check_suffix(suffix: str | None) -> None:
+    """A --suffix is part of a file name: no path separator, so an output never lands outside its folder."""
+    import os
+
+    from trtsr.errors import TrtsrError
+
+    if suffix is None:
+        return
+    separators = {"/", "\\", os.sep, os.altsep} - {None}
+    if any(sep in suffix for sep in separators) or "\0" in suffix:
+        raise TrtsrError(f"--suffix {suffix!r} holds a path separator; it is added to file names, so it may not "
+                         "name a folder (use -o for that)")
 
 
 def find_collisions(pairs: Iterable[tuple[Source, Hashable]]) -> dict[Hashable, list[Source]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from trtsr._version import __version__
 from trtsr.cli.batch_cmd import batch_command
@@ -49,4 +50,23 @@ def main(
 
 
 def run() -> None:
-    app()
+    """The console script: typer's own usage errors (a bad value, an unknown or missing option) end like every
+    other user mistake, in one `error:` line and exit status 1, with the command's --help named."""
+    import sys
+
+    from trtsr.cli.common import console
+
+    # typer raises click's UsageError (its own vendored click in typer >= 0.23): reached through a public subclass
+    usage_error = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+    try:
+        code = app(prog_name="trtsr", standalone_mode=False)
+    except usage_error as exc:
+        if not exc.format_message().strip():  # `trtsr` alone: the help was shown
+            sys.exit(exc.exit_code)
+        command = exc.ctx.command_path if exc.ctx is not None else "trtsr"
+        console.print(f"[red]error:[/red] {escape(exc.format_message())} (see {command} --help)")
+        sys.exit(1)
+    except typer.Abort:
+        console.print("[red]interrupted[/red]")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

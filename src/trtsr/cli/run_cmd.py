@@ -30,7 +30,7 @@ from trtsr.cli.options import (
     TileOption,
     VerboseOption,
 )
-from trtsr.outputs import WRITABLE, find_collisions, normalise_format
+from trtsr.outputs import WRITABLE, check_suffix, find_collisions, normalise_format
 from trtsr.outputs import output_name as shared_output_name
 
 
@@ -56,6 +56,9 @@ def collect_inputs(items: list[str], *, recursive: bool = False, stdin=None
                 problems.append(f"{source}: cannot read the list ({getattr(exc, 'strerror', None) or exc})")
                 continue
             listed = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+            if not listed:
+                problems.append(f"{source}: the list names no inputs (it is empty or holds only comments)")
+                continue
             found, trouble, below = collect_inputs(listed, recursive=recursive)
             files += found
             problems += trouble
@@ -226,6 +229,7 @@ def run_command(
             fmt = normalise_format(fmt)
         except ValueError as exc:
             raise TrtsrError(f"--format: {exc}") from None
+        check_suffix(suffix)
         files, problems, subdirs = collect_inputs(inputs, recursive=recursive)
         for problem in problems:
             console.print(f"[red]error:[/red] {escape(problem)}")

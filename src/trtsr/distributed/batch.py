@@ -36,7 +36,7 @@ from typing import Any
 from trtsr import defaults
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import write_text_atomic
-from trtsr.outputs import find_collisions, normalise_format, output_name
+from trtsr.outputs import check_suffix, find_collisions, normalise_format, output_name
 from trtsr.runtime.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -305,6 +305,7 @@ class BatchSettings:
             object.__setattr__(self, "fmt", normalise_format(self.fmt))
         except ValueError as exc:
             raise TrtsrError(f"--format: {exc}") from None
+        check_suffix(self.suffix)
         if self.actors is not None and self.actors < 1:
             raise TrtsrError(f"actors must be at least 1, got {self.actors}")
         if self.threads < 1:
