@@ -111,3 +111,21 @@ def test_typer_level_mistakes_end_like_every_other_mistake(args, message):
     proc = trtsr(*args, timeout=60)
     line = one_error(proc, message, "--help)")
     assert "╭" not in proc.stderr and line.endswith("--help)")
+
+
+def test_a_small_tile_takes_a_smaller_overlap_by_itself(tmp_path):
+    source = tmp_path / "a.png"
+    shutil.copy(DATA / "00017_gray.png", source)
+    proc = trtsr("run", source, "--tile", "16", "-o", tmp_path / "out.png")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.png").is_file()
+
+
+def test_an_overlap_above_half_the_tile_in_use_is_refused_before_any_work(tmp_path):
+    source = tmp_path / "a.png"
+    shutil.copy(DATA / "00017_gray.png", source)
+    proc = trtsr("run", source, "--overlap", "100", "-b", "onnxruntime", "-o", tmp_path / "out.png")
+    one_error(proc, "overlap 100 is more than half the 128-pixel tiles this run uses", "--overlap 64 or less")
+    assert not (tmp_path / "out.png").exists()
+    given = trtsr("run", source, "--tile", "40", "--overlap", "30", "-o", tmp_path / "out.png")
+    one_error(given, "overlap 30 is more than half the 40-pixel tile")

@@ -27,10 +27,25 @@ def _bicubic_x4(tile: np.ndarray) -> np.ndarray:
 )
 def test_plan_covers_every_pixel(height, width, tile, overlap):
     covered = np.zeros((height, width), dtype=int)
-    for y0, y1, x0, x1 in plan_tiles(height, width, tile, overlap):
+    boxes = plan_tiles(height, width, tile, overlap)
+    for y0, y1, x0, x1 in boxes:
         assert y1 - y0 <= tile and x1 - x0 <= tile
         covered[y0:y1, x0:x1] += 1
     assert covered.min() >= 1
+    rows = sorted({(y0, y1) for y0, y1, _, _ in boxes})
+    for (_, end), (start, _) in zip(rows, rows[1:]):
+        assert end - start >= min(overlap, tile // 2)  # neighbours share at least the overlap
+
+
+@pytest.mark.parametrize(("side", "tile", "overlap", "tiles", "size"), [
+    (179, 128, 16, 2, 98),    # just over the tile: two tiles of about half, not two full ones
+    (128, 128, 16, 1, 128),   # fits: one tile
+    (1000, 128, 16, 9, 126),  # many: all one size, evenly spaced
+])
+def test_tiles_cover_the_image_evenly(side, tile, overlap, tiles, size):
+    boxes = plan_tiles(side, side, tile, overlap)
+    sizes = {y1 - y0 for y0, y1, _, _ in boxes}
+    assert len(boxes) == tiles * tiles and sizes == {size}
 
 
 def test_tiled_equals_whole_image_away_from_borders():

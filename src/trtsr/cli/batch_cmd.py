@@ -55,7 +55,7 @@ def batch_command(
     guidance: RunGuidanceOption = None,
     no_padcfg: RunNoPadcfgOption = False,
     tile: TileOption = None,
-    overlap: OverlapOption = defaults.OVERLAP,
+    overlap: OverlapOption = None,
     fmt: FormatOption = None,
     suffix: SuffixOption = None,
     overwrite: OverwriteOption = False,

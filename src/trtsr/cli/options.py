@@ -64,7 +64,10 @@ TileOption = Annotated[
     int | None, typer.Option("--tile", "-t", help="Tile side in input pixels; default: whole image when it "
                                                   f"fits (ONNX Runtime: {defaults.ONNXRUNTIME_TILE}).")
 ]
-OverlapOption = Annotated[int, typer.Option("--overlap", help="Input pixels shared by neighbouring tiles.")]
+OverlapOption = Annotated[
+    int | None, typer.Option("--overlap", help="Input pixels shared by neighbouring tiles; default: "
+                                               f"{defaults.OVERLAP}, or half a smaller tile.")
+]
 FormatOption = Annotated[
     str | None, typer.Option("--format", "-f", help="png, jpg, webp or tiff; default: the input's format.")
 ]

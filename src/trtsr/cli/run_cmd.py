@@ -169,7 +169,7 @@ def run_command(
     guidance: RunGuidanceOption = None,
     no_padcfg: RunNoPadcfgOption = False,
     tile: TileOption = None,
-    overlap: OverlapOption = defaults.OVERLAP,
+    overlap: OverlapOption = None,
     fmt: FormatOption = None,
     suffix: SuffixOption = None,
     overwrite: OverwriteOption = False,

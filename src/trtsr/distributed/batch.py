@@ -285,7 +285,7 @@ class BatchSettings:
     scale: int = defaults.SCALE
     guidance: float | str | None = defaults.AUTO_GUIDANCE
     tile: int | None = None
-    overlap: int = defaults.OVERLAP
+    overlap: int | None = None
     fmt: str | None = None
     suffix: str | None = None
     overwrite: bool = False

@@ -42,7 +42,8 @@ class Upscaler:
             (`defaults.DEFAULT_MODEL_GUIDANCE`), for other models 1.8, for an engine the w it was exported with.
         tile: input tile side for tiled runs; None = whole image when it fits (engines: the largest
             profile; ONNX Runtime: 128).
-        overlap: input pixels neighbouring tiles share, blended with a raised-cosine window.
+        overlap: input pixels neighbouring tiles share, blended with a raised-cosine window; None follows the
+            tile (16, or half a smaller tile). An overlap above half the tile in use is refused.
         profiles: engine profiles when `model` is turned into a cached engine (default 1080p, 4k, 8k).
         runtime: how an engine runs (`trtsr.runtime.RuntimeSettings`: runtime cache, TensorRT-RTX kernel
             specialisation and CUDA graphs, activation memory per profile); None = the safe defaults.
@@ -63,7 +64,7 @@ class Upscaler:
         scale: int = defaults.SCALE,
         guidance: float | str | None = defaults.AUTO_GUIDANCE,
         tile: int | None = None,
-        overlap: int = defaults.OVERLAP,
+        overlap: int | None = None,
         profiles: tuple[str, ...] | None = None,
         runtime: RuntimeSettings | None = None,
         torch_settings=None,
@@ -104,10 +105,14 @@ class Upscaler:
             else:
                 onnx = resolve_onnx(str(model), scale=scale, guidance=guidance, progress=say)
                 session = OnnxRuntimeSession(onnx)
-        self._attach(session, tile, overlap, guidance)
+        try:
+            self._attach(session, tile, overlap, guidance)
+        except TrtsrError:
+            session.close()  # opened here: freed here
+            raise
 
     @classmethod
-    def from_session(cls, session, *, tile: int | None = None, overlap: int = defaults.OVERLAP,
+    def from_session(cls, session, *, tile: int | None = None, overlap: int | None = None,
                      guidance: float | None = None) -> Upscaler:
         """An Upscaler around a session you opened (an EngineSession, an OnnxRuntimeSession, or one of your
         own with the same `infer`, `scale`, `io`, `sizes`, `max_input`, `backend_name` and `close`).
@@ -118,11 +123,15 @@ class Upscaler:
         upscaler._attach(session, tile, overlap, guidance)
         return upscaler
 
-    def _attach(self, session, tile: int | None, overlap: int, guidance: float | None) -> None:
+    def _attach(self, session, tile: int | None, overlap: int | None, guidance: float | None) -> None:
         self._lock = threading.Lock()
         self.tile = tile
-        self.overlap = max(0, int(overlap))
         self._session = session
+        largest = self._tile_size() // 2
+        if overlap is not None and overlap > largest:
+            raise TrtsrError(f"overlap {overlap} is more than half the {self._tile_size()}-pixel tiles this run uses "
+                             f"({session.backend_name}); use --overlap {largest} or less, or a larger --tile")
+        self.overlap = min(defaults.OVERLAP, largest) if overlap is None else max(0, int(overlap))
         built_in = getattr(session, "guidance", None)
         self._guidance = None  # None: the graph's default w, or none for a graph without PadCFG
         if guidance is not None and built_in is not None and float(guidance) != float(built_in):
@@ -302,7 +311,7 @@ class Upscaler:
                     out = self._infer(rgb)
                 else:
                     out = run_tiled(rgb, self._infer, scale=self.scale, tile=tile,
-                                    overlap=min(self.overlap, tile // 2), progress=progress)
+                                    overlap=min(self.overlap, tile // 2), progress=progress)  # smaller after OOM
                 return np.clip(out, 0.0, 255.0)
             except (OutOfMemory, TooLarge) as exc:
                 failure = exc
@@ -338,7 +347,7 @@ def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
 
 
 def check_run_options(*, backend: str = "auto", scale: int = defaults.SCALE, guidance: float | str | None = None,
-                      tile: int | None = None, overlap: int = defaults.OVERLAP) -> None:
+                      tile: int | None = None, overlap: int | None = None) -> None:
     """Every option of a run that can be checked without loading anything; one line for the first bad one."""
     if backend not in defaults.RUN_BACKENDS:
         raise TrtsrError(f"unknown backend {backend!r}; use one of {', '.join(defaults.RUN_BACKENDS)}")
@@ -353,6 +362,8 @@ def check_run_options(*, backend: str = "auto", scale: int = defaults.SCALE, gui
                          f"got {guidance:g}")
     if tile is not None and tile < defaults.MIN_TILE:
         raise TrtsrError(f"tile must be at least {defaults.MIN_TILE} input pixels, got {tile}")
+    if overlap is None:
+        return
     if overlap < 0:
         raise TrtsrError(f"overlap must be 0 or more input pixels, got {overlap}")
     largest = defaults.MAX_OVERLAP if tile is None else tile // 2

@@ -16,18 +16,21 @@ follows them is carried along.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """The fewest tiles of at most `tile` pixels that cover `length` with >= `overlap` shared between neighbours,
+    all of one size and evenly spaced: a side just over the tile is two tiles of about half, not two full ones."""
     if length <= tile:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)
-    return sorted(set(starts))
+        return [(0, length)]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = math.ceil((length + (count - 1) * overlap) / count)  # <= tile; count * size covers length + overlaps
+    starts = [index * (length - size) // (count - 1) for index in range(count)]
+    return [(start, start + size) for start in starts]
 
 
 def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -35,9 +38,7 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[tuple[i
     if tile <= 0:
         raise ValueError("tile must be positive")
     overlap = max(0, min(overlap, tile // 2))
-    ys = _starts(height, tile, overlap)
-    xs = _starts(width, tile, overlap)
-    return [(y, min(y + tile, height), x, min(x + tile, width)) for y in ys for x in xs]
+    return [(y0, y1, x0, x1) for y0, y1 in _spans(height, tile, overlap) for x0, x1 in _spans(width, tile, overlap)]
 
 
 def _rising(fade: int) -> np.ndarray:
