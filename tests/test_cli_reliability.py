@@ -129,3 +129,24 @@ def test_an_overlap_above_half_the_tile_in_use_is_refused_before_any_work(tmp_pa
     assert not (tmp_path / "out.png").exists()
     given = trtsr("run", source, "--tile", "40", "--overlap", "30", "-o", tmp_path / "out.png")
     one_error(given, "overlap 30 is more than half the 40-pixel tile")
+
+
+@pytest.mark.parametrize("command", [["run", "{img}", "-o", "{tmp}/o.png"], ["export", "-m", "tiny", "-o", "{tmp}/t.onnx"],
+                                     ["evaluate", "-d", str(DATA), "--no-teacher", "-o", "{tmp}/ev"],
+                                     ["batch", "{img}", "-o", "{tmp}/b/", "--report", "{tmp}/r.json"]],
+                         ids=["run", "export", "evaluate", "batch"])
+def test_one_guidance_range_for_every_command(command, tmp_path):
+    args = [a.format(img=DATA / "0014.jpg", tmp=tmp_path) for a in command]
+    proc = trtsr(*args, "-g", "20", timeout=120)
+    one_error(proc, "guidance must be above 0 and at most 10 (1.0 = no PadCFG), got 20")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_guidance_above_the_measured_range_warns(tmp_path):
+    source = tmp_path / "a.png"
+    with __import__("PIL.Image").Image.open(DATA / "0014.jpg") as img:
+        img.crop((0, 0, 30, 24)).save(source)
+    high = trtsr("run", source, "-g", "4", "-o", tmp_path / "high.png")
+    assert high.returncode == 0 and "guidance 4 is above the range the default model was measured in" in high.stderr
+    usual = trtsr("run", source, "-g", "2", "-o", tmp_path / "usual.png")
+    assert usual.returncode == 0 and "above the range" not in usual.stderr

@@ -73,8 +73,7 @@ class ExportSettings:
         low, high = defaults.OPSETS
         if not low <= self.opset <= high:
             raise TrtsrError(f"opset must be {low} to {high}, got {self.opset}")
-        if self.guidance is not None and not 0.0 < self.guidance <= defaults.MAX_GUIDANCE:
-            raise TrtsrError(f"guidance must be above 0 and at most {defaults.MAX_GUIDANCE:g}, got {self.guidance}")
+        defaults.check_guidance(self.guidance)
         if self.guidance is None:
             object.__setattr__(self, "guidance_input", False)  # no PadCFG, nothing to mix
 

@@ -75,6 +75,10 @@ class Upscaler:
         check_run_options(backend=backend, scale=scale, guidance=guidance, tile=tile, overlap=overlap)
         if engine is None:
             check_model_name(str(model))
+        if engine is None and guidance != defaults.AUTO_GUIDANCE:
+            warning = defaults.guidance_warning(str(model), guidance)
+            if warning:
+                log.warning(warning)
         if guidance not in (None, defaults.AUTO_GUIDANCE) and float(guidance) == 1.0:
             guidance = None  # w = 1 is the positive pass alone: the batch-1 graph
         say = progress or (lambda message: log.info(message))
@@ -357,9 +361,7 @@ def check_run_options(*, backend: str = "auto", scale: int = defaults.SCALE, gui
         guidance = None  # the model's own w, checked when the model is known
     elif isinstance(guidance, str):
         raise TrtsrError(f"guidance must be a number or {defaults.AUTO_GUIDANCE!r}, got {guidance!r}")
-    if guidance is not None and not 0.0 < float(guidance) <= defaults.MAX_GUIDANCE:
-        raise TrtsrError(f"guidance must be above 0 and at most {defaults.MAX_GUIDANCE:g} (1.0 = no PadCFG), "
-                         f"got {guidance:g}")
+    defaults.check_guidance(guidance)
     if tile is not None and tile < defaults.MIN_TILE:
         raise TrtsrError(f"tile must be at least {defaults.MIN_TILE} input pixels, got {tile}")
     if overlap is None:
