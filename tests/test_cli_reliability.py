@@ -150,3 +150,57 @@ def test_a_guidance_above_the_measured_range_warns(tmp_path):
     assert high.returncode == 0 and "guidance 4 is above the range the default model was measured in" in high.stderr
     usual = trtsr("run", source, "-g", "2", "-o", tmp_path / "usual.png")
     assert usual.returncode == 0 and "above the range" not in usual.stderr
+
+
+def _graph(name: str) -> Path:
+    from trtsr.paths import shipped_graphs
+
+    return next(g for g in shipped_graphs() if g.name == name)
+
+
+@pytest.fixture
+def picture(tmp_path) -> Path:
+    from PIL import Image
+
+    with Image.open(DATA / "0030.jpg") as img:
+        img.crop((0, 0, 40, 30)).save(tmp_path / "good.png")
+    return tmp_path / "good.png"
+
+
+def test_a_graph_names_its_output_by_the_scale_it_runs(picture, tmp_path):
+    proc = trtsr("run", picture, "-m", _graph("default-x2.onnx"), "-o", tmp_path / "sx/")
+    assert proc.returncode == 0 and "upscaling x2" in proc.stderr, proc.stderr
+    from PIL import Image
+
+    with Image.open(tmp_path / "sx" / "good_x2.png") as out:
+        assert out.size == (80, 60)
+    assert not (tmp_path / "sx" / "good_x4.png").exists()
+
+
+@pytest.mark.parametrize(("args", "parts"), [
+    (["-s", "2", "-m", "{x4}"], ["this graph upscales x4, not x2"]),
+    (["-m", "{x4}", "--no-padcfg"], ["this graph has PadCFG (w = 1.8, an input); it cannot run without PadCFG"]),
+    (["-m", "{x4}", "-g", "1"], ["this graph has PadCFG", "cannot run without PadCFG"]),
+    (["-m", "{x4nocfg}", "-g", "3"], ["this graph has no PadCFG; it cannot run with guidance 3"]),
+    (["--no-padcfg", "-g", "2"], ["--no-padcfg and -g 2 contradict each other"]),
+    (["-o", "{tmp}/x.tif", "-f", "png"], ["-o names a .tif file but --format is png"]),
+], ids=["scale", "no-padcfg", "g1", "guidance-without-padcfg", "no-padcfg-and-g", "tif-and-png"])
+def test_what_a_graph_cannot_honour_is_refused_before_any_work(args, parts, picture, tmp_path):
+    filled = [a.format(x4=_graph("default-x4.onnx"), x4nocfg=_graph("default-x4-nocfg.onnx"), tmp=tmp_path)
+              for a in args]
+    proc = trtsr("run", picture, *filled, "-o", tmp_path / "out/") if "-o" not in filled else \
+        trtsr("run", picture, *filled)
+    one_error(proc, *parts)
+    assert "upscaling" not in proc.stderr and not (tmp_path / "out").exists() and not (tmp_path / "x.tif").exists()
+
+
+def test_the_api_refuses_what_a_graph_cannot_honour():
+    from trtsr.errors import TrtsrError
+    from trtsr.pipeline.upscaler import Upscaler
+
+    with pytest.raises(TrtsrError, match="has PadCFG .* cannot run without PadCFG"):
+        Upscaler(str(_graph("default-x4.onnx")), guidance=None)  # None is no PadCFG, as for model names
+    with pytest.raises(TrtsrError, match="upscales x4, not x3"):
+        Upscaler(str(_graph("default-x4.onnx")), scale=3)
+    with Upscaler(str(_graph("default-x4.onnx"))) as own:  # auto: the graph's own w
+        assert own._guidance is None and own.scale == 4

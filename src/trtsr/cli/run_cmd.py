@@ -201,19 +201,25 @@ def run_command(
       trtsr run frames/ -b torch --compile       # PyTorch on a GPU without TensorRT
     """
     with user_errors(verbose):
-        w = None if no_padcfg else (defaults.AUTO_GUIDANCE if guidance is None else guidance)
         from trtsr.errors import TrtsrError
-        from trtsr.pipeline.upscaler import check_model_name, check_run_options
+        from trtsr.pipeline.upscaler import check_model_name, check_run_options, honoured_guidance
 
-        # Everything that can be checked without loading a model, first.
-        if engine is not None and engine.is_file():
-            from trtsr.engines.metadata import EngineMetadata
-
-            built_for = EngineMetadata.for_engine(engine).scale
-            if scale is not None and scale != built_for:
-                raise TrtsrError(f"this engine upscales x{built_for}, not x{scale}; build one from a x{scale} "
-                                 "graph or drop --scale", path=engine)
-            scale = built_for
+        if no_padcfg and guidance is not None and float(guidance) != 1.0:
+            raise TrtsrError(f"--no-padcfg and -g {guidance:g} contradict each other; give one of them")
+        w = None if no_padcfg else (defaults.AUTO_GUIDANCE if guidance is None else guidance)
+        # Everything that can be checked without loading a model, first: a graph's or an engine's own scale and
+        # guidance come from its spec or metadata, and what it cannot honour is refused here.
+        made = _made_for(engine, model)
+        if made is not None:
+            what, path, built_scale, built_w, takes_w = made
+            if scale is not None and scale != built_scale:
+                raise TrtsrError(f"this {what} upscales x{built_scale}, not x{scale}; use one made for x{scale} or "
+                                 "drop --scale", path=path)
+            scale = built_scale
+            try:
+                honoured_guidance(built_w, takes_w, w, what)
+            except TrtsrError as exc:
+                raise TrtsrError(exc.reason, path=path) from None
         scale = defaults.SCALE if scale is None else scale
         check_run_options(backend=backend, scale=scale, guidance=w, tile=tile,
                           overlap=overlap)
@@ -236,6 +242,9 @@ def run_command(
         if not files:
             raise typer.Exit(1)
         out_path, out_is_file = output_target(output, len(files))
+        if out_is_file and fmt is not None and normalise_format(out_path.suffix) != fmt:
+            raise TrtsrError(f"-o names a {out_path.suffix} file but --format is {fmt}; give one of them",
+                             path=out_path)
         suffix = f"_x{scale}" if suffix is None else suffix
         jobs, clashes = refuse_collisions([
             (src, output_path(src, out_path, out_is_file, suffix, fmt, subdirs.get(src))) for src in files])
@@ -263,7 +272,7 @@ def run_command(
                 raise MissingDependencyError("--compile (the torch backend)", "export") from None
             torch_settings = TorchSettings(compile=True)
         with status(f"loading {engine or model}") as say:
-            upscaler = Upscaler(model, engine=engine, backend=backend, scale=scale,
+            upscaler = Upscaler(model, engine=engine, backend=backend, scale=scale,  # the graph's own, checked
                                 guidance=w, tile=tile, overlap=overlap, torch_settings=torch_settings,
                                 progress=say)
         if compile and not upscaler.backend_name.startswith("torch"):
@@ -277,6 +286,23 @@ def run_command(
         if failed:
             console.print(f"[red]{failed} of {total} failed[/red]")
             raise typer.Exit(1)
+
+
+def _made_for(engine: Path | None, model: str) -> tuple[str, Path, int, float | None, bool] | None:
+    """(what, path, scale, PadCFG w or None, takes w as an input) of an engine or .onnx graph given by path, read
+    from its metadata or spec without loading it; None for a model name or checkpoint (or a missing file, which
+    is reported where it is opened)."""
+    if engine is not None and engine.is_file():
+        from trtsr.engines.metadata import EngineMetadata
+
+        meta = EngineMetadata.for_engine(engine)
+        return "engine", engine, meta.scale, meta.guidance, meta.guidance_input is not None
+    if engine is None and model.endswith(".onnx") and Path(model).is_file():
+        from trtsr.spec import ExportSpec, spec_path_for
+
+        spec = ExportSpec.load(spec_path_for(Path(model)))
+        return "graph", Path(model), spec.scale, spec.guidance, spec.guidance_input is not None
+    return None
 
 
 def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality: int = defaults.QUALITY) -> int:

@@ -61,7 +61,7 @@ class Upscaler:
         *,
         engine: str | Path | None = None,
         backend: str = "auto",
-        scale: int = defaults.SCALE,
+        scale: int | None = None,
         guidance: float | str | None = defaults.AUTO_GUIDANCE,
         tile: int | None = None,
         overlap: int | None = None,
@@ -70,7 +70,11 @@ class Upscaler:
         torch_settings=None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        if guidance == defaults.AUTO_GUIDANCE and engine is None:
+        # A graph or an engine brings its own scale and w; a model name or checkpoint takes them from here.
+        brings_own = engine is not None or str(model).endswith(".onnx")
+        asked_scale = scale
+        scale = defaults.SCALE if scale is None else scale
+        if guidance == defaults.AUTO_GUIDANCE and not brings_own:
             guidance = defaults.guidance_for(str(model), scale)
         check_run_options(backend=backend, scale=scale, guidance=guidance, tile=tile, overlap=overlap)
         if engine is None:
@@ -88,28 +92,29 @@ class Upscaler:
                                  "as the model, for torch the model itself")
             session = EngineSession(engine, runtime)
             self.backend_reason = "an engine was given"
-            if guidance == defaults.AUTO_GUIDANCE:
-                guidance = session.guidance  # the engine's own default w (None without PadCFG)
-            if guidance is not None and session.guidance is None:
-                guidance = None  # an engine without PadCFG: the CLI's default w does not apply
         else:
             choice = self._choose(str(model), backend)
             self.backend_reason = choice.reason
+            # what to export or pick (a graph given by path is taken as it is, and checked once open)
+            wanted = None if guidance == defaults.AUTO_GUIDANCE else guidance
             if choice.backend in ENGINE_BACKENDS:
-                session = self._engine_session(str(model), choice.backend, scale, guidance, profiles, say, runtime)
+                session = self._engine_session(str(model), choice.backend, scale, wanted, profiles, say, runtime)
             elif choice.backend == "torch":
                 try:
                     from trtsr.models.torch_session import TorchSession
                 except ImportError:
                     raise MissingDependencyError("the torch backend", "export") from None
-                session = TorchSession(str(model), scale=scale, guidance=guidance, settings=torch_settings)
+                session = TorchSession(str(model), scale=scale, guidance=wanted, settings=torch_settings)
             elif detect_gpu() is not None and onnxruntime_has_cuda():
                 # the CUDA provider: the fp16 graph with uint8 I/O, as engines take (fp32 where it cannot be exported)
-                session = OnnxRuntimeSession(engine_graph(str(model), scale=scale, guidance=guidance, progress=say))
+                session = OnnxRuntimeSession(engine_graph(str(model), scale=scale, guidance=wanted, progress=say))
             else:
-                onnx = resolve_onnx(str(model), scale=scale, guidance=guidance, progress=say)
-                session = OnnxRuntimeSession(onnx)
+                session = OnnxRuntimeSession(resolve_onnx(str(model), scale=scale, guidance=wanted, progress=say))
         try:
+            if asked_scale is not None and asked_scale != session.scale:
+                what = "engine" if engine is not None else "graph"
+                raise TrtsrError(f"this {what} upscales x{session.scale}, not x{asked_scale}; use one made for "
+                                 f"x{asked_scale} or drop --scale")
             self._attach(session, tile, overlap, guidance)
         except TrtsrError:
             session.close()  # opened here: freed here
@@ -124,10 +129,11 @@ class Upscaler:
         check_run_options(tile=tile, overlap=overlap, guidance=guidance)
         upscaler = cls.__new__(cls)
         upscaler.backend_reason = "a session was given"
-        upscaler._attach(session, tile, overlap, guidance)
+        upscaler._attach(session, tile, overlap, defaults.AUTO_GUIDANCE if guidance is None else guidance)
         return upscaler
 
-    def _attach(self, session, tile: int | None, overlap: int | None, guidance: float | None) -> None:
+    def _attach(self, session, tile: int | None, overlap: int | None, guidance: float | str | None) -> None:
+        """Take `session`; `guidance` is 'auto' (the session's own w), None (no PadCFG) or a w it must honour."""
         self._lock = threading.Lock()
         self.tile = tile
         self._session = session
@@ -136,14 +142,10 @@ class Upscaler:
             raise TrtsrError(f"overlap {overlap} is more than half the {self._tile_size()}-pixel tiles this run uses "
                              f"({session.backend_name}); use --overlap {largest} or less, or a larger --tile")
         self.overlap = min(defaults.OVERLAP, largest) if overlap is None else max(0, int(overlap))
-        built_in = getattr(session, "guidance", None)
-        self._guidance = None  # None: the graph's default w, or none for a graph without PadCFG
-        if guidance is not None and built_in is not None and float(guidance) != float(built_in):
-            if getattr(session, "guidance_input", None) is not None:
-                self._guidance = float(guidance)
-            else:
-                log.warning("this graph has PadCFG with w = %g built in; running it with that, not %g",
-                            built_in, guidance)
+        what = "engine" if isinstance(session, EngineSession) else "graph"
+        # None: the session's own w (or none, without PadCFG)
+        self._guidance = honoured_guidance(getattr(session, "guidance", None),
+                                           getattr(session, "guidance_input", None) is not None, guidance, what)
         self.backend_name: str = session.backend_name
         self.scale: int = session.scale
 
@@ -348,6 +350,31 @@ def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
     resized = Image.fromarray(plane.astype(np.float32), mode="F").resize((width * scale, height * scale),
                                                                          Image.Resampling.BICUBIC)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
+
+
+def honoured_guidance(built: float | None, takes_input: bool, asked: float | str | None, what: str = "graph"
+                      ) -> float | None:
+    """The w to pass a graph or engine for what the run `asked` ('auto': its own; None: no PadCFG; a number), or
+    None for its own; one line when it cannot honour that (`built`: its PadCFG w, None without PadCFG;
+    `takes_input`: w is an input, so every w runs)."""
+    if asked == defaults.AUTO_GUIDANCE:
+        return None
+    if asked is not None and float(asked) == 1.0:
+        asked = None  # w = 1 is the positive pass alone: no PadCFG
+    if asked is None:
+        if built is None:
+            return None
+        raise TrtsrError(f"this {what} has PadCFG (w = {built:g}{', an input' if takes_input else ''}); it cannot run "
+                         "without PadCFG: use one exported with --no-padcfg, or drop --no-padcfg / -g 1")
+    if built is None:
+        raise TrtsrError(f"this {what} has no PadCFG; it cannot run with guidance {float(asked):g}: use one exported "
+                         "with PadCFG, or drop -g")
+    if float(asked) == float(built):
+        return None
+    if takes_input:
+        return float(asked)
+    raise TrtsrError(f"this {what} has PadCFG with w = {built:g} built in; it cannot run with guidance "
+                     f"{float(asked):g}: export one that takes w as an input (the default), or drop -g")
 
 
 def check_run_options(*, backend: str = "auto", scale: int = defaults.SCALE, guidance: float | str | None = None,
