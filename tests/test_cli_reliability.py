@@ -204,3 +204,22 @@ def test_the_api_refuses_what_a_graph_cannot_honour():
         Upscaler(str(_graph("default-x4.onnx")), scale=3)
     with Upscaler(str(_graph("default-x4.onnx"))) as own:  # auto: the graph's own w
         assert own._guidance is None and own.scale == 4
+
+
+def test_random_weights_are_refused_or_said_at_every_entry_point(picture, tmp_path, exports, caplog, monkeypatch):
+    """A graph made from a random-weights preset needs --random-weights like the preset's name; the API says so."""
+    import logging
+
+    from trtsr.pipeline.upscaler import Upscaler
+
+    graph = exports.get("tiny", precision="fp32", io="float32", guidance=None).onnx_path
+    refused = trtsr("run", picture, "-m", graph, "-o", tmp_path / "noise.png")
+    one_error(refused, "was made from the 'tiny' preset, whose seeded random weights upscale to noise",
+              "--random-weights")
+    assert not (tmp_path / "noise.png").exists()
+    allowed = trtsr("run", picture, "-m", graph, "--random-weights", "-o", tmp_path / "noise.png")
+    assert allowed.returncode == 0 and "warning: tiny has seeded random weights" in allowed.stderr
+    monkeypatch.setenv("TRTSR_CACHE_DIR", str(tmp_path / "cache"))  # the export stays out of the shared cache
+    with caplog.at_level(logging.WARNING, logger="trtsr"):
+        Upscaler("tiny", backend="onnxruntime", guidance=1.0).close()
+    assert "tiny has seeded random weights: the output is noise" in caplog.text

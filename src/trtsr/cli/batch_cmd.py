@@ -83,15 +83,16 @@ def batch_command(
       trtsr batch @todo.txt -o out/ --actors 2 --threads 1 --format png
     """
     with user_errors(verbose):
-        w = None if no_padcfg else (defaults.AUTO_GUIDANCE if guidance is None else guidance)
         check_writable(report, "report")
         if "://" not in output:  # a local folder; remote URIs are checked by their filesystem when written
             check_writable(Path(output), "output folder", folder=True)
         require_extra("trtsr batch", "distributed", "ray", "pyarrow")
-        from trtsr.pipeline.upscaler import check_model_name
+        from trtsr.pipeline.upscaler import check_given_model, check_model_name
 
         if engine is None:
             check_model_name(model, random_weights=random_weights)
+        scale, w = check_given_model(engine, model, scale=scale, guidance=guidance, no_padcfg=no_padcfg,
+                                     random_weights=random_weights)  # before Ray starts
         from trtsr.distributed.batch import BatchSettings, upscale_dataset
 
         settings = BatchSettings(

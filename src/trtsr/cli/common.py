@@ -30,10 +30,20 @@ def require_extra(what: str, extra: str, *modules: str) -> None:
         raise MissingDependencyError(f"{what} ({exc.name} is missing)", extra) from None
 
 
+class _LevelPrefix(logging.Formatter):
+    """Library warnings read as `warning: ...` on the command line, like the CLI's own; info stays plain."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return f"warning: {message}" if record.levelno == logging.WARNING else message
+
+
 @contextlib.contextmanager
 def user_errors(verbose: bool = False) -> Iterator[None]:
     """Print a TrtsrError as one line and exit 1; let real bugs keep their traceback."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LevelPrefix())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     try:
         yield
     except TrtsrError as exc:

@@ -202,33 +202,19 @@ def run_command(
     """
     with user_errors(verbose):
         from trtsr.errors import TrtsrError
-        from trtsr.pipeline.upscaler import check_model_name, check_run_options, honoured_guidance
+        from trtsr.pipeline.upscaler import check_given_model, check_model_name, check_run_options
 
-        if no_padcfg and guidance is not None and float(guidance) != 1.0:
-            raise TrtsrError(f"--no-padcfg and -g {guidance:g} contradict each other; give one of them")
-        w = None if no_padcfg else (defaults.AUTO_GUIDANCE if guidance is None else guidance)
-        # Everything that can be checked without loading a model, first: a graph's or an engine's own scale and
-        # guidance come from its spec or metadata, and what it cannot honour is refused here.
-        made = _made_for(engine, model)
-        if made is not None:
-            what, path, built_scale, built_w, takes_w = made
-            if scale is not None and scale != built_scale:
-                raise TrtsrError(f"this {what} upscales x{built_scale}, not x{scale}; use one made for x{scale} or "
-                                 "drop --scale", path=path)
-            scale = built_scale
-            try:
-                honoured_guidance(built_w, takes_w, w, what)
-            except TrtsrError as exc:
-                raise TrtsrError(exc.reason, path=path) from None
+        # Everything that can be checked without loading a model, first (a graph's or an engine's own scale and
+        # guidance come from its spec or metadata).
+        scale, w = check_given_model(engine, model, scale=scale, guidance=guidance, no_padcfg=no_padcfg,
+                                     random_weights=random_weights)
         scale = defaults.SCALE if scale is None else scale
         check_run_options(backend=backend, scale=scale, guidance=w, tile=tile,
                           overlap=overlap)
         if compile and backend not in ("torch", "auto"):
             raise TrtsrError(f"--compile is for the torch backend, not {backend}")
         if engine is None:
-            check_model_name(model, random_weights=random_weights)
-            if random_weights and model in defaults.RANDOM_PRESETS:
-                console.print(f"[yellow]warning:[/yellow] {model} has seeded random weights: the output is noise")
+            check_model_name(model, random_weights=random_weights)  # Upscaler warns when it runs random weights
         elif not engine.is_file():
             raise TrtsrError("engine not found", path=engine)
         try:
@@ -286,23 +272,6 @@ def run_command(
         if failed:
             console.print(f"[red]{failed} of {total} failed[/red]")
             raise typer.Exit(1)
-
-
-def _made_for(engine: Path | None, model: str) -> tuple[str, Path, int, float | None, bool] | None:
-    """(what, path, scale, PadCFG w or None, takes w as an input) of an engine or .onnx graph given by path, read
-    from its metadata or spec without loading it; None for a model name or checkpoint (or a missing file, which
-    is reported where it is opened)."""
-    if engine is not None and engine.is_file():
-        from trtsr.engines.metadata import EngineMetadata
-
-        meta = EngineMetadata.for_engine(engine)
-        return "engine", engine, meta.scale, meta.guidance, meta.guidance_input is not None
-    if engine is None and model.endswith(".onnx") and Path(model).is_file():
-        from trtsr.spec import ExportSpec, spec_path_for
-
-        spec = ExportSpec.load(spec_path_for(Path(model)))
-        return "graph", Path(model), spec.scale, spec.guidance, spec.guidance_input is not None
-    return None
 
 
 def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality: int = defaults.QUALITY) -> int:

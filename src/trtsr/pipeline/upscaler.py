@@ -110,6 +110,9 @@ class Upscaler:
                 session = OnnxRuntimeSession(engine_graph(str(model), scale=scale, guidance=wanted, progress=say))
             else:
                 session = OnnxRuntimeSession(resolve_onnx(str(model), scale=scale, guidance=wanted, progress=say))
+        made_from = _made_from(session, str(model))
+        if made_from in defaults.RANDOM_PRESETS:
+            log.warning("%s has seeded random weights: the output is noise", made_from)
         try:
             if asked_scale is not None and asked_scale != session.scale:
                 what = "engine" if engine is not None else "graph"
@@ -350,6 +353,56 @@ def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
     resized = Image.fromarray(plane.astype(np.float32), mode="F").resize((width * scale, height * scale),
                                                                          Image.Resampling.BICUBIC)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
+
+
+def _made_from(session, model: str) -> str:
+    """The model a session's graph or engine was made from (its spec or metadata says), else `model`."""
+    for record in (getattr(session, "spec", None), getattr(session, "metadata", None)):
+        if getattr(record, "model", None):
+            return str(record.model)
+    return model
+
+
+def made_for(engine: Path | None, model: str) -> tuple[str, Path, int, float | None, bool, str] | None:
+    """(what, path, scale, PadCFG w or None, takes w as an input, the model it was made from) of an engine or .onnx
+    graph given by path, read from its metadata or spec without loading it; None for a model name or checkpoint
+    (or a missing file, which is reported where it is opened)."""
+    if engine is not None and engine.is_file():
+        from trtsr.engines.metadata import EngineMetadata
+
+        meta = EngineMetadata.for_engine(engine)
+        return "engine", engine, meta.scale, meta.guidance, meta.guidance_input is not None, meta.model
+    if engine is None and model.endswith(".onnx") and Path(model).is_file():
+        from trtsr.spec import ExportSpec, spec_path_for
+
+        spec = ExportSpec.load(spec_path_for(Path(model)))
+        return "graph", Path(model), spec.scale, spec.guidance, spec.guidance_input is not None, spec.model
+    return None
+
+
+def check_given_model(engine: Path | None, model: str, *, scale: int | None, guidance: float | None,
+                      no_padcfg: bool, random_weights: bool) -> tuple[int | None, float | str | None]:
+    """What `trtsr run` and `trtsr batch` check before any work about the model they were given, and the
+    (scale, guidance) a run asks for: a graph's or engine's own scale; -g, --no-padcfg or random weights it
+    cannot honour refused in one line naming the file. `guidance` None means none given (its own w)."""
+    if no_padcfg and guidance is not None and float(guidance) != 1.0:
+        raise TrtsrError(f"--no-padcfg and -g {guidance:g} contradict each other; give one of them")
+    asked = None if no_padcfg else (defaults.AUTO_GUIDANCE if guidance is None else guidance)
+    made = made_for(engine, model)
+    if made is None:
+        return scale, asked
+    what, path, built_scale, built_w, takes_w, source = made
+    if source in defaults.RANDOM_PRESETS and not random_weights:
+        raise TrtsrError(f"this {what} was made from the {source!r} preset, whose seeded random weights upscale to "
+                         "noise; pass --random-weights to run it anyway", path=path)
+    if scale is not None and scale != built_scale:
+        raise TrtsrError(f"this {what} upscales x{built_scale}, not x{scale}; use one made for x{scale} or drop "
+                         "--scale", path=path)
+    try:
+        honoured_guidance(built_w, takes_w, asked, what)
+    except TrtsrError as exc:
+        raise TrtsrError(exc.reason, path=path) from None
+    return built_scale, asked
 
 
 def honoured_guidance(built: float | None, takes_input: bool, asked: float | str | None, what: str = "graph"
