@@ -223,3 +223,42 @@ def test_random_weights_are_refused_or_said_at_every_entry_point(picture, tmp_pa
     with caplog.at_level(logging.WARNING, logger="trtsr"):
         Upscaler("tiny", backend="onnxruntime", guidance=1.0).close()
     assert "tiny has seeded random weights: the output is noise" in caplog.text
+
+
+def test_a_file_that_appears_before_the_final_rename_is_kept(tmp_path):
+    import numpy as np
+
+    from trtsr.runtime.images import Picture, write_image
+
+    target = tmp_path / "out.png"
+    target.write_bytes(b"the other run's picture")
+    with pytest.raises(FileExistsError):
+        write_image(Picture(np.zeros((4, 4, 3), np.float32)), target, overwrite=False)
+    assert target.read_bytes() == b"the other run's picture" and [p.name for p in tmp_path.iterdir()] == ["out.png"]
+    write_image(Picture(np.zeros((4, 4, 3), np.float32)), target)  # --overwrite: replaced
+    assert target.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_concurrent_run_that_finishes_first_keeps_its_output(picture, tmp_path, monkeypatch):
+    """Two runs into one folder: the output the other run wrote while this one encoded is kept, and said so."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from trtsr.cli import app
+
+    out = tmp_path / "out"
+    target = out / "good_x4.png"
+    real_save = Image.Image.save
+
+    def other_run_finishes_first(self, fp, *args, **kwargs):
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(b"the other run's picture")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", other_run_finishes_first)
+    result = CliRunner().invoke(app, ["run", str(picture), "-o", f"{out}/"])
+    assert result.exit_code == 0, result.output
+    assert "was written meanwhile by another run (pass --overwrite to replace it)" in result.output
+    assert target.read_bytes() == b"the other run's picture"
+    assert sorted(p.name for p in out.iterdir()) == ["good_x4.png"]  # no temporary left behind

@@ -16,10 +16,12 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(target: str | Path, *, suffix: str | None = None, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto `target` on success.
 
-    On any exception the temporary file is removed and `target` is untouched.
+    On any exception the temporary file is removed and `target` is untouched. With `replace` False an existing
+    `target` is kept even if it appeared a moment ago (another process): the final step is a hard link, which
+    fails when the name exists (FileExistsError), where a rename would silently replace it.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -32,11 +34,28 @@ def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Pa
         yield tmp
         # mkstemp creates 0600; give the result the permissions a plain open() would have.
         os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, target)
+        if replace:
+            os.replace(tmp, target)
+        else:
+            _move_keeping(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _move_keeping(tmp: Path, target: Path) -> None:
+    """`tmp` to `target` unless `target` exists, decided by the filesystem in one step (no check-then-rename)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        # No hard links here (some network and FAT filesystems): claim the name exclusively, then fill it.
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK))
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
 
 
 def _read_umask() -> int:

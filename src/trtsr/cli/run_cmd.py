@@ -298,7 +298,7 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality:
 
     def timed_write(result, dst: Path, fmt: str) -> float:
         started = time.perf_counter()
-        write_image(result, dst, fmt, quality=quality)
+        write_image(result, dst, fmt, quality=quality, overwrite=overwrite)
         return time.perf_counter() - started
 
     with progress, ThreadPoolExecutor(max_workers=2) as pool:
@@ -376,6 +376,10 @@ def _finish_writes(writes: list, *, wait: bool) -> int:
         writes.remove(entry)
         try:
             written = future.result()
+        except FileExistsError:
+            console.print(f"skipped {escape(str(src))}: {escape(str(dst))} was written meanwhile by another run "
+                          "(pass --overwrite to replace it)")
+            continue
         except TrtsrError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             failed += 1

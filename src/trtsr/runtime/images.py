@@ -175,8 +175,10 @@ def _orient(picture: Picture, orientation: int) -> Picture:
     return picture
 
 
-def write_image(picture: Picture, path: str | Path, fmt: str | None = None, *, quality: int = QUALITY) -> Path:
-    """Encode atomically: the file appears complete or not at all. Returns notes about lossy choices."""
+def write_image(picture: Picture, path: str | Path, fmt: str | None = None, *, quality: int = QUALITY,
+                overwrite: bool = True) -> Path:
+    """Encode atomically: the file appears complete or not at all. With `overwrite` False a file that exists at
+    the moment of the final rename is kept and FileExistsError raised (another process wrote it meanwhile)."""
     from PIL import Image
 
     path = Path(path)
@@ -193,7 +195,7 @@ def write_image(picture: Picture, path: str | Path, fmt: str | None = None, *, q
     if picture.bits == 16 and pil_format != "PNG":
         picture.bits = 8  # only PNG is written with 16 bits per channel
     array = to_array(picture)
-    with atomic_path(path, suffix=path.suffix or ".tmp") as tmp:
+    with atomic_path(path, suffix=path.suffix or ".tmp", replace=overwrite) as tmp:
         if picture.bits == 16:
             import png
 
