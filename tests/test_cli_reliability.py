@@ -262,3 +262,23 @@ def test_a_concurrent_run_that_finishes_first_keeps_its_output(picture, tmp_path
     assert "was written meanwhile by another run (pass --overwrite to replace it)" in result.output
     assert target.read_bytes() == b"the other run's picture"
     assert sorted(p.name for p in out.iterdir()) == ["good_x4.png"]  # no temporary left behind
+
+
+def test_build_is_quiet_without_verbose(tmp_path):
+    pytest.importorskip("tensorrt_rtx", reason="builds with TensorRT-RTX (the rtx extra)")
+    from trtsr.paths import shipped_onnx
+
+    proc = trtsr("build", shipped_onnx(), "-o", tmp_path / "x.engine", "-P", "128x128:256x256:512x512")
+    assert proc.returncode == 0, proc.stderr
+    assert "[TRT]" not in proc.stderr and "[TRT]" not in proc.stdout  # TensorRT's own warnings need -v
+
+
+def test_a_successful_batch_prints_only_its_own_lines(tmp_path):
+    pytest.importorskip("ray", reason="trtsr batch runs on Ray (the distributed extra)")
+    source = tmp_path / "in" / "a.jpg"
+    source.parent.mkdir()
+    shutil.copy(DATA / "0014.jpg", source)
+    proc = trtsr("batch", source.parent, "-o", tmp_path / "out", "--report", tmp_path / "r.json", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["1 to upscale, 0 with outputs already there, 0 refused"]
+    assert proc.stdout.splitlines()[0].startswith("1 upscaled, 0 skipped") and (tmp_path / "out" / "a_x4.jpg").is_file()

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from trtsr import defaults
 from trtsr.cli.common import console, out, require_extra, user_errors
 from trtsr.cli.options import (
     FormatOption,
@@ -96,7 +95,7 @@ def batch_command(
         from trtsr.distributed.batch import BatchSettings, upscale_dataset
 
         settings = BatchSettings(
-            model=model, engine=engine, backend=backend, scale=defaults.SCALE if scale is None else scale,
+            model=model, engine=engine, backend=backend, scale=scale,
             guidance=w, tile=tile, overlap=overlap, fmt=fmt, suffix=suffix,
             overwrite=overwrite, actors=actors, threads=threads,
         )

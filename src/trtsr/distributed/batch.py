@@ -20,12 +20,14 @@ report.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import glob
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -282,7 +284,7 @@ class BatchSettings:
     model: str = "default"
     engine: str | None = None
     backend: str = "auto"
-    scale: int = defaults.SCALE
+    scale: int | None = None  # None: a graph's or engine's own, else defaults.SCALE
     guidance: float | str | None = defaults.AUTO_GUIDANCE
     tile: int | None = None
     overlap: int | None = None
@@ -295,8 +297,15 @@ class BatchSettings:
     io_cpus: float = 0.25
 
     def __post_init__(self) -> None:
-        from trtsr.pipeline.upscaler import check_model_name, check_run_options
+        from trtsr.pipeline.upscaler import check_model_name, check_run_options, made_for
 
+        made = made_for(Path(self.engine) if self.engine is not None else None, str(self.model))
+        if made is not None:  # a graph or engine: its own scale (and the outputs are named by it)
+            if self.scale is not None and self.scale != made[2]:
+                raise TrtsrError(f"this {made[0]} upscales x{made[2]}, not x{self.scale}", path=made[1])
+            object.__setattr__(self, "scale", made[2])
+        elif self.scale is None:
+            object.__setattr__(self, "scale", defaults.SCALE)
         check_run_options(backend=self.backend, scale=self.scale, guidance=self.guidance, tile=self.tile,
                           overlap=self.overlap)
         if self.engine is None:
@@ -312,7 +321,8 @@ class BatchSettings:
             raise TrtsrError(f"threads must be at least 1, got {self.threads}")
         if not 0 < self.io_cpus <= 16:
             raise TrtsrError(f"io_cpus must be above 0 and at most 16, got {self.io_cpus}")
-        if self.guidance == defaults.AUTO_GUIDANCE and self.engine is None:
+        brings_own = self.engine is not None or str(self.model).endswith(".onnx")  # its own w, as in Upscaler
+        if self.guidance == defaults.AUTO_GUIDANCE and not brings_own:
             object.__setattr__(self, "guidance", defaults.guidance_for(self.model, self.scale))
         if self.guidance not in (None, defaults.AUTO_GUIDANCE) and float(self.guidance) == 1.0:
             object.__setattr__(self, "guidance", None)
@@ -363,6 +373,30 @@ class BatchReport:
         return Path(path)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced(quiet: bool):
+    """Without -v: Ray's C++ core writes its log lines straight to file descriptor 2; point that at /dev/null
+    while Ray runs, and Python's sys.stderr (trtsr's own lines, tracebacks) at a copy of the real one."""
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    real = os.fdopen(saved, "w", buffering=1, closefd=True)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    previous = sys.stderr
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = real
+    try:
+        yield
+    finally:
+        real.flush()
+        os.dup2(saved, 2)
+        sys.stderr = previous
+        real.close()
+
+
 def _connect(ray, address: str | None, cpus: int | None) -> bool:
     """Join the cluster at `address` ($RAY_ADDRESS when None), or one already joined, or start a local one.
 
@@ -370,6 +404,14 @@ def _connect(ray, address: str | None, cpus: int | None) -> bool:
     """
     if ray.is_initialized():
         return False
+    if not logging.getLogger("trtsr").isEnabledFor(logging.INFO):
+        # Quiet unless -v (trtsr logs at INFO then): Ray's and Ray Data's own lines and Ray Data's progress
+        # (_native_stderr_silenced takes its C++ core's); trtsr prints what the job did.
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        from ray.data import DataContext
+
+        DataContext.get_current().enable_progress_bars = False
     address = address or os.environ.get("RAY_ADDRESS") or None
     quiet = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     if address:
@@ -405,6 +447,12 @@ def upscale_dataset(
     todo, skipped, failures = plan_jobs(inputs, output, suffix=settings.output_suffix, fmt=settings.fmt,
                                         overwrite=settings.overwrite)
     say(f"{len(todo)} to upscale, {len(skipped)} with outputs already there, {len(failures)} refused")
+    quiet = not logging.getLogger("trtsr").isEnabledFor(logging.INFO)
+    with _native_stderr_silenced(quiet):
+        return _run_on_ray(ray, todo, skipped, failures, inputs, output, settings, address, cpus, say, created)
+
+
+def _run_on_ray(ray, todo, skipped, failures, inputs, output, settings, address, cpus, say, created) -> BatchReport:
     started_ray = _connect(ray, address, cpus if cpus is not None else (os.cpu_count() or 1) + 1)
     try:
         resources = ray.cluster_resources()
@@ -425,8 +473,9 @@ def upscale_dataset(
 
                 # In the driver, before any work: an unknown model or a missing extra is one line here, and
                 # an on-demand export happens once instead of once per actor.
-                options["onnx"] = str(resolve_onnx(settings.model, scale=settings.scale,
-                                                   guidance=settings.guidance, progress=say))
+                wanted = None if settings.guidance == defaults.AUTO_GUIDANCE else settings.guidance
+                options["onnx"] = str(resolve_onnx(settings.model, scale=settings.scale, guidance=wanted,
+                                                   progress=say))
             actor_resources = ({"num_cpus": settings.threads} if on_cpu
                                else {"num_gpus": settings.gpus_per_actor, "num_cpus": 1})
             started = time.perf_counter()

@@ -118,7 +118,9 @@ class Backend:
         self.name = name
         self.module = module
         self.version = str(module.__version__)
-        self.logger = module.Logger(module.Logger.WARNING)
+        # TensorRT's own warnings (e.g. about empty initializers) only with -v, where trtsr logs at INFO.
+        verbose = logging.getLogger("trtsr").isEnabledFor(logging.INFO)
+        self.logger = module.Logger(module.Logger.WARNING if verbose else module.Logger.ERROR)
 
     def __repr__(self) -> str:
         return f"Backend({self.name} {self.version})"
