@@ -131,7 +131,8 @@ def test_an_overlap_above_half_the_tile_in_use_is_refused_before_any_work(tmp_pa
     one_error(given, "overlap 30 is more than half the 40-pixel tile")
 
 
-@pytest.mark.parametrize("command", [["run", "{img}", "-o", "{tmp}/o.png"], ["export", "-m", "tiny", "-o", "{tmp}/t.onnx"],
+@pytest.mark.parametrize("command", [["run", "{img}", "-o", "{tmp}/o.png"],
+                                     ["export", "-m", "tiny", "-o", "{tmp}/t.onnx"],
                                      ["evaluate", "-d", str(DATA), "--no-teacher", "-o", "{tmp}/ev"],
                                      ["batch", "{img}", "-o", "{tmp}/b/", "--report", "{tmp}/r.json"]],
                          ids=["run", "export", "evaluate", "batch"])
@@ -282,3 +283,8 @@ def test_a_successful_batch_prints_only_its_own_lines(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == ["1 to upscale, 0 with outputs already there, 0 refused"]
     assert proc.stdout.splitlines()[0].startswith("1 upscaled, 0 skipped") and (tmp_path / "out" / "a_x4.jpg").is_file()
+
+
+def test_info_help_has_examples():
+    proc = trtsr("info", "--help", timeout=60)
+    assert proc.returncode == 0 and "Examples" in proc.stdout and "trtsr info model-int8.onnx" in proc.stdout

@@ -180,7 +180,10 @@ def test_info_counts_the_quantised_layers(work, int8):
     text = " ".join(proc.stdout.split())
     q = spec["quantization"]
     assert f"quantised int8 by {q['quantizer']} (entropy, 8 samples, seed 0)" in text
-    assert f"{q['quantized_layers']} of {q['compute_layers']} conv/linear layers quantised" in text
+    kept = q["compute_layers"] - q["quantized_layers"]  # the two figures add up to the layers counted
+    counted = f"{q['quantized_layers']} of {q['compute_layers']} conv/linear layers quantised, {kept} kept in float"
+    assert counted in text
+    assert f"the recipe keeps {len(q['excluded'])} nodes in float (conv/linear and fused attention)" in text
 
 
 rtx_only = pytest.mark.skipif(

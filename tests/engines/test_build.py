@@ -71,7 +71,11 @@ def test_info_describes_the_engine(which, request):
     text = proc.stdout
     assert "tensorrt-rtx" in text and result.metadata.precision in text
     assert "profile 0  720p: output 60x60 to 1280x720" in text
-    assert "input      lr: uint8 [?x?x3]" in text
+    assert "input      lr: uint8 [?x?x3] (height x width x 3)" in text
+    meta = result.metadata
+    assert f"output     {meta.output_name}: uint8 [?x?x3] ({meta.scale}h x {meta.scale}w x 3)" in text
+    if meta.guidance_input is not None:  # w is one value, not a picture
+        assert f"{meta.guidance_input}: float [1] (the PadCFG guidance w, one value)" in text
     assert "cannot run here: no NVIDIA GPU" in text
     assert "activation memory per profile: known only where the engine loads" in text
     assert "Traceback" not in proc.stderr

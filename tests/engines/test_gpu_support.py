@@ -8,8 +8,6 @@ tests/runtime/test_cuda_gpu.py on the GPU machine.
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from trtsr.engines import BuildSettings, build_engine, load_backend
@@ -103,15 +101,16 @@ def test_engine_session_refuses_before_reading_the_engine(exports, tmp_path, mon
     assert str(caught.value).startswith(str(built.engine_path))
 
 
-def test_auto_runs_onnxruntime_on_a_gpu_no_backend_serves(on_h100, caplog, monkeypatch):
+def test_auto_runs_onnxruntime_on_a_gpu_no_backend_serves(on_h100, monkeypatch):
+    """No TensorRT backend serves the GPU and torch has no CUDA here: ONNX Runtime runs, and the run says why."""
+    import trtsr.pipeline.choose as choose
     import trtsr.pipeline.upscaler as upscaler
 
     monkeypatch.setattr(upscaler, "engine_graph", lambda *a, **k: pytest.fail("exported for an engine"))
-    with caplog.at_level(logging.WARNING, logger="trtsr.pipeline.upscaler"):
-        with upscaler.Upscaler("default") as up:
-            assert up.backend_name.startswith("onnxruntime")
-    said = [r.getMessage() for r in caplog.records]
-    assert any("compute capability 9.0" in m and "running ONNX Runtime instead" in m for m in said), said
+    monkeypatch.setattr(choose, "_torch_cuda", lambda: False)  # as on a machine with a CPU build of torch
+    with upscaler.Upscaler("default") as up:
+        assert up.backend_name.startswith("onnxruntime")
+        assert "compute capability 9.0" in up.backend_reason and "ONNX Runtime runs on the" in up.backend_reason
 
 
 def test_a_named_backend_that_cannot_serve_the_gpu_fails_before_export(on_h100, monkeypatch):

@@ -33,7 +33,7 @@ def test_plan_covers_every_pixel(height, width, tile, overlap):
         covered[y0:y1, x0:x1] += 1
     assert covered.min() >= 1
     rows = sorted({(y0, y1) for y0, y1, _, _ in boxes})
-    for (_, end), (start, _) in zip(rows, rows[1:]):
+    for (_, end), (start, _) in zip(rows[:-1], rows[1:], strict=True):
         assert end - start >= min(overlap, tile // 2)  # neighbours share at least the overlap
 
 

@@ -24,6 +24,12 @@ def info_command(
     (and, where it loads, each profile's activation memory).
 
     For an .onnx file, prints its export spec instead.
+
+    Examples:
+
+      trtsr info gendr-pix-x4-fp16-padcfg.engine   # what it is, and whether it runs here
+
+      trtsr info model-int8.onnx                    # the export spec, and how it was quantised
     """
     with user_errors(verbose):
         from trtsr.errors import TrtsrError
@@ -57,7 +63,8 @@ def info_command(
         out.print(f"  builder    {meta.builder}")
         for tensor in meta.tensors:
             shape = "x".join("?" if d < 0 else str(d) for d in tensor["shape"])
-            out.print(f"  {tensor['mode']:<10} {tensor['name']}: {tensor['dtype']} [{shape}] (height x width x 3)")
+            out.print(f"  {tensor['mode']:<10} {tensor['name']}: {tensor['dtype']} [{shape}] "
+                      f"({_tensor_role(tensor['name'], meta)})")
         activation = report.activation_bytes
         for index, prof in enumerate(meta.profiles):
             memory = f", activation memory {activation[index] / 2**20:.0f} MiB" if activation else ""
@@ -91,10 +98,20 @@ def _onnx_info(path: Path) -> None:
         out.print(f"  quantised  {quant.get('precision')} by {quant.get('quantizer')} ({quant.get('method')}, "
                   f"{quant.get('samples')} samples, seed {quant.get('seed')}); unquantised layers {spec.precision}",
                   markup=False)
-        out.print(f"  layers     {counted} of {quant.get('compute_layers')} conv/linear layers quantised; "
-                  f"{len(quant.get('excluded', {}))} kept in float by the recipe", markup=False)
+        total = quant.get("compute_layers")
+        kept = f", {total - quant['quantized_layers']} kept in float" if "quantized_layers" in quant else ""
+        out.print(f"  layers     {counted} of {total} conv/linear layers quantised{kept}; the recipe keeps "
+                  f"{len(quant.get('excluded', {}))} nodes in float (conv/linear and fused attention)", markup=False)
         out.print(f"  from       {quant.get('source_onnx')} (sha256 {str(quant.get('source_sha256'))[:16]})",
                   markup=False)
+
+
+def _tensor_role(name: str, meta) -> str:
+    if name == meta.guidance_input:
+        return "the PadCFG guidance w, one value"
+    if name == meta.output_name:
+        return f"{meta.scale}h x {meta.scale}w x 3"
+    return "height x width x 3"
 
 
 def _count_quantized(path: Path, spec) -> str:

@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Callable
 
 from trtsr.errors import TrtsrError
-from trtsr.gpu import GpuInfo, detect_gpu
+from trtsr.gpu import GpuInfo
 
 ENGINE_BACKENDS = ("tensorrt", "tensorrt-rtx")
 
@@ -30,7 +30,7 @@ class BackendChoice:
 class MachineFacts:
     """What the choice depends on, each read only when the choice needs it."""
 
-    gpu: Callable[[], GpuInfo | None] = detect_gpu
+    gpu: Callable[[], GpuInfo | None] | None = None  # the visible GPU (trtsr.gpu.detect_gpu)
     installed_engines: Callable[[], list[str]] | None = None  # TensorRT backends installed
     engines_for: Callable[[GpuInfo], list[str]] | None = None  # those whose engines run on this GPU
     engine_refusal: Callable[[GpuInfo], str] | None = None  # why the installed ones do not
@@ -38,8 +38,10 @@ class MachineFacts:
     onnxruntime_cuda: Callable[[], bool] | None = None  # ONNX Runtime has its CUDA provider (onnxruntime-gpu)
 
     def __post_init__(self) -> None:
+        from trtsr import gpu
         from trtsr.engines import backend as engines
 
+        self.gpu = self.gpu or (lambda: gpu.detect_gpu())  # looked up when asked, so a stand-in GPU is seen
         self.installed_engines = self.installed_engines or engines.installed_backends
         self.engines_for = self.engines_for or engines.usable_backends
         self.engine_refusal = self.engine_refusal or _engine_refusal
