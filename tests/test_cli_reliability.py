@@ -288,3 +288,47 @@ def test_a_successful_batch_prints_only_its_own_lines(tmp_path):
 def test_info_help_has_examples():
     proc = trtsr("info", "--help", timeout=60)
     assert proc.returncode == 0 and "Examples" in proc.stdout and "trtsr info model-int8.onnx" in proc.stdout
+
+
+def test_bench_without_the_export_extra_says_why_and_writes_nothing(tmp_path):
+    """A base install (no torch): no case can run, so one error line, exit 1, and no all-skipped result."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'diffusers', 'onnxscript'):\n"
+        "            raise ImportError(f'{name} is hidden (a base install)')\n"
+        "sys.meta_path.insert(0, _Hide())\n")
+    env = {**__import__("os").environ, "PYTHONPATH": f"{hide}:{__import__('os').environ.get('PYTHONPATH', '')}",
+           "TRTSR_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "trtsr", "bench", "-o", tmp_path / "b"], capture_output=True,
+                          text=True, timeout=300, env=env)
+    one_error(proc, "no benchmark case ran")
+    assert not (tmp_path / "b").exists() or list((tmp_path / "b").iterdir()) == []
+
+
+def test_bench_takes_no_warmup(tmp_path):
+    import json
+
+    proc = trtsr("bench", "-m", "default", "-b", "onnxruntime", "--size", "64x64", "--padcfg", "--warmup", "0",
+                 "-r", "2", "-o", tmp_path, "--name", "w0")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "w0.json").read_text())
+    (case,) = report["results"]
+    assert report["warmup"] == 0 and case["repeats"] == 2 and case["first_run_ms"] > 0 and case["median_ms"] > 0
+
+
+def test_one_unwritable_output_folder_fails_only_its_inputs(read_only, tmp_path):
+    """Outputs beside their inputs: the input in an immutable folder fails, the other is upscaled."""
+    subprocess.run(["chattr", "-i", str(read_only)], check=True)
+    shutil.copy(DATA / "00017_gray.png", read_only / "locked.png")
+    subprocess.run(["chattr", "+i", str(read_only)], check=True)
+    free = tmp_path / "free"
+    free.mkdir()
+    shutil.copy(DATA / "0014.jpg", free / "open.jpg")
+    proc = trtsr("run", read_only / "locked.png", free / "open.jpg")
+    line = one_error(proc, f"{read_only}: output folder is not writable", "1 input(s) not upscaled")
+    assert line and (free / "open_x4.jpg").is_file() and sorted(p.name for p in read_only.iterdir()) == ["locked.png"]
+    assert "1 of 2 failed" in proc.stderr

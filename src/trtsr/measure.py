@@ -50,22 +50,23 @@ def cpu_cores() -> int:
 
 
 def timed_runs(run: Callable[[], Any], warmup: int, repeats: int, sync: Callable[[], None] | None = None):
-    """(first run ms, [ms per timed run]): the first run, then `warmup - 1` untimed runs, then `repeats` timed."""
+    """(first run ms, [ms per timed run]): `warmup` untimed runs, then `repeats` timed ones. The first run is
+    timed alone (compilation, JIT and warm-up included); with no warm-up it is also the first timed run."""
     sync = sync or (lambda: None)
-    started = time.perf_counter()
-    run()
-    sync()
-    first = (time.perf_counter() - started) * 1000
-    for _ in range(max(0, warmup - 1)):
+    first = None
+    for index in range(warmup):
+        started = time.perf_counter()
         run()
-    sync()
+        sync()
+        if index == 0:
+            first = (time.perf_counter() - started) * 1000
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         run()
         sync()
         times.append((time.perf_counter() - started) * 1000)
-    return first, times
+    return (times[0] if first is None else first), times
 
 
 def peak_rss_bytes() -> int:

@@ -34,7 +34,8 @@ def bench_command(
         bool | None, typer.Option("--padcfg/--no-padcfg", help="Only with or only without PadCFG (default both).")
     ] = None,
     scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.")] = defaults.SCALE,
-    warmup: Annotated[int, typer.Option("--warmup", help="Runs before timing.")] = 3,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs before timing (0: none; the first run "
+                                                        "is reported alone either way).")] = 3,
     repeats: Annotated[int, typer.Option("--repeats", "-r", help="Timed runs; the median is reported.")] = 10,
     images: Annotated[
         Path | None, typer.Option("--images", help="Also time trtsr's end-to-end run over this image folder.")
@@ -49,8 +50,11 @@ def bench_command(
     """Benchmark the trtsr runtime against PyTorch (and ONNX Runtime) on this machine.
 
     Writes JSON (device, driver, software versions, command, every figure) and a
-    PNG chart. With no GPU it runs the tiny model on the CPU in seconds, which is
-    how CI keeps the harness working.
+    PNG chart. With no GPU it runs the tiny model on the CPU, which is how CI
+    keeps the harness working; its first run exports the graphs it needs (the
+    export extra; minutes on a small CPU), later runs reuse them. When no case
+    can run (a base install has neither torch nor those graphs) it says why and
+    writes nothing.
 
     Examples:
 

@@ -120,17 +120,17 @@ def output_path(source: Path, output: Path | None, is_file: bool, suffix: str, f
     return folder / shared_output_name(source.name, suffix, fmt)
 
 
-def unwritable_folders(targets: list[Path]) -> list[str]:
-    """One line per output folder that cannot be created or written, checked before any work."""
-    problems = []
+def unwritable_folders(targets: list[Path]) -> dict[Path, str]:
+    """{output folder: one line} for each folder that cannot be created or written, checked before any work."""
+    problems = {}
     for folder in sorted({t.parent for t in targets}):
         existing = folder
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
         if not existing.is_dir():
-            problems.append(f"{folder}: cannot create the output folder ({existing} is a file)")
+            problems[folder] = f"{folder}: cannot create the output folder ({existing} is a file)"
         elif not os.access(existing, os.W_OK | os.X_OK):
-            problems.append(f"{folder}: output folder is not writable")
+            problems[folder] = f"{folder}: output folder is not writable"
     return problems
 
 
@@ -241,9 +241,12 @@ def run_command(
         if not jobs:
             raise typer.Exit(1)
         blocked = unwritable_folders([dst for _, dst in jobs])
-        if blocked:
-            for problem in blocked:
-                console.print(f"[red]error:[/red] {escape(problem)}")
+        for folder, problem in blocked.items():  # those inputs fail; the others go on
+            stopped = [src for src, dst in jobs if dst.parent == folder]
+            console.print(f"[red]error:[/red] {escape(problem)} ({len(stopped)} input(s) not upscaled)")
+            problems += [problem] * len(stopped)
+        jobs = [(src, dst) for src, dst in jobs if dst.parent not in blocked]
+        if not jobs:
             raise typer.Exit(1)
 
         from trtsr.pipeline.upscaler import Upscaler

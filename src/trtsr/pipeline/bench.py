@@ -258,8 +258,8 @@ def run_benchmarks(
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise TrtsrError(f"unknown benchmark backend(s) {', '.join(unknown)}; use {', '.join(BACKENDS)}")
-    if repeats < 1 or warmup < 1:
-        raise TrtsrError("repeats and warmup must be at least 1")
+    if repeats < 1 or warmup < 0:
+        raise TrtsrError(f"repeats must be at least 1 and warmup at least 0, got {repeats} and {warmup}")
     parsed_sizes = [parse_size(s) for s in sizes]
     results: list[BenchResult] = []
     for padcfg in padcfg_modes:
@@ -272,6 +272,10 @@ def run_benchmarks(
                     say(f"  skipped: {result.skipped}")
                 else:
                     say(f"  median {result.median_ms:.1f} ms")
+    if all(r.skipped for r in results):
+        # nothing measured: say why instead of writing a result with no figure in it
+        reasons = sorted({f"{r.backend}: {r.skipped}" for r in results})
+        raise TrtsrError(f"no benchmark case ran ({'; '.join(reasons)[:400]})")
     report = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(command or sys.argv),

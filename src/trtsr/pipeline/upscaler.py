@@ -20,7 +20,7 @@ from trtsr.errors import MissingDependencyError, OutOfMemory, TooLarge, TrtsrErr
 from trtsr.gpu import detect_gpu
 from trtsr.pipeline.choose import ENGINE_BACKENDS, BackendChoice, choose_backend, onnxruntime_has_cuda
 from trtsr.pipeline.resolve import engine_graph, resolve_onnx
-from trtsr.runtime.images import Picture, from_array, to_array
+from trtsr.runtime.images import Picture, from_array, picture_from_pil, to_array
 from trtsr.runtime.sessions import EngineSession, OnnxRuntimeSession
 from trtsr.runtime.settings import RuntimeSettings
 from trtsr.runtime.tiling import run_tiled
@@ -193,8 +193,10 @@ class Upscaler:
         except ImportError:  # pillow is a base dependency; only arrays work without it
             Image = None
         if Image is not None and isinstance(image, Image.Image):
-            array = np.asarray(image if image.mode in ("L", "LA", "RGB", "RGBA", "I;16") else image.convert("RGBA"))
-            result = to_array(self.upscale_picture(from_array(array)))
+            if 0 in image.size:
+                raise TrtsrError(f"the image is empty ({image.size[0]}x{image.size[1]} pixels)")
+            # every mode as the command line reads it: CMYK and float pictures come back RGB, not RGBA
+            result = to_array(self.upscale_picture(picture_from_pil(image, image.info.get("icc_profile"))))
             return Image.fromarray(result)
         if not isinstance(image, np.ndarray):
             raise TrtsrError(f"upscale takes a numpy array, a PIL image or a Picture, not {type(image).__name__}")

@@ -45,6 +45,8 @@ def from_array(array: np.ndarray) -> Picture:
     """A numpy image: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), uint8 or uint16."""
     if array.dtype not in (np.uint8, np.uint16):
         raise TrtsrError(f"image arrays must be uint8 or uint16, got {array.dtype}")
+    if array.ndim >= 2 and 0 in array.shape[:2]:
+        raise TrtsrError(f"the image is empty ({array.shape[1]}x{array.shape[0]} pixels)")
     bits = 16 if array.dtype == np.uint16 else 8
     data = array.astype(np.float32) / (257.0 if bits == 16 else 1.0)
     if data.ndim == 2:
@@ -102,7 +104,7 @@ def read_image(path: str | Path) -> Picture:
                     picture.icc_profile = icc
                     return picture
                 img = ImageOps.exif_transpose(img)
-                return _picture_from_pil(img, icc, path)
+                return picture_from_pil(img, icc, path)
     except TrtsrError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -118,7 +120,9 @@ def read_image(path: str | Path) -> Picture:
                          path=path) from None
 
 
-def _picture_from_pil(img, icc: bytes | None, path: Path) -> Picture:
+def picture_from_pil(img, icc: bytes | None = None, path: Path | None = None) -> Picture:
+    """A decoded PIL image as trtsr reads files: every mode to grey, RGB or RGBA (8 or 16 bits), the way the
+    command line sees the same picture."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         array = np.asarray(img, dtype=np.uint16)
