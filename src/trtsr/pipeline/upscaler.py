@@ -37,9 +37,10 @@ class Upscaler:
         backend: 'auto' (an engine where a TensorRT backend runs on this GPU, else PyTorch on CUDA where
             installed, else ONNX Runtime), 'onnxruntime', 'torch', 'tensorrt' or 'tensorrt-rtx'.
             `backend_name` says which ran and `backend_reason` why (`trtsr.pipeline.choose`).
-        scale, guidance: for graphs exported on demand (guidance None = no PadCFG). 'auto' (the default) is
-            the model's own w: for the shipped default model 1.4 at x2, 1.8 at x3 and 2.2 at x4
-            (`defaults.DEFAULT_MODEL_GUIDANCE`), for other models 1.8, for an engine the w it was exported with.
+        scale, guidance: scale None (the default) is a graph's or engine's own, else 4; one it cannot do is
+            refused. guidance None = no PadCFG; 'auto' (the default) is the model's own w: for the shipped default
+            model 1.4 at x2, 1.8 at x3 and 2.2 at x4 (`defaults.DEFAULT_MODEL_GUIDANCE`), for other models 1.8,
+            for a graph or engine the w it was exported with. A w a graph or engine cannot honour is refused.
         tile: input tile side for tiled runs; None = whole image when it fits (engines: the largest
             profile; ONNX Runtime: 128).
         overlap: input pixels neighbouring tiles share, blended with a raised-cosine window; None follows the
