@@ -68,19 +68,21 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def nearest_existing(path: Path) -> Path:
+    """`path` itself, or its nearest parent that exists: what decides whether `path` can be created."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def unwritable(target: str | Path, *, folder: bool = False) -> str | None:
     """Why nothing can be written at `target`, or None when it can: a file to write (its folder must take a new
     file) or, with `folder`, a folder to create or fill. Missing folders count by their nearest existing parent.
     `os.access` answers for root too where root cannot write: a read-only mount, an immutable folder."""
     path = Path(target)
-    existing = path if folder else path.parent
-    existing = existing if str(existing) else Path(".")
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(path if folder else path.parent)
     if not existing.is_dir():
         return f"cannot create a folder there ({existing} is a file)"
-    if folder and path.exists() and not path.is_dir():
-        return "it is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
     return None

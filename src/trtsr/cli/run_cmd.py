@@ -30,6 +30,7 @@ from trtsr.cli.options import (
     TileOption,
     VerboseOption,
 )
+from trtsr.files import nearest_existing
 from trtsr.outputs import WRITABLE, check_suffix, find_collisions, normalise_format
 from trtsr.outputs import output_name as shared_output_name
 
@@ -124,9 +125,7 @@ def unwritable_folders(targets: list[Path]) -> dict[Path, str]:
     """{output folder: one line} for each folder that cannot be created or written, checked before any work."""
     problems = {}
     for folder in sorted({t.parent for t in targets}):
-        existing = folder
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
+        existing = nearest_existing(folder)
         if not existing.is_dir():
             problems[folder] = f"{folder}: cannot create the output folder ({existing} is a file)"
         elif not os.access(existing, os.W_OK | os.X_OK):

@@ -397,16 +397,16 @@ def _native_stderr_silenced(quiet: bool):
         real.close()
 
 
-def _connect(ray, address: str | None, cpus: int | None) -> bool:
+def _connect(ray, address: str | None, cpus: int | None, quiet: bool) -> bool:
     """Join the cluster at `address` ($RAY_ADDRESS when None), or one already joined, or start a local one.
 
     Returns whether this call started Ray (and so should stop it).
     """
     if ray.is_initialized():
         return False
-    if not logging.getLogger("trtsr").isEnabledFor(logging.INFO):
-        # Quiet unless -v (trtsr logs at INFO then): Ray's and Ray Data's own lines and Ray Data's progress
-        # (_native_stderr_silenced takes its C++ core's); trtsr prints what the job did.
+    if quiet:
+        # Ray's and Ray Data's own lines and Ray Data's progress (_native_stderr_silenced takes its C++ core's);
+        # trtsr prints what the job did.
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.ERROR)
         from ray.data import DataContext
@@ -447,13 +447,15 @@ def upscale_dataset(
     todo, skipped, failures = plan_jobs(inputs, output, suffix=settings.output_suffix, fmt=settings.fmt,
                                         overwrite=settings.overwrite)
     say(f"{len(todo)} to upscale, {len(skipped)} with outputs already there, {len(failures)} refused")
-    quiet = not logging.getLogger("trtsr").isEnabledFor(logging.INFO)
+    quiet = not logging.getLogger("trtsr").isEnabledFor(logging.INFO)  # -v makes trtsr log at INFO: Ray speaks too
     with _native_stderr_silenced(quiet):
-        return _run_on_ray(ray, todo, skipped, failures, inputs, output, settings, address, cpus, say, created)
+        return _run_on_ray(ray, todo, skipped, failures, inputs, output, settings, address, cpus, say, created,
+                           quiet)
 
 
-def _run_on_ray(ray, todo, skipped, failures, inputs, output, settings, address, cpus, say, created) -> BatchReport:
-    started_ray = _connect(ray, address, cpus if cpus is not None else (os.cpu_count() or 1) + 1)
+def _run_on_ray(ray, todo, skipped, failures, inputs, output, settings, address, cpus, say, created,
+                quiet) -> BatchReport:
+    started_ray = _connect(ray, address, cpus if cpus is not None else (os.cpu_count() or 1) + 1, quiet)
     try:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
