@@ -139,7 +139,7 @@ def engine_probe(work: Path, profile: str, dry_run: bool) -> dict[str, Any]:
         return probe
     probe["build_seconds"] = round(time.perf_counter() - started, 2)
     probe["engine_bytes"] = built.engine_path.stat().st_size
-    session = guarded(probe, "load", lambda: EngineSession(built.engine_path))
+    session = guarded(probe, "load", lambda: EngineSession.open(built.engine_path))
     probe["loaded"] = session is not None
     if session is None:
         return probe
@@ -579,7 +579,7 @@ def folder_throughput(session, bench: Bench, size: tuple[int, int], work: Path, 
 
 
 def write_plot(report: dict[str, Any], path: Path) -> None:
-    from trtsr.pipeline.bench import plot_results
+    from trtsr.bench import plot_results
 
     rows = []
     for row in report.get("latency", []):

@@ -7,7 +7,7 @@
 
 from trtsr._version import __version__
 
-__all__ = ["Upscaler", "__version__"]
+__all__ = ["Guidance", "RunRequest", "Upscaler", "__version__"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,12 @@ def __getattr__(name: str):
         from trtsr.pipeline.upscaler import Upscaler
 
         return Upscaler
+    if name == "RunRequest":
+        from trtsr.pipeline.request import RunRequest
+
+        return RunRequest
+    if name == "Guidance":
+        from trtsr.guidance import Guidance
+
+        return Guidance
     raise AttributeError(name)

@@ -6,6 +6,43 @@ these literals.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class Precision(StrEnum):
+    """Float types an exported graph's UNet runs in."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+
+
+class IoType(StrEnum):
+    """A graph's or engine's input and output: uint8 HWC 0..255, or float32 HWC 0..255 unrounded."""
+
+    UINT8 = "uint8"
+    FLOAT32 = "float32"
+
+
+class RunBackend(StrEnum):
+    """What a run may ask for; `auto` picks (trtsr.pipeline.choose)."""
+
+    AUTO = "auto"
+    ONNXRUNTIME = "onnxruntime"
+    TORCH = "torch"
+    TENSORRT = "tensorrt"
+    TENSORRT_RTX = "tensorrt-rtx"
+
+
+class OutputFormat(StrEnum):
+    """Image formats trtsr writes (`outputs.WRITABLE` maps the extensions users type onto them)."""
+
+    PNG = "png"
+    JPG = "jpg"
+    WEBP = "webp"
+    TIFF = "tiff"
+
+
 # PadCFG guidance w (paper Eq. 7); 1.0 (or None) means no PadCFG: the batch-1 graph.
 GUIDANCE = 1.8
 # `trtsr run`/`batch` and `Upscaler` without a guidance: the model's own w. For the shipped default model
@@ -53,9 +90,9 @@ MODEL_NAMES = ("default", *RANDOM_PRESETS)
 
 # Export.
 PRECISION = "fp16"
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = tuple(Precision)
 IO = "uint8"
-IO_TYPES = ("uint8", "float32")
+IO_TYPES = tuple(IoType)
 OPSET = 23
 OPSETS = (18, 23)  # lowest and highest accepted
 # Largest input side an exported graph accepts (the exporter's dynamic-dimension bound).
@@ -68,7 +105,7 @@ ENGINE_CACHE_MAX_GB = 20.0
 
 # Running: backends a run may use; `auto` = an engine where a TensorRT backend runs on this GPU, else PyTorch on
 # CUDA where installed, else ONNX Runtime (trtsr.pipeline.choose).
-RUN_BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt", "tensorrt-rtx")
+RUN_BACKENDS = tuple(RunBackend)
 # Input pixels neighbouring tiles share, blended with a raised-cosine window.
 OVERLAP = 16
 # On ONNX Runtime the top-level self-attention grows with the square of the tile's pixels:

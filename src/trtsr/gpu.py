@@ -12,9 +12,6 @@ import dataclasses
 import functools
 import shutil
 import subprocess
-import threading
-import time
-from collections.abc import Callable
 
 from trtsr.errors import MissingDependencyError, OutOfMemory, TrtsrError
 
@@ -118,45 +115,3 @@ def device_memory_used() -> int:
     runtime = cudart()
     free, total = check_cuda(runtime.cudaMemGetInfo())
     return int(total) - int(free)
-
-
-class MemoryHighWater:
-    """The highest device memory use seen while the `with` block runs, sampled on a thread.
-
-    TensorRT allocates through its own allocator, so no allocator statistic sees all of an
-    engine's memory; sampling the device's used memory (every `interval` seconds, plus once
-    at entry and exit) gives the high-water mark, minus anything shorter than the interval.
-    `peak_bytes` is that mark minus the use at entry.
-    """
-
-    def __init__(self, used: Callable[[], int] = device_memory_used, interval: float = 0.001) -> None:
-        self._used = used
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.baseline = 0
-        self.highest = 0
-
-    @property
-    def peak_bytes(self) -> int:
-        return max(0, self.highest - self.baseline)
-
-    def _sample(self) -> None:
-        self.highest = max(self.highest, self._used())
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            time.sleep(self._interval)
-
-    def __enter__(self) -> MemoryHighWater:
-        self.baseline = self.highest = self._used()
-        self._thread = threading.Thread(target=self._loop, name="trtsr-memory-high-water", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._sample()

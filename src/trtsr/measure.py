@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,18 +16,33 @@ from typing import Any
 import numpy as np
 
 from trtsr._version import __version__
-from trtsr.gpu import detect_gpu
+from trtsr.gpu import detect_gpu, device_memory_used
+
+# (the name results use, the distributions that provide it, first installed wins)
+VERSIONED = (("torch", ("torch",)), ("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
+             ("tensorrt", ("tensorrt", "tensorrt-cu12", "tensorrt-cu13")),
+             ("tensorrt_rtx", ("tensorrt-rtx-cu12", "tensorrt-rtx", "tensorrt-rtx-cu13")),
+             ("diffusers", ("diffusers",)))
+
+
+def installed_version(*distributions: str) -> str | None:
+    """The installed version of the first of `distributions` that is installed, read from its metadata
+    (nothing is imported), else None."""
+    from importlib import metadata
+
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def environment() -> dict[str, Any]:
     versions: dict[str, str | None] = {"trtsr": __version__, "python": platform.python_version(),
                                        "numpy": np.__version__}
-    for name, module in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("tensorrt", "tensorrt"),
-                         ("tensorrt_rtx", "tensorrt_rtx"), ("diffusers", "diffusers")):
-        try:
-            versions[name] = __import__(module).__version__
-        except Exception:
-            versions[name] = None
+    for name, distributions in VERSIONED:
+        versions[name] = installed_version(*distributions)
     gpu = detect_gpu()
     return {
         "device": gpu.to_dict() if gpu else {"name": f"CPU only: {cpu_name()}", "cores": cpu_cores()},
@@ -74,3 +90,45 @@ def peak_rss_bytes() -> int:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class MemoryHighWater:
+    """The highest device memory use seen while the `with` block runs, sampled on a thread.
+
+    TensorRT allocates through its own allocator, so no allocator statistic sees all of an
+    engine's memory; sampling the device's used memory (every `interval` seconds, plus once
+    at entry and exit) gives the high-water mark, minus anything shorter than the interval.
+    `peak_bytes` is that mark minus the use at entry.
+    """
+
+    def __init__(self, used: Callable[[], int] | None = None, interval: float = 0.001) -> None:
+        self._used = used or device_memory_used
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.baseline = 0
+        self.highest = 0
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(0, self.highest - self.baseline)
+
+    def _sample(self) -> None:
+        self.highest = max(self.highest, self._used())
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            time.sleep(self._interval)
+
+    def __enter__(self) -> MemoryHighWater:
+        self.baseline = self.highest = self._used()
+        self._thread = threading.Thread(target=self._loop, name="trtsr-memory-high-water", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()

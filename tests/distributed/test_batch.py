@@ -136,11 +136,14 @@ def test_plan_refuses_collisions_and_reads_list_files(tmp_path):
 
 def test_bad_settings_are_one_line_errors():
     from trtsr.errors import TrtsrError
+    from trtsr.pipeline.request import RunRequest
 
     for bad, message in ((dict(actors=0), "actors must be at least 1"), (dict(fmt="bmp"), "unknown format"),
-                         (dict(backend="cuda"), "unknown backend"), (dict(threads=0), "threads must be")):
+                         (dict(threads=0), "threads must be")):
         with pytest.raises(TrtsrError, match=message):
             BatchSettings(**bad)
+    with pytest.raises(TrtsrError, match="unknown backend"):  # the run request the actors open, checked once
+        BatchSettings(run=RunRequest(backend="cuda"))
 
 
 def test_the_base_install_never_imports_ray():
@@ -152,8 +155,10 @@ def test_the_base_install_never_imports_ray():
 
 def test_an_unknown_model_is_one_line_before_any_image_is_read(cluster, tmp_path):
     from trtsr.errors import TrtsrError
+    from trtsr.pipeline.request import RunRequest
 
     _inputs(tmp_path / "in", count=1)
     with pytest.raises(TrtsrError, match="no such model file or folder"):
-        upscale_dataset([str(tmp_path / "in")], str(tmp_path / "out"), BatchSettings(model="no-such-model"))
+        upscale_dataset([str(tmp_path / "in")], str(tmp_path / "out"),
+                        BatchSettings(run=RunRequest(model="no-such-model")))
     assert not (tmp_path / "out").exists()

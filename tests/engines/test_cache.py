@@ -184,3 +184,52 @@ def test_the_timing_cache_is_merged_not_overwritten(tmp_path):
     assert _TimingCache(path.read_bytes()).entries == {"conv1 tactic": 1.5, "conv2 tactic": 2.5}
     assert lock_path_for(path).exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read from files so far (Linux: rchar of /proc/self/io)."""
+    from pathlib import Path
+
+    return next(int(line.split()[1]) for line in Path("/proc/self/io").read_text().splitlines()
+                if line.startswith("rchar:"))
+
+
+def test_a_start_from_the_cache_reads_and_hashes_the_engine_once(tiny_fp16, tmp_path, monkeypatch):
+    """Finding a cached engine and opening its session reads the file once and hashes it once (the session
+    takes the bytes the cache checked), up to the GPU check on a machine without one."""
+    import hashlib
+    from pathlib import Path
+
+    import trtsr.gpu as gpu
+    from trtsr.errors import TrtsrError
+    from trtsr.runtime.sessions import EngineSession
+
+    if not Path("/proc/self/io").is_file():
+        pytest.skip("counts bytes read through /proc/self/io (Linux)")
+    monkeypatch.setattr(gpu, "detect_gpu", lambda: None)  # the start up to the GPU check, on any machine
+    built = cached_engine(tiny_fp16.onnx_path, SETTINGS, root=tmp_path)
+    size = built.metadata.engine_bytes
+    hashed = [0]  # bytes fed to sha256, at once or in pieces
+    real_sha256 = hashlib.sha256
+
+    class CountingSha256:
+        def __init__(self, data=b"", **kwargs):
+            self._hash = real_sha256(**kwargs)
+            self.update(data)
+
+        def update(self, data):
+            hashed[0] += len(data)
+            self._hash.update(data)
+
+        def hexdigest(self):
+            return self._hash.hexdigest()
+
+    monkeypatch.setattr(hashlib, "sha256", CountingSha256)
+    before = _bytes_read()
+    cached = cached_engine(tiny_fp16.onnx_path, SETTINGS, root=tmp_path)
+    with pytest.raises(TrtsrError, match="none is visible"):
+        EngineSession.open(cached.loaded)
+    read = _bytes_read() - before
+    assert not cached.built and cached.loaded.data is not None
+    assert size <= read < 1.5 * size, f"read {read / size:.2f} times the engine's {size} bytes"
+    assert size <= hashed[0] < 1.5 * size, f"hashed {hashed[0] / size:.2f} times the engine's bytes"

@@ -22,9 +22,9 @@ RTX_4090 = GpuInfo("NVIDIA GeForce RTX 4090", "8.9", "13.0")
 @pytest.fixture()
 def on_h100(monkeypatch):
     """trtsr sees an H100 (every module asks trtsr.gpu.detect_gpu, some through their own import)."""
+    import trtsr.bench as bench
     import trtsr.engines.builder as builder
     import trtsr.gpu as gpu
-    import trtsr.pipeline.bench as bench
 
     for module in (gpu, builder, bench):
         monkeypatch.setattr(module, "detect_gpu", lambda: H100)
@@ -97,16 +97,17 @@ def test_engine_session_refuses_before_reading_the_engine(exports, tmp_path, mon
 
     monkeypatch.setattr(Path, "read_bytes", no_engine_read)
     with pytest.raises(TrtsrError, match="compute capability 9.0") as caught:
-        EngineSession(built.engine_path)
+        EngineSession.open(built.engine_path)
     assert str(caught.value).startswith(str(built.engine_path))
 
 
 def test_auto_runs_onnxruntime_on_a_gpu_no_backend_serves(on_h100, monkeypatch):
     """No TensorRT backend serves the GPU and torch has no CUDA here: ONNX Runtime runs, and the run says why."""
     import trtsr.pipeline.choose as choose
+    import trtsr.pipeline.resolve as resolve
     import trtsr.pipeline.upscaler as upscaler
 
-    monkeypatch.setattr(upscaler, "engine_graph", lambda *a, **k: pytest.fail("exported for an engine"))
+    monkeypatch.setattr(resolve, "engine_graph", lambda *a, **k: pytest.fail("exported for an engine"))
     monkeypatch.setattr(choose, "_torch_cuda", lambda: False)  # as on a machine with a CPU build of torch
     with upscaler.Upscaler("default") as up:
         assert up.backend_name.startswith("onnxruntime")
@@ -114,15 +115,16 @@ def test_auto_runs_onnxruntime_on_a_gpu_no_backend_serves(on_h100, monkeypatch):
 
 
 def test_a_named_backend_that_cannot_serve_the_gpu_fails_before_export(on_h100, monkeypatch):
+    import trtsr.pipeline.resolve as resolve
     import trtsr.pipeline.upscaler as upscaler
 
-    monkeypatch.setattr(upscaler, "engine_graph", lambda *a, **k: pytest.fail("exported for an engine"))
+    monkeypatch.setattr(resolve, "engine_graph", lambda *a, **k: pytest.fail("exported for an engine"))
     with pytest.raises(TrtsrError, match="tensorrt-rtx .* does not run engines on this GPU"):
         upscaler.Upscaler("default", backend="tensorrt-rtx")
 
 
 def test_bench_records_the_refusal_without_building(on_h100, monkeypatch):
-    import trtsr.pipeline.bench as bench
+    import trtsr.bench as bench
 
     monkeypatch.setattr(bench, "resolve_onnx", lambda *a, **k: pytest.fail("exported for an engine"), raising=False)
     result = bench.run_case("engine", "default", (256, 256), True, 4, 1, 1, lambda message: None)

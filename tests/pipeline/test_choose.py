@@ -59,7 +59,14 @@ def test_onnxruntime_on_a_gpu_says_where_it_runs():
 
 def test_named_backends_are_taken_as_asked():
     assert choose_backend("onnxruntime", facts(torch_cuda=None)).backend == "onnxruntime"
-    assert choose_backend("tensorrt", facts(torch_cuda=None)).reason == "asked for with -b tensorrt"
+    with pytest.raises(TrtsrError, match="runs engines on an NVIDIA GPU and none is visible"):
+        choose_backend("tensorrt", facts(torch_cuda=None))  # refused before any export or build
+    asked = facts(gpu=RTX, torch_cuda=None)
+    asked.engine_check = lambda name, gpu: None
+    assert choose_backend("tensorrt", asked).reason == "asked for with -b tensorrt"
+    asked.engine_check = lambda name, gpu: (_ for _ in ()).throw(TrtsrError(f"{name} {REFUSAL}"))
+    with pytest.raises(TrtsrError, match=f"tensorrt-rtx {REFUSAL}"):
+        choose_backend("tensorrt-rtx", asked)
     on_cpu = choose_backend("torch", facts(torch_cuda=False))
     assert on_cpu.backend == "torch" and "no CUDA device, so fp32 on the CPU" in on_cpu.reason
     assert choose_backend("torch", facts(torch_cuda=True)).reason == "asked for with -b torch"

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from trtsr.errors import MissingDependencyError, TrtsrError
+from trtsr.errors import TrtsrError
 from trtsr.paths import default_weights, shipped_onnx
 from trtsr.pipeline import resolve
 from trtsr.pipeline.resolve import GraphRequest, cached_export, export_key, resolve_onnx
@@ -76,22 +76,17 @@ def test_cached_export_is_reused_and_invalidated(tmp_path, monkeypatch):
 
 
 def test_the_engine_graph_falls_back_to_the_shipped_graph_only_without_the_export_extra(monkeypatch, caplog):
-    real = resolve.resolve_onnx
-
-    def no_torch(model, *, precision="fp32", **kwargs):
-        if precision == "fp16":
-            raise MissingDependencyError("exporting it", "export")
-        return real(model, precision=precision, **kwargs)
-
-    monkeypatch.setattr(resolve, "resolve_onnx", no_torch)
+    monkeypatch.setattr(resolve, "can_export", lambda: False)  # a run-only install: no torch, no diffusers
+    monkeypatch.setattr(resolve, "cached_export", lambda *a, **k: pytest.fail("exported without the extra"))
     with caplog.at_level(logging.WARNING, logger="trtsr.pipeline.resolve"):
         graph = resolve.engine_graph("default", scale=4, guidance=1.8)
     assert graph == shipped_onnx()
     assert any("fp32 graph" in r.message and "'export' extra" in r.message for r in caplog.records)
 
-    def broken(model, **kwargs):
+    def broken(model, request, **kwargs):
         raise TrtsrError("the exporter failed for a reason that is not a missing extra")
 
-    monkeypatch.setattr(resolve, "resolve_onnx", broken)
+    monkeypatch.setattr(resolve, "can_export", lambda: True)  # with the extra, a failed export is an error
+    monkeypatch.setattr(resolve, "cached_export", broken)
     with pytest.raises(TrtsrError, match="not a missing extra"):
         resolve.engine_graph("default", scale=4, guidance=1.8)

@@ -72,7 +72,8 @@ def test_a_failed_call_that_is_not_memory_is_not_out_of_memory(cudart):
 
 
 def test_the_high_water_mark_sees_an_allocation_that_is_already_gone(cudart):
-    from trtsr.gpu import MemoryHighWater, device_memory_used
+    from trtsr.gpu import device_memory_used
+    from trtsr.measure import MemoryHighWater
     from trtsr.runtime.sessions import DeviceMemory
 
     size = 1 << 30
@@ -106,11 +107,11 @@ def test_the_backend_verdict_on_this_gpu_matches_the_library(cudart, tmp_path):
         theirs = " ".join(errors.take())
         assert f"compute capability {gpu.compute_capability}" in theirs, theirs
         with pytest.raises(TrtsrError) as caught:
-            EngineSession(built.engine_path)
+            EngineSession.open(built.engine_path)
         assert ours in str(caught.value) and "\n" not in str(caught.value)
     else:
         assert library is not None, f"the library refused a GPU trtsr lists: {errors.take()}"
-        session = EngineSession(built.engine_path)
+        session = EngineSession.open(built.engine_path)
         try:
             lr = np.full((64, 64, 3), 128, dtype=np.float32)
             out = session.infer(lr)

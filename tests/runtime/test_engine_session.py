@@ -39,7 +39,7 @@ def test_engine_matches_onnxruntime_across_profile_range(gpu, exports, real_rgb,
     built = build_engine(graph.onnx_path, tmp_path / "e.engine",
                          BuildSettings(profiles=("256x256:512x512:1024x1024",),
                                        backend=usable_backends(gpu)[0]))
-    session = EngineSession(built.engine_path)
+    session = EngineSession.open(built.engine_path)
     try:
         # Several sizes across the profile, not only its opt: dynamic engines have been seen to
         # give NaN or black output away from the tuned shape.

@@ -86,19 +86,16 @@ def batch_command(
         if "://" not in output:  # a local folder; remote URIs are checked by their filesystem when written
             check_writable(Path(output), "output folder", folder=True)
         require_extra("trtsr batch", "distributed", "ray", "pyarrow")
-        from trtsr.pipeline.upscaler import check_given_model, check_model_name
+        from trtsr.guidance import Guidance
+        from trtsr.pipeline.request import RunRequest
 
-        if engine is None:
-            check_model_name(model, random_weights=random_weights)
-        scale, w = check_given_model(engine, model, scale=scale, guidance=guidance, no_padcfg=no_padcfg,
-                                     random_weights=random_weights)  # before Ray starts
+        request = RunRequest(model=model, engine=engine, backend=backend, scale=scale,  # before Ray starts
+                             guidance=Guidance.parse(guidance, no_padcfg), tile=tile, overlap=overlap,
+                             random_weights=random_weights)
         from trtsr.distributed.batch import BatchSettings, upscale_dataset
 
-        settings = BatchSettings(
-            model=model, engine=engine, backend=backend, scale=scale,
-            guidance=w, tile=tile, overlap=overlap, fmt=fmt, suffix=suffix,
-            overwrite=overwrite, actors=actors, threads=threads,
-        )
+        settings = BatchSettings(run=request, fmt=fmt, suffix=suffix, overwrite=overwrite, actors=actors,
+                                 threads=threads)
         # Plain lines, no spinner: Ray Data draws its own progress bars.
         result = upscale_dataset(inputs, output, settings, address=ray_address,
                                  progress=lambda message: console.print(escape(message)))

@@ -63,14 +63,14 @@ def bench_command(
       trtsr bench -m gendr-pix --size 4k -b engine -b torch-eager-bf16 --images tests/data
     """
     with user_errors(verbose):
-        from trtsr.gpu import detect_gpu
-        from trtsr.pipeline.bench import (
+        from trtsr.bench import (
             CPU_DEFAULT_BACKENDS,
             CPU_DEFAULT_SIZES,
             GPU_DEFAULT_BACKENDS,
             GPU_DEFAULT_SIZES,
             run_benchmarks,
         )
+        from trtsr.gpu import detect_gpu
 
         check_writable(out_dir, "results folder", folder=True)
         gpu = detect_gpu()

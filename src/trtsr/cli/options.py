@@ -48,8 +48,9 @@ RunModelOption = Annotated[
 ]
 RunBackendOption = Annotated[
     str, typer.Option("--backend", "-b", help="auto (an engine where a TensorRT backend runs on this GPU, else "
-                                              "PyTorch on CUDA, else ONNX Runtime), onnxruntime, torch, "
-                                              "tensorrt, tensorrt-rtx. The run says which ran and why.")
+                                              "PyTorch on CUDA, else ONNX Runtime), "
+                                              + ", ".join(defaults.RUN_BACKENDS[1:])
+                                              + ". The run says which ran and why.")
 ]
 CompileOption = Annotated[
     bool, typer.Option("--compile", help="torch backend: torch.compile the model. Compiles once per input size "
@@ -69,7 +70,8 @@ OverlapOption = Annotated[
                                                f"{defaults.OVERLAP}, or half a smaller tile.")
 ]
 FormatOption = Annotated[
-    str | None, typer.Option("--format", "-f", help="png, jpg, webp or tiff; default: the input's format.")
+    str | None, typer.Option("--format", "-f", help=", ".join(defaults.OutputFormat)
+                                                    + "; default: the input's format.")
 ]
 SuffixOption = Annotated[str | None, typer.Option("--suffix", help="Added to output names; default _x<scale>.")]
 RandomWeightsOption = Annotated[

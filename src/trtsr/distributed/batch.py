@@ -35,10 +35,10 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from trtsr import defaults
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import write_text_atomic
-from trtsr.outputs import check_suffix, find_collisions, normalise_format, output_name
+from trtsr.outputs import check_suffix, collision_problems, find_collisions, normalise_format, output_name, read_list
+from trtsr.pipeline.request import RunRequest
 from trtsr.runtime.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -125,13 +125,8 @@ def expand_inputs(items: list[str]) -> tuple[list[tuple[str, PurePosixPath]], li
     problems: list[str] = []
     for item in items:
         if item.startswith("@"):
-            list_file = Path(item[1:])
-            try:
-                lines = [line.strip() for line in list_file.read_text().splitlines()]
-            except (OSError, UnicodeDecodeError) as exc:
-                problems.append(f"{list_file}: cannot read the list ({getattr(exc, 'strerror', None) or exc})")
-                continue
-            found, trouble = expand_inputs([line for line in lines if line and not line.startswith("#")])
+            listed, unread = read_list(item)
+            found, trouble = expand_inputs(listed) if unread is None else ([], [unread])
         else:
             found, trouble = _list_one(item)
         pairs += found
@@ -154,11 +149,7 @@ def plan_jobs(items: list[str], output: str, *, suffix: str, fmt: str | None, ov
         target_rel = relative.with_name(output_name(relative.name, suffix, fmt))
         jobs.append(Job(source, out_prefix + _join(out_root, target_rel), str(relative)))
     clashes = find_collisions((job.source, job.target) for job in jobs)
-    for target, sources in clashes.items():
-        for source in sources:
-            others = ", ".join(s for s in sources if s != source)
-            failures.append({"file": source, "error": f"its output {target} would also be written from {others}; "
-                                                      "upscale them separately or rename one"})
+    failures += [{"file": source, "error": why} for source, why in collision_problems(clashes)]
     clashing = {s for sources in clashes.values() for s in sources}
     todo, skipped = [], []
     for job in jobs:
@@ -208,20 +199,12 @@ def _read_and_decode(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class UpscaleActor:
-    """Ray actor: one Upscaler for the actor's life; one image per call."""
+    """Ray actor: one Upscaler for the actor's life, opened from the job's RunRequest; one image per call."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, request: RunRequest) -> None:
         from trtsr.pipeline.upscaler import Upscaler
-        from trtsr.runtime.sessions import OnnxRuntimeSession
 
-        if options["on_cpu"]:
-            session = OnnxRuntimeSession(options["onnx"], use_cuda=False, threads=options["threads"])
-            self.upscaler = Upscaler.from_session(session, tile=options["tile"], overlap=options["overlap"],
-                                                  guidance=options["guidance"])
-        else:
-            self.upscaler = Upscaler(options["model"], engine=options["engine"], backend=options["backend"],
-                                     scale=options["scale"], guidance=options["guidance"], tile=options["tile"],
-                                     overlap=options["overlap"])
+        self.upscaler = Upscaler.from_request(request)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         pictures, errors, seconds = list(batch["picture"]), list(batch["error"]), list(batch["seconds"])
@@ -273,7 +256,8 @@ class BatchSettings:
     """How the batch job upscales and where it runs.
 
     Fields:
-        model, engine, backend, scale, guidance, tile, overlap: as for `trtsr run` / `Upscaler`.
+        run: the `RunRequest` every actor opens (model or engine, backend, scale, guidance, tiles), checked
+            once when it is built, as for `trtsr run` and `Upscaler`.
         fmt, suffix, overwrite: output naming, as for `trtsr run` (suffix None = _x<scale>).
         actors: upscaling actors; None = one per GPU in the cluster, else one.
         gpus_per_actor: GPUs each actor holds when the cluster has GPUs (1: one Upscaler per GPU).
@@ -281,13 +265,7 @@ class BatchSettings:
         io_cpus: CPUs each read/decode and encode/write task reserves.
     """
 
-    model: str = "default"
-    engine: str | None = None
-    backend: str = "auto"
-    scale: int | None = None  # None: a graph's or engine's own, else defaults.SCALE
-    guidance: float | str | None = defaults.AUTO_GUIDANCE
-    tile: int | None = None
-    overlap: int | None = None
+    run: RunRequest = dataclasses.field(default_factory=RunRequest)
     fmt: str | None = None
     suffix: str | None = None
     overwrite: bool = False
@@ -297,19 +275,6 @@ class BatchSettings:
     io_cpus: float = 0.25
 
     def __post_init__(self) -> None:
-        from trtsr.pipeline.upscaler import check_model_name, check_run_options, made_for
-
-        made = made_for(Path(self.engine) if self.engine is not None else None, str(self.model))
-        if made is not None:  # a graph or engine: its own scale (and the outputs are named by it)
-            if self.scale is not None and self.scale != made[2]:
-                raise TrtsrError(f"this {made[0]} upscales x{made[2]}, not x{self.scale}", path=made[1])
-            object.__setattr__(self, "scale", made[2])
-        elif self.scale is None:
-            object.__setattr__(self, "scale", defaults.SCALE)
-        check_run_options(backend=self.backend, scale=self.scale, guidance=self.guidance, tile=self.tile,
-                          overlap=self.overlap)
-        if self.engine is None:
-            check_model_name(self.model)
         try:
             object.__setattr__(self, "fmt", normalise_format(self.fmt))
         except ValueError as exc:
@@ -321,15 +286,10 @@ class BatchSettings:
             raise TrtsrError(f"threads must be at least 1, got {self.threads}")
         if not 0 < self.io_cpus <= 16:
             raise TrtsrError(f"io_cpus must be above 0 and at most 16, got {self.io_cpus}")
-        brings_own = self.engine is not None or str(self.model).endswith(".onnx")  # its own w, as in Upscaler
-        if self.guidance == defaults.AUTO_GUIDANCE and not brings_own:
-            object.__setattr__(self, "guidance", defaults.guidance_for(self.model, self.scale))
-        if self.guidance not in (None, defaults.AUTO_GUIDANCE) and float(self.guidance) == 1.0:
-            object.__setattr__(self, "guidance", None)
 
     @property
     def output_suffix(self) -> str:
-        return f"_x{self.scale}" if self.suffix is None else self.suffix
+        return f"_x{self.run.scale_out}" if self.suffix is None else self.suffix
 
 
 @dataclasses.dataclass
@@ -459,25 +419,22 @@ def _run_on_ray(ray, todo, skipped, failures, inputs, output, settings, address,
     try:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        on_cpu = settings.backend == "onnxruntime" or (gpus == 0 and settings.engine is None)
-        if on_cpu and settings.engine is not None:
+        on_cpu = settings.run.backend == "onnxruntime" or (gpus == 0 and settings.run.engine is None)
+        if on_cpu and settings.run.engine is not None:
             raise TrtsrError("--engine needs GPU actors, and this cluster has no GPU")
         actors = settings.actors or (max(1, int(gpus / settings.gpus_per_actor)) if not on_cpu else 1)
         cluster = {"cpus": resources.get("CPU", 0), "gpus": gpus, "nodes": len(ray.nodes()),
                    "actors_on": "cpu" if on_cpu else "gpu"}
         rows, seconds = [], 0.0
         if todo:
-            options = {"model": settings.model, "engine": settings.engine, "backend": settings.backend,
-                       "scale": settings.scale, "guidance": settings.guidance, "tile": settings.tile,
-                       "overlap": settings.overlap, "threads": settings.threads, "on_cpu": on_cpu, "onnx": None}
+            request = settings.run
             if on_cpu:
                 from trtsr.pipeline.resolve import resolve_onnx
 
-                # In the driver, before any work: an unknown model or a missing extra is one line here, and
-                # an on-demand export happens once instead of once per actor.
-                wanted = None if settings.guidance == defaults.AUTO_GUIDANCE else settings.guidance
-                options["onnx"] = str(resolve_onnx(settings.model, scale=settings.scale, guidance=wanted,
-                                                   progress=say))
+                # In the driver, before any work: a missing extra is one line here, and an on-demand export
+                # happens once instead of once per actor; the actors open that graph.
+                graph = resolve_onnx(request.model, scale=request.scale_out, guidance=request.w, progress=say)
+                request = dataclasses.replace(request.on_graph(graph), on_cpu=True, threads=settings.threads)
             actor_resources = ({"num_cpus": settings.threads} if on_cpu
                                else {"num_gpus": settings.gpus_per_actor, "num_cpus": 1})
             started = time.perf_counter()
@@ -486,7 +443,7 @@ def _run_on_ray(ray, todo, skipped, failures, inputs, output, settings, address,
                                     override_num_blocks=min(len(todo), 1000))
                 .map(_read_and_decode, num_cpus=settings.io_cpus)
                 .map_batches(UpscaleActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
-                             fn_constructor_kwargs={"options": options}, **actor_resources)
+                             fn_constructor_kwargs={"request": request}, **actor_resources)
                 .map(_encode_and_write, num_cpus=settings.io_cpus)
             )
             try:

@@ -1,14 +1,29 @@
-"""ONNX -> TensorRT / TensorRT-RTX engines: backend adapter, profiles, builds, metadata, cache."""
+"""ONNX -> TensorRT / TensorRT-RTX engines: backend adapter, profiles, builds, metadata, cache.
 
-from trtsr.engines.backend import Backend, installed_backends, load_backend
-from trtsr.engines.builder import BuildResult, BuildSettings, build_engine
-from trtsr.engines.cache import CachedEngine, cached_engine
-from trtsr.engines.check import EngineReport, check_engine
-from trtsr.engines.metadata import EngineMetadata, metadata_path_for
-from trtsr.engines.profiles import DEFAULT_PROFILES, NAMED_SIZES, ShapeProfile, parse_profiles
+Names load on first use, so opening an engine (`engines.metadata`, `engines.backend`) never loads the
+builder or the cache.
+"""
 
-__all__ = [
-    "DEFAULT_PROFILES", "NAMED_SIZES", "Backend", "BuildResult", "BuildSettings", "CachedEngine", "EngineMetadata",
-    "EngineReport", "ShapeProfile", "build_engine", "cached_engine", "check_engine", "installed_backends",
-    "load_backend", "metadata_path_for", "parse_profiles",
-]
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "Backend": "backend", "installed_backends": "backend", "load_backend": "backend",
+    "BuildResult": "builder", "BuildSettings": "builder", "build_engine": "builder",
+    "CachedEngine": "cache", "cached_engine": "cache",
+    "EngineReport": "check", "check_engine": "check",
+    "EngineMetadata": "metadata", "LoadedEngine": "metadata", "load_engine_file": "metadata",
+    "metadata_path_for": "metadata",
+    "DEFAULT_PROFILES": "profiles", "NAMED_SIZES": "profiles", "ShapeProfile": "profiles", "parse_profiles": "profiles",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

@@ -138,11 +138,7 @@ def build_engine(
     started = time.perf_counter()
     engine_bytes = backend.build(parsed, config)
     seconds = time.perf_counter() - started
-    if timing_cache is not None and timing_path is not None:
-        try:
-            backend.save_timing_cache(config, timing_cache, timing_path)
-        except OSError as exc:
-            raise _disk_error(exc, timing_path) from None
+    tensors = parsed.tensors()
 
     gpu = detect_gpu()
     metadata = EngineMetadata(
@@ -150,7 +146,7 @@ def build_engine(
         guidance=spec.guidance, guidance_input=spec.guidance_input, io=spec.io, input_name=spec.input_name,
         output_name=spec.output_name,
         alignment=spec.alignment, extra_pixels=spec.extra_pixels, min_input_size=spec.min_input_size,
-        max_input_size=spec.max_input_size, tensors=parsed.tensors(),
+        max_input_size=spec.max_input_size, tensors=tensors,
         profiles=[p.to_dict(spec.sizes) for p in profiles], onnx_sha256=onnx_sha, onnx_file=onnx_path.name,
         model=spec.model, builder={**settings.builder_dict(), "attention_layers": len(attention)},
         quantization=quantized,
@@ -167,6 +163,11 @@ def build_engine(
     except OSError as exc:
         output.unlink(missing_ok=True)
         raise _disk_error(exc, meta_path) from None
+    if timing_cache is not None and timing_path is not None:
+        try:
+            backend.save_timing_cache(config, timing_cache, timing_path)
+        except OSError as exc:
+            raise _disk_error(exc, timing_path) from None
     return BuildResult(output, meta_path, metadata)
 
 

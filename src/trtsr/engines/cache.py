@@ -34,7 +34,7 @@ from pathlib import Path
 from trtsr.defaults import ENGINE_CACHE_MAX_GB
 from trtsr.engines.backend import Backend, load_backend
 from trtsr.engines.builder import BuildSettings, build_engine, load_spec_for
-from trtsr.engines.metadata import EngineMetadata, metadata_path_for
+from trtsr.engines.metadata import EngineMetadata, LoadedEngine, load_engine_file, metadata_path_for
 from trtsr.errors import TrtsrError
 from trtsr.files import file_lock, lock_is_held
 from trtsr.gpu import detect_gpu
@@ -68,25 +68,29 @@ def cache_limit_bytes(max_gb: float | None = None) -> int | None:
     return None if max_gb == 0 else int(max_gb * 1e9)
 
 
-def _valid_entry(engine: Path, onnx_sha256: str, backend: Backend) -> bool:
+def _valid_entry(engine: Path, onnx_sha256: str, backend: Backend) -> LoadedEngine | None:
+    """The entry's engine, read once and checked (metadata, size and sha256, and on a GPU whether it runs
+    here), for the session to open without reading it again; None when it must be built."""
     meta_file = metadata_path_for(engine)
     if not engine.is_file() or not meta_file.is_file():
-        return False
+        return None
     try:
         meta = EngineMetadata.for_engine(engine)
     except TrtsrError:
-        return False
+        return None
     if meta.onnx_sha256 != onnx_sha256 or meta.backend != backend.name or meta.backend_version != backend.version:
-        return False
-    if not meta.matches_file(engine):
+        return None
+    try:
+        loaded = load_engine_file(engine, meta)
+    except TrtsrError:
         log.warning("cached engine %s is corrupt; rebuilding", engine)
-        return False
+        return None
     if detect_gpu() is not None:
-        ok, why = backend.engine_validity(engine.read_bytes())
+        ok, why = backend.engine_validity(loaded.data)
         if not ok:
             log.warning("cached engine %s cannot run here (%s); rebuilding", engine, why)
-            return False
-    return True
+            return None
+    return loaded
 
 
 def _entry_files(engine: Path) -> list[Path]:
@@ -135,6 +139,7 @@ class CachedEngine:
     engine_path: Path
     metadata: EngineMetadata
     built: bool  # False when an existing entry was reused
+    loaded: LoadedEngine | None = dataclasses.field(default=None, repr=False)  # a reused entry, read and checked
 
 
 def cached_engine(
@@ -161,8 +166,9 @@ def cached_engine(
     try:
         with file_lock(lock):
             os.utime(lock)  # the entry's last use, for eviction
-            if _valid_entry(engine, spec.onnx_sha256, backend):
-                return CachedEngine(engine, EngineMetadata.for_engine(engine), built=False)
+            loaded = _valid_entry(engine, spec.onnx_sha256, backend)
+            if loaded is not None:
+                return CachedEngine(engine, loaded.metadata, built=False, loaded=loaded)
             if progress:
                 progress(f"building an engine once into {folder}; later runs reuse it")
             result = build_engine(onnx_path, engine, dataclasses.replace(settings, backend=backend.name),

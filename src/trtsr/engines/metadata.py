@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
+from trtsr.errors import TrtsrError
 from trtsr.files import sha256_of
 from trtsr.records import JsonRecord, SizeRules
 
@@ -85,3 +87,31 @@ class EngineMetadata(SizeRules, JsonRecord):
             if p["input_min"][0] <= height <= p["input_max"][0] and p["input_min"][1] <= width <= p["input_max"][1]
         ]
         return min(fitting)[1] if fitting else None
+
+
+CORRUPT = ("the engine does not match its metadata (size or sha256 differ): it is corrupt or was replaced; "
+           "rebuild it with trtsr build")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedEngine:
+    """An engine file's bytes, read once and checked against its metadata (`load_engine_file`)."""
+
+    path: Path
+    metadata: EngineMetadata
+    data: bytes = dataclasses.field(repr=False)
+
+
+def load_engine_file(engine_path: str | Path, metadata: EngineMetadata | None = None) -> LoadedEngine:
+    """Read the engine once and check it against its metadata: the size before reading, the sha256 of the
+    bytes read. One line naming the file when it is missing or does not match."""
+    engine_path = Path(engine_path)
+    if not engine_path.is_file():
+        raise TrtsrError("engine not found", path=engine_path)
+    meta = metadata or EngineMetadata.for_engine(engine_path)
+    if engine_path.stat().st_size != meta.engine_bytes:
+        raise TrtsrError(CORRUPT, path=engine_path)
+    data = engine_path.read_bytes()
+    if len(data) != meta.engine_bytes or hashlib.sha256(data).hexdigest() != meta.engine_sha256:
+        raise TrtsrError(CORRUPT, path=engine_path)
+    return LoadedEngine(engine_path, meta, data)

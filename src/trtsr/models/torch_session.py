@@ -1,5 +1,5 @@
 """The torch run backend: the exported module itself (`PixelUpscaler`) in PyTorch, behind the same session
-interface as the runtime's ONNX Runtime and engine sessions (`infer`, `submit`, `scale`, `io`, `sizes`,
+interface as the runtime's ONNX Runtime and engine sessions (`infer`, `scale`, `io`, `sizes`,
 `max_input`, `guidance`, `guidance_input`, `backend_name`, `close`).
 
 It exists for GPUs no installed TensorRT backend runs on (an H100 without full TensorRT: TensorRT-RTX
@@ -18,7 +18,7 @@ import numpy as np
 
 from trtsr.defaults import MAX_INPUT_SIDE
 from trtsr.errors import OutOfMemory, TrtsrError
-from trtsr.runtime.sessions import Pending, guidance_feed
+from trtsr.runtime.sessions import guidance_feed
 from trtsr.sizes import SizeRequirements
 
 log = logging.getLogger(__name__)
@@ -168,11 +168,6 @@ class TorchSession:
             _release(torch)
             height, width = lr.shape[:2]
             raise OutOfMemory(f"the GPU ran out of memory at {width}x{height} input") from None
-
-    def submit(self, lr: np.ndarray, guidance: float | None = None) -> Pending:
-        """`infer`, as a finished `Pending`: the GPU work of one picture is one synchronous call; decoding the
-        next picture and encoding the last one overlap it in host threads (trtsr run)."""
-        return Pending.done(self.infer(lr, guidance))
 
     def close(self) -> None:
         if self._module is None:

@@ -34,6 +34,7 @@ class MachineFacts:
     installed_engines: Callable[[], list[str]] | None = None  # TensorRT backends installed
     engines_for: Callable[[GpuInfo], list[str]] | None = None  # those whose engines run on this GPU
     engine_refusal: Callable[[GpuInfo], str] | None = None  # why the installed ones do not
+    engine_check: Callable[[str, GpuInfo], None] | None = None  # one line when the named backend cannot run here
     torch_cuda: Callable[[], bool] | None = None  # torch installed and sees a CUDA device
     onnxruntime_cuda: Callable[[], bool] | None = None  # ONNX Runtime has its CUDA provider (onnxruntime-gpu)
 
@@ -45,6 +46,7 @@ class MachineFacts:
         self.installed_engines = self.installed_engines or engines.installed_backends
         self.engines_for = self.engines_for or engines.usable_backends
         self.engine_refusal = self.engine_refusal or _engine_refusal
+        self.engine_check = self.engine_check or (lambda name, gpu: engines.load_backend(name).check_runs_on(gpu))
         self.torch_cuda = self.torch_cuda or _torch_cuda
         self.onnxruntime_cuda = self.onnxruntime_cuda or onnxruntime_has_cuda
 
@@ -84,6 +86,12 @@ def choose_backend(asked: str, facts: MachineFacts | None = None) -> BackendChoi
         return BackendChoice("torch", "asked for with -b torch" + ("" if cuda else "; no CUDA device, so fp32 on "
                                                                      "the CPU, where ONNX Runtime is faster"))
     if asked in ENGINE_BACKENDS:
+        # refused here, before any export or build: they would be for nothing
+        gpu = facts.gpu()
+        if gpu is None:
+            raise TrtsrError(f"--backend {asked} runs engines on an NVIDIA GPU and none is visible; "
+                             "use --backend onnxruntime")
+        facts.engine_check(asked, gpu)
         return BackendChoice(asked, f"asked for with -b {asked}")
     if asked != "auto":
         raise TrtsrError(f"unknown backend {asked!r}")

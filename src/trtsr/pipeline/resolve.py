@@ -71,11 +71,7 @@ def resolve_onnx(
         if not path.is_file():
             raise TrtsrError("ONNX file not found", path=path)
         return path
-    if model == "default":
-        for shipped in shipped_graphs():
-            if shipped.is_file() and request.matches(ExportSpec.load(spec_path_for(shipped))):
-                return shipped
-    return cached_export(model, request, progress=progress)
+    return _shipped_graph(model, request) or cached_export(model, request, progress=progress)
 
 
 def model_identity(model: str) -> dict:
@@ -148,14 +144,44 @@ def engine_graph(model: str, *, scale: int, guidance: float | None,
     """The graph an engine for `model` is built from: fp16 with uint8 I/O where it can be exported.
 
     Without the export extra (a run-only install) the default model's shipped fp32 graph
-    (float32 I/O) serves instead, and a warning says so and why; every other failure is an error.
+    (float32 I/O) serves where no fp16 graph is ready, and a warning says so and why; every other
+    failure is an error.
     """
+    fp16 = GraphRequest(scale=scale, guidance=guidance, precision="fp16", io="uint8")
+    if not can_export() and not model.endswith(".onnx") and _ready_graph(model, fp16) is None:
+        log.warning("building the engine from the fp32 graph with float32 I/O (slower than fp16): the fp16 graph "
+                    "of %s is exported, which needs the 'export' extra (pip install 'trtsr[export]')", model)
+        fp16 = GraphRequest(scale=scale, guidance=guidance)
+    return resolve_onnx(model, scale=scale, guidance=guidance, precision=fp16.precision, io=fp16.io,
+                        progress=progress)
+
+
+def can_export() -> bool:
+    """Whether the export extra (torch, diffusers) is installed; nothing is imported."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "diffusers"))
+
+
+def _shipped_graph(model: str, request: GraphRequest) -> Path | None:
+    """The graph shipped in the package that serves `model` and `request`, if one does."""
+    if model == "default":
+        for shipped in shipped_graphs():
+            if shipped.is_file() and request.matches(ExportSpec.load(spec_path_for(shipped))):
+                return shipped
+    return None
+
+
+def _ready_graph(model: str, request: GraphRequest, root: Path | None = None) -> Path | None:
+    """A graph for `model` and `request` that needs no export: shipped, or already in the export cache."""
+    shipped = _shipped_graph(model, request)
+    if shipped is not None:
+        return shipped
     try:
-        return resolve_onnx(model, scale=scale, guidance=guidance, precision="fp16", io="uint8", progress=progress)
-    except MissingDependencyError as exc:
-        fallback = resolve_onnx(model, scale=scale, guidance=guidance, progress=progress)
-        log.warning("building the engine from the fp32 graph with float32 I/O (slower than fp16): %s", exc)
-        return fallback
+        target = exports_dir(root) / f"{export_key(model, request)}.onnx"
+    except TrtsrError:
+        return None
+    return target if _usable_export(target, request) else None
 
 
 def _folder_digest(folder: Path) -> str:

@@ -3,16 +3,12 @@
 `infer` takes a (H, W, 3) array in the graph's I/O type (uint8, or float32 in
 [0, 255]) and returns the (sH, sW, 3) result. `guidance` is the PadCFG w for
 graphs that take it as an input (None: the default the spec records); a graph
-with w built in accepts only that w. `submit(lr, guidance)` starts the same
-work and returns a `Pending` whose `result()` waits for it: an engine session
-copies the next input to the GPU on a second stream while the current one
-runs (two sets of I/O buffers). One thread at a time uses a session; `Upscaler`
-adds locking, tiling and image handling on top.
+with w built in accepts only that w (`trtsr.guidance.Guidance.feed`). One thread
+at a time uses a session; `Upscaler` adds locking, tiling and image handling on top.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 from pathlib import Path
@@ -82,10 +78,6 @@ class OnnxRuntimeSession:
                 raise OutOfMemory(f"ONNX Runtime ran out of memory at {lr.shape[1]}x{lr.shape[0]}") from None
             raise
 
-    def submit(self, lr: np.ndarray, guidance: float | None = None) -> Pending:
-        """`infer`, as a `Pending` that is already done (ONNX Runtime runs synchronously)."""
-        return Pending.done(self.infer(lr, guidance))
-
     def close(self) -> None:
         self._session = None
 
@@ -93,54 +85,72 @@ class OnnxRuntimeSession:
 class EngineSession:
     """A TensorRT / TensorRT-RTX engine with I/O buffers allocated once for its largest profile.
 
+    Open one with `EngineSession.open(path)`: it checks the metadata, the file's size, the GPU and the
+    backend, then reads the engine file once, checks its sha256 and deserialises those same bytes (the
+    engine cache hands over what it already read and checked). Without a GPU the file is still read
+    and checked first, so a corrupt engine is named as such. The session itself takes what is checked.
+
     `settings` (RuntimeSettings) chooses the runtime cache, TensorRT-RTX's kernel specialisation and
     CUDA-graph strategy, and whether activation memory follows the profile in use (the default) or
     is reserved for the largest.
 
-    One execution context, one CUDA stream, pinned host buffers and device buffers
-    sized for the largest profile; per image: copy in, execute, copy out, all
-    asynchronous on the stream, one synchronisation at the end. The profile is
-    chosen per input size (the smallest that holds it).
-
-    Start-up checks the engine file against its metadata, then the engine's own I/O
-    (names, dtypes, profile shapes) against the metadata before any buffer is sized.
-    Every CUDA resource is owned by a small wrapper registered on an exit stack, so a
-    start-up that fails halfway frees what it had taken. Every TensorRT call that can
-    fail is checked and its failure names the call, the shape and the profile; only an
-    allocation failure (from CUDA, or in TensorRT's reported errors) is `OutOfMemory`.
+    One execution context, one CUDA stream, pinned host buffers and device buffers sized for the
+    largest profile; per image: copy in, execute, copy out, all asynchronous on the stream, one
+    synchronisation at the end. The profile is chosen per input size (the smallest that holds it).
+    The engine's own I/O (names, dtypes, profile shapes) is checked against the metadata before any
+    buffer is sized. Every CUDA resource is owned by a small wrapper registered on an exit stack, so a
+    start-up that fails halfway frees what it had taken. Every TensorRT call that can fail is checked
+    and its failure names the call, the shape and the profile; only an allocation failure (from CUDA,
+    or in TensorRT's reported errors) is `OutOfMemory`.
     """
 
-    def __init__(self, engine_path: str | Path, settings: RuntimeSettings | None = None) -> None:
+    @classmethod
+    def open(cls, engine, settings: RuntimeSettings | None = None) -> EngineSession:
+        """A session for `engine`: a path, or the `LoadedEngine` the engine cache read and checked."""
         from trtsr.engines.backend import load_backend
-        from trtsr.engines.metadata import EngineMetadata
+        from trtsr.engines.metadata import CORRUPT, EngineMetadata, LoadedEngine, load_engine_file
         from trtsr.gpu import detect_gpu
+
+        if isinstance(engine, LoadedEngine):
+            loaded, meta, path = engine, engine.metadata, engine.path
+        else:
+            loaded, path = None, Path(engine)
+            if not path.is_file():
+                raise TrtsrError("engine not found", path=path)
+            meta = EngineMetadata.for_engine(path)
+            if path.stat().st_size != meta.engine_bytes:
+                raise TrtsrError(CORRUPT, path=path)
+        gpu = detect_gpu()
+        if gpu is None:
+            if loaded is None:
+                load_engine_file(path, meta)  # a broken file is the first thing to fix
+            raise TrtsrError("engines run on an NVIDIA GPU and none is visible; use --backend onnxruntime "
+                             "with the .onnx graph instead", path=path)
+        backend = load_backend(meta.backend)
+        backend.check_runs_on(gpu, path)  # before reading a file of up to gigabytes for a certain refusal
+        if backend.version != meta.backend_version:
+            raise TrtsrError(f"built with {meta.backend} {meta.backend_version} but {backend.version} is installed; "
+                             "rebuild it with trtsr build", path=path)
+        if loaded is None:
+            loaded = load_engine_file(path, meta)  # read once, checked against the metadata's sha256
+        return cls(loaded, backend, gpu, settings)
+
+    def __init__(self, loaded, backend, gpu, settings: RuntimeSettings | None = None) -> None:
+        """Takes a checked `LoadedEngine`, its loaded backend and the GPU; use `open`."""
         from trtsr.paths import runtime_cache_path
         from trtsr.runtime.engine_io import check_engine_io, make_error_capture, read_engine_io
 
         self._resources = contextlib.ExitStack()
         self.settings = settings = settings or RuntimeSettings()
-        engine_path = Path(engine_path)
-        if not engine_path.is_file():
-            raise TrtsrError("engine not found", path=engine_path)
-        self.metadata = meta = EngineMetadata.for_engine(engine_path)
-        if not meta.matches_file(engine_path):  # before the GPU check: a broken file is the first thing to fix
-            raise TrtsrError("the engine does not match its metadata (size or sha256 differ): it is corrupt or "
-                             "was replaced; rebuild it with trtsr build", path=engine_path)
-        gpu = detect_gpu()
-        if gpu is None:
-            raise TrtsrError("engines run on an NVIDIA GPU and none is visible; use --backend onnxruntime "
-                             "with the .onnx graph instead", path=engine_path)
-        self.backend = backend = load_backend(meta.backend)
-        backend.check_runs_on(gpu, engine_path)  # before reading a file of up to gigabytes for a certain refusal
-        if backend.version != meta.backend_version:
-            raise TrtsrError(f"built with {meta.backend} {meta.backend_version} but {backend.version} is installed; "
-                             "rebuild it with trtsr build", path=engine_path)
+        self.metadata = meta = loaded.metadata
+        engine_path = loaded.path
+        self.backend = backend
         runtime_api = cudart()
         self._cudart = runtime_api
         self.backend_name = f"{backend.name} {backend.version}"
         self._errors = make_error_capture(backend.module)
         runtime = backend.module.Runtime(self._errors)
-        self._engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        self._engine = runtime.deserialize_cuda_engine(loaded.data)
         if self._engine is None:
             why = self._last_error("built for another GPU or version?")
             raise TrtsrError(f"{backend.name} could not load the engine: {why}", path=engine_path)
@@ -161,10 +171,7 @@ class EngineSession:
             self._runtime_cache_file: Path | None = None
             cache_file = runtime_cache_path(backend.name, backend.version, gpu.name, gpu.compute_capability)
             self._context = self._create_context(backend, cache_file if settings.runtime_cache else None)
-            self._stream, self._copy_stream, first = allocate_io(runtime_api, largest_in, largest_out,
-                                                                 self._resources)
-            self._slots, self._io_bytes = [first], (largest_in, largest_out)
-            self._in_flight: collections.deque[Pending] = collections.deque()  # oldest first
+            self._stream, self._buffers = allocate_io(runtime_api, largest_in, largest_out, self._resources)
         except BaseException:
             self._resources.close()
             raise
@@ -206,14 +213,11 @@ class EngineSession:
         return np.uint8 if self.io == "uint8" else np.float32
 
     def infer(self, lr: np.ndarray, guidance: float | None = None) -> np.ndarray:
-        return self.submit(lr, guidance).result()
+        """Copy `lr` in, run the engine, copy the output back: one synchronisation per picture.
 
-    def submit(self, lr: np.ndarray, guidance: float | None = None) -> Pending:
-        """Queue one input on the GPU and return at once; `result()` of what comes back waits for it.
-
-        The input's copy to the device runs on a copy stream and the engine on the compute stream, which
-        waits for that copy only; with two I/O slots the next input's copy overlaps this one's execution.
-        A third submit waits for the oldest result (it is kept on its Pending) before reusing its slot.
+        The copies are small beside the run (at 4K, 1.5 MB in and 25 MB out against hundreds of
+        milliseconds of engine time), so they are not overlapped with other pictures' runs; what
+        overlaps a run is the host's decoding and encoding (`trtsr run` reads ahead, writes behind).
         """
         if self._cudart is None:
             raise TrtsrError("this engine session is closed")
@@ -227,71 +231,41 @@ class EngineSession:
         where = f"at {width}x{height} on profile {index}"
         lr = np.ascontiguousarray(lr, dtype=self.io_dtype)
         out_shape = (height * meta.scale, width * meta.scale, 3)
-        slot = self._free_slot()
-        compute, copy = self._stream.handle, self._copy_stream.handle
-        context = self._context
+        io, stream, context = self._buffers, self._stream.handle, self._context
         self._errors.take()  # only this call's messages explain its failure
         kind_h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         kind_d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        slot.host_in.view(lr.shape, self.io_dtype)[...] = lr
-        check_cuda(cudart.cudaMemcpyAsync(slot.dev_in.ptr, slot.host_in.ptr, lr.nbytes, kind_h2d, copy))
+        io.host_in.view(lr.shape, self.io_dtype)[...] = lr
+        check_cuda(cudart.cudaMemcpyAsync(io.dev_in.ptr, io.host_in.ptr, lr.nbytes, kind_h2d, stream))
         if meta.guidance_input is not None:
-            slot.host_w.view((1,), np.float32)[...] = w
-            check_cuda(cudart.cudaMemcpyAsync(slot.dev_w.ptr, slot.host_w.ptr, 4, kind_h2d, copy))
-        check_cuda(cudart.cudaEventRecord(slot.copied.handle, copy))
-        check_cuda(cudart.cudaStreamWaitEvent(compute, slot.copied.handle, 0))
+            io.host_w.view((1,), np.float32)[...] = w
+            check_cuda(cudart.cudaMemcpyAsync(io.dev_w.ptr, io.host_w.ptr, 4, kind_h2d, stream))
         if index != self._profile:
-            # A profile switch may reallocate the context's activation memory (on-profile-change): let the
-            # queued runs, which use it, finish first. Switches are rare (a new size class of input).
-            for queued in list(self._in_flight):
-                queued.collect()
             self._profile = -1  # unknown until the call succeeds
-            _expect(context.set_optimization_profile_async(index, compute), "set_optimization_profile_async",
+            _expect(context.set_optimization_profile_async(index, stream), "set_optimization_profile_async",
                     where, self)
             self._profile = index
         _expect(context.set_input_shape(meta.input_name, (height, width, 3)), "set_input_shape", where, self)
-        _expect(context.set_tensor_address(meta.input_name, handle(slot.dev_in.ptr)), "set_tensor_address",
+        _expect(context.set_tensor_address(meta.input_name, handle(io.dev_in.ptr)), "set_tensor_address",
                 where, self)
         if meta.guidance_input is not None:
-            _expect(context.set_tensor_address(meta.guidance_input, handle(slot.dev_w.ptr)), "set_tensor_address",
+            _expect(context.set_tensor_address(meta.guidance_input, handle(io.dev_w.ptr)), "set_tensor_address",
                     where, self)
-        _expect(context.set_tensor_address(meta.output_name, handle(slot.dev_out.ptr)), "set_tensor_address",
+        _expect(context.set_tensor_address(meta.output_name, handle(io.dev_out.ptr)), "set_tensor_address",
                 where, self)
-        if not context.execute_async_v3(compute):
+        if not context.execute_async_v3(stream):
             from trtsr.runtime.engine_io import execution_failure
 
             raise execution_failure(self._errors.take(), f"execute_async_v3 {where}")
         out_bytes = int(np.prod(out_shape)) * np.dtype(self.io_dtype).itemsize
-        check_cuda(cudart.cudaMemcpyAsync(slot.host_out.ptr, slot.dev_out.ptr, out_bytes, kind_d2h, compute))
-        check_cuda(cudart.cudaEventRecord(slot.done.handle, compute))
-        pending = Pending(self, slot, out_shape, where)
-        slot.pending = pending
-        self._in_flight.append(pending)
-        return pending
-
-    def _free_slot(self) -> IoSlot:
-        """A slot no queued work uses: an idle one, a second one (allocated once, on first need), or the
-        oldest one once its result is collected."""
-        for slot in self._slots:
-            if slot.pending is None:
-                return slot
-        if len(self._slots) < IO_SLOTS:
-            try:
-                with contextlib.ExitStack() as taken:
-                    slot = IoSlot(self._cudart, *self._io_bytes, taken)
-                    self._resources.enter_context(taken.pop_all())
-                self._slots.append(slot)
-                return slot
-            except OutOfMemory:
-                log.info("no memory for a second set of I/O buffers; inputs will not overlap")
-        oldest = self._in_flight[0]
-        oldest.collect()
-        return oldest.slot
-
-    def _release(self, pending: Pending) -> None:
-        pending.slot.pending = None
-        with contextlib.suppress(ValueError):
-            self._in_flight.remove(pending)
+        check_cuda(cudart.cudaMemcpyAsync(io.host_out.ptr, io.dev_out.ptr, out_bytes, kind_d2h, stream))
+        try:
+            check_cuda(cudart.cudaStreamSynchronize(stream))
+        except TrtsrError as exc:
+            # the engine failed while it ran (CUDA reports it here): name the run
+            kind = OutOfMemory if isinstance(exc, OutOfMemory) else TrtsrError
+            raise kind(f"{exc.reason} (engine run {where})") from None
+        return io.host_out.view(out_shape, self.io_dtype).copy()
 
     def close(self) -> None:
         if getattr(self, "_cudart", None) is None:
@@ -301,80 +275,28 @@ class EngineSession:
                 save_runtime_cache(self._runtime_cache, self._runtime_cache_file)
             except Exception as exc:
                 log.warning("could not save the runtime cache: %s", exc)
-        for pending in list(getattr(self, "_in_flight", ())):
-            with contextlib.suppress(Exception):  # results nobody asked for; the buffers are about to go
-                pending.collect()
         self._resources.close()
         self._context = self._engine = None
         self._cudart = None
 
 
-IO_SLOTS = 2  # sets of I/O buffers per engine session: the input in hand, and the next one's copy
-
-
-class IoSlot:
-    """One set of I/O buffers for one queued input: pinned host and device memory for the input, the output
-    and w, and two events: `copied` (the input is on the device) and `done` (the output is back on the host).
-    Each piece is owned by `stack`."""
+class IoBuffers:
+    """The I/O buffers of one engine session: pinned host and device memory for the input, the output and w,
+    each piece owned by `stack`."""
 
     def __init__(self, cudart, in_bytes: int, out_bytes: int, stack: contextlib.ExitStack) -> None:
         own = stack.enter_context
         self.host_in, self.host_out = own(PinnedMemory(cudart, in_bytes)), own(PinnedMemory(cudart, out_bytes))
         self.dev_in, self.dev_out = own(DeviceMemory(cudart, in_bytes)), own(DeviceMemory(cudart, out_bytes))
         self.host_w, self.dev_w = own(PinnedMemory(cudart, 4)), own(DeviceMemory(cudart, 4))
-        self.copied, self.done = own(CudaEvent(cudart)), own(CudaEvent(cudart))
-        self.pending: Pending | None = None  # the queued work using this slot
 
 
 def allocate_io(cudart, in_bytes: int, out_bytes: int, stack: contextlib.ExitStack) -> tuple:
-    """(compute stream, copy stream, first I/O slot), each piece owned by `stack`.
+    """(stream, I/O buffers), each piece owned by `stack`.
 
     A failure part-way (an allocation error) leaves what was taken on `stack`, whose close frees it.
     """
-    own = stack.enter_context
-    return own(CudaStream(cudart)), own(CudaStream(cudart)), IoSlot(cudart, in_bytes, out_bytes, stack)
-
-
-class Pending:
-    """Work queued by `submit`; `result()` waits for it and returns the output (a copy of its own)."""
-
-    def __init__(self, session: EngineSession | None, slot: IoSlot | None, shape: tuple[int, ...],
-                 where: str = "") -> None:
-        self.session, self.slot, self.shape, self.where = session, slot, shape, where
-        self._value: np.ndarray | None = None
-        self._error: BaseException | None = None
-
-    @classmethod
-    def done(cls, value: np.ndarray) -> Pending:
-        pending = cls(None, None, value.shape)
-        pending._value = value
-        return pending
-
-    @property
-    def ready(self) -> bool:
-        """The output (or the error) is here: `result()` will not wait."""
-        return self._value is not None or self._error is not None
-
-    def collect(self) -> None:
-        """Wait for the output and keep it here, freeing the slot for the next input."""
-        if self.ready:
-            return
-        session = self.session
-        try:
-            check_cuda(session._cudart.cudaEventSynchronize(self.slot.done.handle))
-            self._value = self.slot.host_out.view(self.shape, session.io_dtype).copy()
-        except TrtsrError as exc:
-            # the engine failed after it was queued (CUDA reports it here); keep the message for result()
-            kind = OutOfMemory if isinstance(exc, OutOfMemory) else TrtsrError
-            self._error = kind(f"{exc.reason} (engine run {self.where})")
-        finally:
-            session._release(self)
-
-    def result(self) -> np.ndarray:
-        self.collect()
-        if self._error is not None:
-            raise self._error
-        return self._value
+    return stack.enter_context(CudaStream(cudart)), IoBuffers(cudart, in_bytes, out_bytes, stack)
 
 
 def save_runtime_cache(cache, path: Path) -> None:
@@ -409,29 +331,6 @@ class CudaStream:
             self._stream = None
 
     def __enter__(self) -> CudaStream:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class CudaEvent:
-    """A CUDA event (no timing) that destroys itself."""
-
-    def __init__(self, cudart) -> None:
-        self._cudart = cudart
-        self._event = check_cuda(cudart.cudaEventCreateWithFlags(cudart.cudaEventDisableTiming))
-
-    @property
-    def handle(self):
-        return self._event
-
-    def close(self) -> None:
-        if self._event is not None:
-            self._cudart.cudaEventDestroy(self._event)
-            self._event = None
-
-    def __enter__(self) -> CudaEvent:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -487,10 +386,10 @@ class PinnedMemory:
 
 
 def guidance_feed(default: float | None, input_name: str | None, asked: float | None) -> np.ndarray | None:
-    """The w to feed a graph: `asked`, else the graph's default; refused when the graph cannot take it."""
-    if asked is None or (default is not None and float(asked) == float(default)):
-        return None if input_name is None else np.array([default], dtype=np.float32)
-    if input_name is None:
-        built_in = "no PadCFG" if default is None else f"PadCFG with w = {default:g} built in"
-        raise TrtsrError(f"this graph has {built_in}; it cannot run with guidance {asked:g}")
-    return np.array([asked], dtype=np.float32)
+    """The w input to feed a graph (None when w is not an input): `asked`, else the graph's default `w`;
+    refused in one line when the graph cannot take `asked`."""
+    from trtsr.guidance import Guidance
+
+    wanted = Guidance.OWN if asked is None else Guidance.number(asked)
+    w = wanted.feed(default, input_name is not None)
+    return None if input_name is None else np.array([default if w is None else w], dtype=np.float32)

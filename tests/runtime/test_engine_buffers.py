@@ -1,10 +1,10 @@
-"""The engine session's queue: `submit` copies the next input on a copy stream while the current one runs,
-through two sets of I/O buffers, and every result is its own input's.
+"""The engine session's buffers and stream: every result is its own input's, failures name their run, and
+closing frees everything.
 
 The engine itself is a stand-in here (its "execution" writes the input's bytes at the start of the output
-and a per-run mark after them, on the compute stream), so the session's own streams, events and buffers are
-what is checked: on the CPU through a host-memory stand-in for cuda-python's runtime, and on a real GPU
-(marked `gpu`) through cuda-python, with a slow first step in each run so that a missing wait shows.
+and a per-run mark after them, on the stream), so the session's own stream and buffers are what is
+checked: on the CPU through a host-memory stand-in for cuda-python's runtime, and on a real GPU (marked
+`gpu`) through cuda-python, with a slow first step in each run so that a missing wait shows.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class HostCudart:
     """cuda-python's runtime over host memory: copies happen when asked (so streams are trivially ordered);
     what is taken, freed, recorded and waited for is real bookkeeping."""
 
-    cudaEventDisableTiming = 2
     cudaMemcpyKind = types.SimpleNamespace(cudaMemcpyHostToDevice=1, cudaMemcpyDeviceToHost=2,
                                            cudaMemcpyDeviceToDevice=3)
 
@@ -46,9 +45,8 @@ class HostCudart:
         self.blocks: dict[int, ctypes.Array] = {}
         self.handles = 0
         self.device_allocations_allowed = device_allocations_allowed
-        self.recorded: list[tuple[int, int]] = []  # (event, stream)
-        self.waits: list[tuple[int, int]] = []  # (stream, event)
         self.sync_error: str | None = None
+        self.syncs = 0
 
     def _take(self, nbytes: int):
         block = (ctypes.c_uint8 * max(int(nbytes), 1))()
@@ -75,12 +73,10 @@ class HostCudart:
         self.handles += 1
         return Err(0), 1000 + self.handles
 
-    cudaStreamCreate = cudaEventCreateWithFlags = _handle
+    cudaStreamCreate = _handle
 
     def cudaStreamDestroy(self, handle):
         return Err(0)
-
-    cudaEventDestroy = cudaStreamDestroy
 
     def cudaMemcpyAsync(self, dst, src, nbytes, kind, stream):
         ctypes.memmove(int(dst), int(src), int(nbytes))
@@ -90,15 +86,8 @@ class HostCudart:
         ctypes.memset(int(dst), int(value), int(nbytes))
         return Err(0)
 
-    def cudaEventRecord(self, event, stream):
-        self.recorded.append((event, stream))
-        return Err(0)
-
-    def cudaStreamWaitEvent(self, stream, event, flags):
-        self.waits.append((stream, event))
-        return Err(0)
-
-    def cudaEventSynchronize(self, event):
+    def cudaStreamSynchronize(self, stream):
+        self.syncs += 1
         return Err(0) if self.sync_error is None else Err(700, self.sync_error)
 
 
@@ -160,7 +149,7 @@ class Errors:
 
 
 def session_over(cudart, context, max_side: int = 64):
-    """An EngineSession around a stand-in context: the session's own submit, slots, streams and events."""
+    """An EngineSession around a stand-in context: the session's own infer, stream and buffers."""
     from trtsr.runtime.sessions import EngineSession, allocate_io
 
     session = object.__new__(EngineSession)
@@ -171,12 +160,7 @@ def session_over(cudart, context, max_side: int = 64):
     session._cudart, session._context, session._errors, session._profile = cudart, context, Errors(), -1
     session._resources = contextlib.ExitStack()
     in_bytes = max_side * max_side * 3
-    session._stream, session._copy_stream, first = allocate_io(cudart, in_bytes, in_bytes * SCALE * SCALE,
-                                                               session._resources)
-    session._slots, session._io_bytes = [first], (in_bytes, in_bytes * SCALE * SCALE)
-    import collections
-
-    session._in_flight = collections.deque()
+    session._stream, session._buffers = allocate_io(cudart, in_bytes, in_bytes * SCALE * SCALE, session._resources)
     return session
 
 
@@ -195,108 +179,65 @@ def check(result: np.ndarray, lr: np.ndarray, run: int) -> None:
 
 # -- on the CPU ----------------------------------------------------------------------------------------
 
-def test_one_at_a_time_uses_one_set_of_buffers():
+def test_every_result_is_its_own_inputs_and_closing_frees_everything():
     cudart = HostCudart()
     session = session_over(cudart, StandInContext(cudart))
     for run, lr in enumerate(inputs(5, 64), start=1):
         check(session.infer(lr), lr, run)
-    assert len(session._slots) == 1 and not session._in_flight
+    assert cudart.syncs == 5  # one synchronisation per picture
     session.close()
     assert cudart.blocks == {}
+    with pytest.raises(TrtsrError, match="closed"):
+        session.infer(inputs(1, 64)[0])
 
 
-def test_queued_inputs_get_their_own_outputs_in_any_order_of_asking():
-    cudart = HostCudart()
-    session = session_over(cudart, StandInContext(cudart))
-    lrs = inputs(7, 64)
-    pending = [session.submit(lr) for lr in lrs]  # a third submit collects the oldest before reusing its slot
-    assert len(session._slots) == 2 and len(session._in_flight) == 2
-    for run in (7, 2, 5, 1, 3, 6, 4):  # every result is kept on its Pending, whatever the order of asking
-        check(pending[run - 1].result(), lrs[run - 1], run)
-    assert not session._in_flight and all(slot.pending is None for slot in session._slots)
-    compute, copy = session._stream.handle, session._copy_stream.handle
-    # each input's copy is recorded on the copy stream and waited for by the compute stream
-    assert len(cudart.waits) == 7 and all(stream == compute for stream, _ in cudart.waits)
-    copied = [event for event, stream in cudart.recorded if stream == copy]
-    assert [event for _, event in cudart.waits] == copied
-    session.close()
-    assert cudart.blocks == {}
-
-
-def test_no_memory_for_a_second_set_means_no_overlap_not_a_failure():
-    cudart = HostCudart(device_allocations_allowed=3)  # the first slot takes 3 device buffers
-    session = session_over(cudart, StandInContext(cudart))
-    lrs = inputs(3, 64)
-    pending = [session.submit(lr) for lr in lrs]
-    assert len(session._slots) == 1
-    for run, (p, lr) in enumerate(zip(pending, lrs, strict=True), start=1):
-        check(p.result(), lr, run)
-    session.close()
-    assert cudart.blocks == {}
-
-
-def test_a_failed_run_frees_its_slot_and_a_late_error_names_its_run():
+def test_a_failed_run_names_its_call_shape_and_profile():
     cudart = HostCudart()
     context = StandInContext(cudart)
     session = session_over(cudart, context)
     lr = inputs(1, 64)[0]
     context.fail_next = True
     with pytest.raises(TrtsrError, match="execute_async_v3 at 64x64 on profile 0"):
-        session.submit(lr)
-    assert all(slot.pending is None for slot in session._slots)
-    check(session.infer(lr), lr, 1)
-    queued = session.submit(lr)
-    cudart.sync_error = "cudaErrorIllegalAddress"  # CUDA reports a failed run when it is waited for
+        session.infer(lr)
+    check(session.infer(lr), lr, 1)  # the session still works
+    cudart.sync_error = "cudaErrorIllegalAddress"  # CUDA reports a failed run when the stream is waited for
     with pytest.raises(TrtsrError, match=r"cudaErrorIllegalAddress \(engine run at 64x64 on profile 0\)"):
-        queued.result()
+        session.infer(lr)
     cudart.sync_error = "cudaErrorMemoryAllocation"
     with pytest.raises(OutOfMemory):  # still the upscaler's signal for smaller tiles
-        session.submit(lr).result()
+        session.infer(lr)
     cudart.sync_error = None
-    assert not session._in_flight
-    session.close()
-    with pytest.raises(TrtsrError, match="closed"):
-        session.submit(lr)
-
-
-def test_closing_with_work_queued_frees_everything():
-    cudart = HostCudart()
-    session = session_over(cudart, StandInContext(cudart))
-    for lr in inputs(2, 64):
-        session.submit(lr)
     session.close()
     assert cudart.blocks == {}
 
 
-def test_an_input_too_large_for_every_profile_takes_no_slot():
+def test_an_input_too_large_for_every_profile_is_too_large():
     from trtsr.errors import TooLarge
 
     cudart = HostCudart()
-    session = session_over(cudart, StandInContext(cudart))
+    context = StandInContext(cudart)
+    session = session_over(cudart, context)
     with pytest.raises(TooLarge):
-        session.submit(np.zeros((65, 64, 3), np.uint8))
-    assert not session._in_flight
+        session.infer(np.zeros((65, 64, 3), np.uint8))
+    assert context.runs == 0
     session.close()
 
 
-def test_a_profile_switch_waits_for_the_queued_runs_first():
+def test_profiles_switch_per_input_size():
     cudart = HostCudart()
     session = session_over(cudart, StandInContext(cudart))
     session.metadata.profile_for = lambda h, w: 0 if max(h, w) <= 32 else 1 if max(h, w) <= 64 else None
     small, large = inputs(3, 64)[2], inputs(1, 64)[0]  # 7x21 (profile 0) and 64x64 (profile 1)
-    first = session.submit(small)
-    second = session.submit(small)  # same profile: queued behind the first
-    assert not first.ready and not second.ready
-    third = session.submit(large)  # the switch (activation memory may move) waits for both
-    assert first.ready and second.ready and not third.ready
-    check(first.result(), small, 1), check(second.result(), small, 2), check(third.result(), large, 3)
+    for run, lr in enumerate((small, large, small), start=1):
+        check(session.infer(lr), lr, run)
+        assert session._profile == (0 if lr is small else 1)
     session.close()
 
 
 # -- on a GPU ------------------------------------------------------------------------------------------
 
 @pytest.mark.gpu
-def test_queued_runs_on_a_gpu_keep_every_output_its_own():
+def test_runs_on_a_gpu_keep_every_output_its_own():
     from trtsr.gpu import detect_gpu
 
     if detect_gpu() is None:
@@ -308,91 +249,38 @@ def test_queued_runs_on_a_gpu_keep_every_output_its_own():
     cudart = load()
     side = 1024
     with DeviceMemory(cudart, 256 << 20) as a, DeviceMemory(cudart, 256 << 20) as b:
-        # each run first copies 256 MB on the device: a read of the output before the run, or a run that
-        # does not wait for its input's copy, shows as a wrong mark or another input's bytes
+        # each run first copies 256 MB on the device: a read of the output before the run ends shows as a
+        # wrong mark or another input's bytes
         context = StandInContext(cudart, slow=(b.ptr, a.ptr, 256 << 20))
         session = session_over(cudart, context, max_side=side)
-        lrs = inputs(24, side)
-        pending = [session.submit(lr) for lr in lrs]
-        assert len(session._slots) == 2
-        for run, (p, lr) in enumerate(zip(pending, lrs, strict=True), start=1):
-            check(p.result(), lr, run)
+        for run, lr in enumerate(inputs(12, side), start=1):
+            check(session.infer(lr), lr, run)
         session.close()
 
 
-# -- the Upscaler over a session that queues -----------------------------------------------------------
+# -- trtsr run's loop ------------------------------------------------------------------------------------
 
-class QueueingSession:
-    """ONNX Runtime on the shipped graph behind a `submit` that queues: the work runs when its result is asked
-    for, as on a GPU, and `fail_whole` makes whole pictures run out of memory there."""
+class FailingSecond:
+    """ONNX Runtime on the shipped graph, whose second picture fails as a GPU run can."""
 
-    def __init__(self, fail_whole: bool = False) -> None:
+    def __init__(self) -> None:
         from trtsr.paths import shipped_onnx
         from trtsr.runtime.sessions import OnnxRuntimeSession
 
         self.inner = OnnxRuntimeSession(shipped_onnx())
-        self.fail_whole = fail_whole
-        self.submitted, self.ran = [], []
+        self.ran = 0
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def submit(self, lr, guidance=None):
-        session, index = self, len(self.submitted)
-        self.submitted.append(lr.shape)
-
-        class Later:
-            ready = False
-
-            def result(self):
-                if session.fail_whole:
-                    raise OutOfMemory("CUDA out of memory (stand-in: the whole picture)")
-                session.ran.append(index)
-                return session.inner.infer(lr, guidance)
-
-        return Later()
+    def infer(self, lr, guidance=None):
+        self.ran += 1
+        if self.ran == 2:
+            raise TrtsrError("CUDA error cudaErrorLaunchFailure")
+        return self.inner.infer(lr, guidance)
 
 
-def test_the_upscaler_queues_whole_pictures_and_each_gets_its_own_result(real_rgb):
-    from trtsr.pipeline.upscaler import Upscaler
-    from trtsr.runtime.images import from_array
-
-    rgb = real_rgb
-    first, second = from_array(rgb[:90, :120].copy()), from_array(rgb[40:140, 60:130].copy())
-    with Upscaler.from_session(QueueingSession().inner) as plain:  # the same graph and w, one at a time
-        want = [plain.upscale_picture(first).rgb, plain.upscale_picture(second).rgb]
-    session = QueueingSession()
-    upscaler = Upscaler.from_session(session)
-    jobs = [upscaler.start(first), upscaler.start(second)]
-    assert not any(job.done for job in jobs) and session.submitted and session.ran == []  # both queued
-    got = [jobs[1].result().rgb, jobs[0].result().rgb][::-1]
-    assert session.ran == [1, 0]
-    for a, b in zip(got, want, strict=True):
-        assert a.shape == b.shape and np.array_equal(a, b)
-    upscaler.close()
-
-
-def test_out_of_memory_when_a_queued_picture_runs_retries_it_in_tiles(real_rgb, caplog):
-    import logging
-
-    from trtsr import defaults
-    from trtsr.pipeline.upscaler import Upscaler
-    from trtsr.runtime.images import from_array
-
-    whole = defaults.ONNXRUNTIME_TILE  # a picture this size runs in one piece, and is queued
-    rgb = real_rgb[:whole, : whole - 10].copy()
-    half = whole // 2
-    with Upscaler.from_session(QueueingSession().inner, tile=half) as tiled:
-        want = tiled.upscale_picture(from_array(rgb)).rgb
-    upscaler = Upscaler.from_session(QueueingSession(fail_whole=True))
-    with caplog.at_level(logging.WARNING, logger="trtsr.pipeline.upscaler"):
-        got = upscaler.start(from_array(rgb)).result().rgb
-    assert np.array_equal(got, want)
-    assert any(f"retrying with {half}-pixel tiles" in r.getMessage() for r in caplog.records)
-    upscaler.close()
-
-
-def test_trtsr_run_keeps_one_picture_queued_and_writes_every_output(real_rgb, tmp_path):
+def test_trtsr_run_writes_every_output_and_a_failed_picture_fails_alone(real_rgb, tmp_path):
     from PIL import Image
 
     from trtsr.cli.run_cmd import _run_jobs
@@ -405,21 +293,12 @@ def test_trtsr_run_keeps_one_picture_queued_and_writes_every_output(real_rgb, tm
         sources.append(path)
     jobs = [(src, tmp_path / "out" / f"{src.stem}_x4.png") for src in sources]
     (tmp_path / "out").mkdir()
-    session = QueueingSession()
-    failing = session.submit
-
-    def submit(lr, guidance=None):  # the second picture's run fails on the GPU, after it was queued
-        later = failing(lr, guidance)
-        if len(session.submitted) == 2:
-            later.result = lambda: (_ for _ in ()).throw(TrtsrError("CUDA error cudaErrorLaunchFailure"))
-        return later
-
-    session.submit = submit
+    session = FailingSecond()
     with Upscaler.from_session(session) as upscaler:
         failed = _run_jobs(upscaler, jobs, overwrite=False)
-    assert failed == 1 and session.ran == [0, 2]
+    assert failed == 1 and session.ran == 3
     assert not jobs[1][1].exists()  # nothing half-written for the failed one
-    with Upscaler.from_session(QueueingSession().inner) as plain:
+    with Upscaler.from_session(FailingSecond().inner) as plain:
         for src, dst in (jobs[0], jobs[2]):
             with Image.open(src) as img:
                 want = plain.upscale(np.asarray(img.convert("RGB")))

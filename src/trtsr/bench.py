@@ -118,7 +118,7 @@ def bench_engine(model, size, padcfg, scale, warmup, repeats, say) -> BenchResul
     from trtsr.engines.backend import load_backend
     from trtsr.engines.builder import BuildSettings
     from trtsr.engines.cache import cached_engine
-    from trtsr.gpu import MemoryHighWater
+    from trtsr.measure import MemoryHighWater
     from trtsr.pipeline.resolve import resolve_onnx
     from trtsr.runtime.sessions import EngineSession
 
@@ -132,7 +132,7 @@ def bench_engine(model, size, padcfg, scale, warmup, repeats, say) -> BenchResul
     # The device's used-memory high-water mark from before the session loads to after the last run:
     # engine weights, activations, I/O buffers and whatever TensorRT allocates on the way.
     with MemoryHighWater() as memory:
-        session = EngineSession(cached.engine_path)
+        session = EngineSession.open(cached.loaded or cached.engine_path)
         try:
             result.backend = f"engine ({session.backend_name})"
             first, times = timed_runs(lambda: session.infer(lr), warmup, repeats)

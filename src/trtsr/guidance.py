@@ -1,0 +1,98 @@
+"""PadCFG guidance as a value with three states: the model's own w, off (no PadCFG), or a number.
+
+It is parsed once, from `-g` / `--no-padcfg` (`Guidance.parse`) or from the Python API's
+argument (`Guidance.of`: 'auto', None or a number), and checked against a graph or an engine
+in one place (`Guidance.feed`). A leaf module: the CLI, the pipeline and the runtime read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Literal
+
+from trtsr import defaults
+from trtsr.errors import TrtsrError
+
+
+@dataclasses.dataclass(frozen=True)
+class Guidance:
+    """`kind` is 'own' (the model's own w), 'off' (no PadCFG) or 'w' (the number `w`)."""
+
+    kind: Literal["own", "off", "w"] = "own"
+    w: float | None = None
+
+    OWN: ClassVar[Guidance]
+    OFF: ClassVar[Guidance]
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("own", "off", "w") or (self.kind == "w") != (self.w is not None):
+            raise ValueError(f"not a guidance: {self.kind!r}, {self.w!r}")
+
+    @classmethod
+    def number(cls, w: float) -> Guidance:
+        """A w in the one accepted range; 1.0 is the positive pass alone, so it is `OFF`."""
+        defaults.check_guidance(w)
+        return cls.OFF if float(w) == 1.0 else cls("w", float(w))
+
+    @classmethod
+    def of(cls, value: Guidance | float | str | None) -> Guidance:
+        """The Python API's argument: 'auto' = the model's own w, None = no PadCFG, or a number."""
+        if isinstance(value, Guidance):
+            return value
+        if value is None:
+            return cls.OFF
+        if value == defaults.AUTO_GUIDANCE:
+            return cls.OWN
+        if isinstance(value, str) or not isinstance(value, int | float):
+            raise TrtsrError(f"guidance must be a number or {defaults.AUTO_GUIDANCE!r} (None: no PadCFG), "
+                             f"got {value!r}")
+        return cls.number(value)
+
+    @classmethod
+    def parse(cls, guidance: float | None, no_padcfg: bool) -> Guidance:
+        """The command line's `-g W` (None: not given) and `--no-padcfg`."""
+        if no_padcfg and guidance is not None and float(guidance) != 1.0:
+            raise TrtsrError(f"--no-padcfg and -g {guidance:g} contradict each other; give one of them")
+        if no_padcfg:
+            return cls.OFF
+        return cls.OWN if guidance is None else cls.number(guidance)
+
+    def for_model(self, model: str, scale: int) -> float | None:
+        """The w a model name or checkpoint runs (and is exported) with; None = no PadCFG."""
+        if self.kind == "own":
+            return defaults.guidance_for(model, scale)
+        return self.w
+
+    def feed(self, built: float | None, takes_input: bool, what: str = "graph") -> float | None:
+        """The w to pass a graph or engine (None: its own), or one line when it cannot honour this.
+
+        `built` is its PadCFG w (None without PadCFG); `takes_input`: w is an input, so every w runs.
+        """
+        if self.kind == "own":
+            return None
+        if self.kind == "off":
+            if built is None:
+                return None
+            raise TrtsrError(f"this {what} has PadCFG (w = {built:g}{', an input' if takes_input else ''}); it "
+                             "cannot run without PadCFG: use one exported with --no-padcfg, or drop --no-padcfg / "
+                             "-g 1")
+        if built is None:
+            raise TrtsrError(f"this {what} has no PadCFG; it cannot run with guidance {self.w:g}: use one exported "
+                             "with PadCFG, or drop -g")
+        if self.w == float(built):
+            return None
+        if takes_input:
+            return self.w
+        raise TrtsrError(f"this {what} has PadCFG with w = {built:g} built in; it cannot run with guidance "
+                         f"{self.w:g}: export one that takes w as an input (the default), or drop -g")
+
+    def warning(self, model: str) -> str | None:
+        """A line for a w above the range `model` was measured in, else None."""
+        return defaults.guidance_warning(model, self.w) if self.kind == "w" else None
+
+    def __str__(self) -> str:
+        return {"own": "the model's own w", "off": "no PadCFG"}.get(self.kind) or f"w = {self.w:g}"
+
+
+Guidance.OWN = Guidance("own")
+Guidance.OFF = Guidance("off")
