@@ -55,7 +55,7 @@ def test_the_package_stays_small():
 @pytest.mark.parametrize("graph", [0, 2, 4], ids=["x4", "x3", "x2"])
 def test_a_flat_picture_stays_flat_up_to_the_borders(graph):
     # The first default model drew a dark or light fringe of up to 10 levels along the borders at its
-    # default (PadCFG, w = 1.8). The no-PadCFG path still has corner errors (README, known limits).
+    # default (PadCFG, w = 1.8). The no-PadCFG path still has corner errors (docs/status.md).
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(shipped_graphs()[graph]), options)
