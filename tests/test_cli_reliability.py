@@ -113,6 +113,7 @@ def test_typer_level_mistakes_end_like_every_other_mistake(args, message):
     assert "╭" not in proc.stderr and line.endswith("--help)")
 
 
+@pytest.mark.slow
 def test_a_small_tile_takes_a_smaller_overlap_by_itself(tmp_path):
     source = tmp_path / "a.png"
     shutil.copy(DATA / "00017_gray.png", source)
@@ -207,6 +208,7 @@ def test_the_api_refuses_what_a_graph_cannot_honour():
         assert own._guidance is None and own.scale == 4
 
 
+@pytest.mark.slow
 def test_random_weights_are_refused_or_said_at_every_entry_point(picture, tmp_path, exports, caplog, monkeypatch):
     """A graph made from a random-weights preset needs --random-weights like the preset's name; the API says so."""
     import logging
@@ -265,6 +267,7 @@ def test_a_concurrent_run_that_finishes_first_keeps_its_output(picture, tmp_path
     assert sorted(p.name for p in out.iterdir()) == ["good_x4.png"]  # no temporary left behind
 
 
+@pytest.mark.slow
 def test_build_is_quiet_without_verbose(tmp_path):
     pytest.importorskip("tensorrt_rtx", reason="builds with TensorRT-RTX (the rtx extra)")
     from trtsr.paths import shipped_onnx
@@ -274,6 +277,7 @@ def test_build_is_quiet_without_verbose(tmp_path):
     assert "[TRT]" not in proc.stderr and "[TRT]" not in proc.stdout  # TensorRT's own warnings need -v
 
 
+@pytest.mark.slow
 def test_a_successful_batch_prints_only_its_own_lines(tmp_path):
     pytest.importorskip("ray", reason="trtsr batch runs on Ray (the distributed extra)")
     source = tmp_path / "in" / "a.jpg"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
+
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "gpu" / "check.sh"
 
 

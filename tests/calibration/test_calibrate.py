@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
+
 DATA = Path(__file__).parents[1] / "data"
 ASSETS = Path(__file__).resolve().parents[2] / "src" / "trtsr" / "assets"
 CALIBRATION = ["0014.jpg", "ADE_val_00000114.jpg", "wolf_gray.jpg"]

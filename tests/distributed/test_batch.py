@@ -18,6 +18,8 @@ ray = pytest.importorskip("ray", reason="the distributed extra (ray[data]) runs 
 
 from trtsr.distributed import BatchSettings, plan_jobs, upscale_dataset  # noqa: E402
 
+pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
+
 DATA = Path(__file__).parents[1] / "data"
 CROPS = [("0014.jpg", (0, 0, 48, 40)), ("0030.jpg", (10, 10, 58, 50)), ("ADE_val_00000114.jpg", (0, 0, 40, 44)),
          ("wolf_gray.jpg", (30, 30, 70, 66))]

@@ -14,6 +14,8 @@ from trtsr.engines import BuildSettings, EngineMetadata, build_engine, load_back
 from trtsr.errors import TrtsrError
 from trtsr.files import sha256_of
 
+pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
+
 FAST = ("sm86",)  # one ahead-of-time target keeps CPU builds short
 
 TWO_PROFILES = ("720p", "256x256:1024x768:2048x2048")

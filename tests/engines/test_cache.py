@@ -11,6 +11,8 @@ import pytest
 from trtsr.engines import BuildSettings, cached_engine
 from trtsr.export.onnx_export import ExportSettings, export_onnx
 
+pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
+
 FAST = ("sm86",)  # one ahead-of-time target keeps CPU builds short
 
 SETTINGS = BuildSettings(profiles=("720p", "1080p"), backend="tensorrt-rtx", compute_capabilities=FAST)

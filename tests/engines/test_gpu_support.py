@@ -15,6 +15,8 @@ from trtsr.engines.backend import Backend, usable_backends
 from trtsr.errors import TrtsrError
 from trtsr.gpu import GpuInfo
 
+pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
+
 H100 = GpuInfo("NVIDIA H100 80GB HBM3", "9.0", "13.0")
 RTX_4090 = GpuInfo("NVIDIA GeForce RTX 4090", "8.9", "13.0")
 

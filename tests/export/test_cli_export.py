@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
+
 
 def _trtsr(*args, cwd):
     return subprocess.run([sys.executable, "-m", "trtsr", *args], cwd=cwd, capture_output=True, text=True,

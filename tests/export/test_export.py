@@ -13,6 +13,8 @@ import torch
 from trtsr.export import ExportSpec
 from trtsr.models import PixelUpscaler, build_preset
 
+pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
+
 # Three crops of a real photograph: two not aligned to 64 in any way, one whose
 # output plus PadCFG's 8 pixels is exactly 128 (no alignment pad at all).
 SIZES = [(37, 53), (30, 30), (21, 90)]

@@ -57,6 +57,7 @@ def test_a_checkpoint_file_is_keyed_on_its_bytes(tmp_path):
     assert export_key(str(ckpt), GraphRequest()) != first
 
 
+@pytest.mark.slow
 def test_cached_export_is_reused_and_invalidated(tmp_path, monkeypatch):
     first = cached_export("tiny", TINY_PLAIN, root=tmp_path)
     stamp = first.stat().st_mtime_ns

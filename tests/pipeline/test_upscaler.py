@@ -79,6 +79,7 @@ def test_unknown_backend():
         Upscaler("default", backend="cuda")
 
 
+@pytest.mark.slow
 def test_engine_without_gpu_says_so(exports, tmp_path):
     """A real, intact engine with its metadata: the one thing missing here is the GPU, and the error says so."""
     pytest.importorskip("tensorrt_rtx", reason="builds the engine with TensorRT-RTX (the rtx extra)")
@@ -96,6 +97,7 @@ def test_engine_without_gpu_says_so(exports, tmp_path):
     assert caught.value.path == built.engine_path
 
 
+@pytest.mark.slow
 def test_a_corrupt_engine_is_named_corrupt_not_missing_a_gpu(exports, tmp_path):
     pytest.importorskip("tensorrt_rtx", reason="builds the engine with TensorRT-RTX (the rtx extra)")
     from trtsr.engines import BuildSettings, build_engine

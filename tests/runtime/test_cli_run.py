@@ -269,6 +269,7 @@ def test_output_rules(tmp_path):
     assert "must be a folder" in _one_error_line(_run(one, two, "-o", tmp_path / "both.png"))
 
 
+@pytest.mark.slow
 def test_random_weights_need_an_explicit_flag(tmp_path):
     image = _crop_to(tmp_path / "in.jpg")
     line = _one_error_line(_run(image, "-o", tmp_path / "out", "-m", "tiny"))

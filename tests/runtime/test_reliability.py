@@ -191,6 +191,7 @@ def _copy_engine(engine: Path, folder: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_a_corrupt_engine(engine, tmp_path):
     copy = _copy_engine(engine, tmp_path)
     data = bytearray(copy.read_bytes())

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="training needs the train extra (torch)")
 
 DATA = Path(__file__).parents[1] / "data"
 

@@ -12,6 +12,8 @@ import pytest
 
 from trtsr.models.checkpoint import load_model, read_checkpoint_metadata
 
+pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
+
 DATA = Path(__file__).parents[1] / "data"
 
 

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from trtsr.training import evaluate as ev
 
+pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
+
 
 def test_psnr_and_ssim_known_values():
     a = torch.full((32, 32), 100.0)
