@@ -201,8 +201,8 @@ def test_tensorrt_rtx_builds_each_quantised_graph(work, graph, cc, request):
     assert proc.returncode == 0, proc.stderr
     meta = json.loads(engine.with_suffix(".engine.json").read_text())
     spec = json.loads(onnx_path.with_suffix(".json").read_text())
-    assert meta["quantization"] == spec["quantization"]["precision"]
-    assert meta["onnx_sha256"] == spec["onnx_sha256"] and engine.stat().st_size == meta["engine_bytes"]
+    assert meta["spec"]["quantization"] == spec["quantization"]  # the graph's spec, embedded whole
+    assert meta["spec"]["onnx_sha256"] == spec["onnx_sha256"] and engine.stat().st_size == meta["engine_bytes"]
     info = _trtsr("info", engine, cwd=work)
     assert f"{spec['quantization']['precision']} ({spec['precision']} elsewhere)" in info.stdout
 

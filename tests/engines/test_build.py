@@ -44,10 +44,10 @@ def test_engine_and_metadata_match_the_request(which, request):
     assert EngineMetadata.for_engine(result.engine_path) == meta
     assert meta.backend == "tensorrt-rtx" and meta.backend_version == load_backend("tensorrt-rtx").version
     assert meta.precision == precision and meta.scale == 4 and meta.guidance == 1.8
-    assert [p["name"] for p in meta.profiles] == list(TWO_PROFILES)
-    assert meta.profiles[0]["output_max"] == [720, 1280, 3] and meta.profiles[0]["input_max"] == [180, 320, 3]
-    assert meta.profiles[1]["input_min"] == [64, 64, 3] and meta.profiles[1]["input_opt"] == [192, 256, 3]
-    assert meta.profiles[1]["output_max"] == [2048, 2048, 3]
+    assert [p.name for p in meta.profiles] == list(TWO_PROFILES)
+    assert meta.profiles[0].output_max == (720, 1280, 3) and meta.profiles[0].input_max == (180, 320, 3)
+    assert meta.profiles[1].input_min == (64, 64, 3) and meta.profiles[1].input_opt == (192, 256, 3)
+    assert meta.profiles[1].output_max == (2048, 2048, 3)
     assert [(t["name"], t["dtype"]) for t in meta.tensors] == [("lr", "uint8"), ("guidance", "float"),
                                                                 ("hr", "uint8")]
     assert meta.guidance_input == "guidance"  # one engine serves every w

@@ -61,7 +61,7 @@ class StandInEngine:
 def _as_engine(meta, **changes) -> StandInEngine:
     dtypes = {"uint8": trt.DataType.UINT8, "float": trt.DataType.FLOAT, "float32": trt.DataType.FLOAT}
     tensors = [{"name": t["name"], "mode": t["mode"], "dtype": dtypes[t["dtype"]]} for t in meta.tensors]
-    profiles = [[tuple(p[k]) for k in ("input_min", "input_opt", "input_max")] for p in meta.profiles]
+    profiles = [list(p.input_range) for p in meta.profiles]
     for name, value in changes.items():
         if name == "profiles":
             profiles = value

@@ -76,7 +76,7 @@ def build_command(
         with status(f"building {target}") as say:
             result = build_engine(onnx, target, settings, progress=say)
         meta = result.metadata
-        profiles = ", ".join(p["name"] for p in meta.profiles)
+        profiles = ", ".join(p.name for p in meta.profiles)
         kind = meta.precision if meta.quantization is None else f"{meta.quantization} ({meta.precision} elsewhere)"
         out.print(
             f"wrote {result.engine_path} ({meta.engine_bytes / 1e6:.1f} MB, {kind}, profiles {profiles}) "

@@ -69,10 +69,9 @@ def info_command(
         for index, prof in enumerate(meta.profiles):
             memory = f", activation memory {activation[index] / 2**20:.0f} MiB" if activation else ""
             out.print(
-                f"  profile {index}  {prof['name']}: output {_size(prof['output_min'])} to "
-                f"{_size(prof['output_max'])}, "
-                f"tuned for {_size(prof['output_opt'])} (input {_size(prof['input_min'])} to "
-                f"{_size(prof['input_max'])}){memory}"
+                f"  profile {index}  {prof.name}: output {_size(prof.output_min)} to {_size(prof.output_max)}, "
+                f"tuned for {_size(prof.output_opt)} (input {_size(prof.input_min)} to {_size(prof.input_max)})"
+                f"{memory}"
             )
         if not activation:
             out.print("  activation memory per profile: known only where the engine loads (a GPU its backend "

@@ -142,14 +142,10 @@ def build_engine(
 
     gpu = detect_gpu()
     metadata = EngineMetadata(
-        backend=backend.name, backend_version=backend.version, precision=spec.precision, scale=spec.scale,
-        guidance=spec.guidance, guidance_input=spec.guidance_input, io=spec.io, input_name=spec.input_name,
-        output_name=spec.output_name,
-        alignment=spec.alignment, extra_pixels=spec.extra_pixels, min_input_size=spec.min_input_size,
-        max_input_size=spec.max_input_size, tensors=tensors,
-        profiles=[p.to_dict(spec.sizes) for p in profiles], onnx_sha256=onnx_sha, onnx_file=onnx_path.name,
-        model=spec.model, builder={**settings.builder_dict(), "attention_layers": len(attention)},
-        quantization=quantized,
+        backend=backend.name, backend_version=backend.version,
+        spec=dataclasses.replace(spec, onnx_file=onnx_path.name), tensors=tensors,
+        profiles=[p.shapes(spec.sizes) for p in profiles],
+        builder={**settings.builder_dict(), "attention_layers": len(attention)},
         gpu=gpu.to_dict() if gpu else None,
         build_seconds=round(seconds, 2), engine_sha256=hashlib.sha256(engine_bytes).hexdigest(),
         engine_bytes=len(engine_bytes), trtsr_version=__version__,

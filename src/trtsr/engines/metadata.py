@@ -7,11 +7,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from trtsr.engines.profiles import ProfileShapes
 from trtsr.errors import TrtsrError
 from trtsr.files import sha256_of
-from trtsr.records import JsonRecord, SizeRules
+from trtsr.records import JsonRecord
+from trtsr.spec import ExportSpec
 
-METADATA_VERSION = 1
+METADATA_VERSION = 2  # 2: the export spec embedded whole, typed profiles
 
 
 def metadata_path_for(engine_path: str | Path) -> Path:
@@ -21,18 +23,14 @@ def metadata_path_for(engine_path: str | Path) -> Path:
 
 
 @dataclasses.dataclass(frozen=True)
-class EngineMetadata(SizeRules, JsonRecord):
+class EngineMetadata(JsonRecord):
     """Fields:
         backend / backend_version: which TensorRT built it (tensorrt or tensorrt-rtx).
-        precision, scale, guidance, io: copied from the export spec (precision lives in the ONNX).
-        quantization: int8, fp8 or int8-weights for an engine built from a `trtsr calibrate` graph, else None.
-        guidance_input: the name of the engine's w input (float32, shape [1]), or None when w is built in.
-        alignment, extra_pixels, min_input_size, max_input_size: the graph's size rules, from the spec
-            (`sizes` gathers them as a SizeRequirements).
-        input_name / output_name: the engine's I/O tensor names.
+        spec: the export spec of the graph it was built from, whole (model, scale, precision, guidance and
+            its input, I/O type and tensor names, size rules, the graph's file and sha256, quantization).
+            The names a run reads (scale, io, guidance, ...) are properties over it.
         tensors: I/O tensors as parsed: name, mode, dtype, shape (-1 = dynamic).
-        profiles: per profile, input and output min/opt/max shapes (height, width, 3).
-        onnx_sha256 / onnx_file: the graph it was built from.
+        profiles: per profile, input and output min/opt/max shapes (height, width, 3) (`ProfileShapes`).
         builder: settings that changed the build (optimisation level, compute capabilities, workspace).
         gpu: name, compute capability and driver of the GPU present at build time, or None (built without one).
         build_seconds, engine_sha256, engine_bytes, trtsr_version, created: the build itself.
@@ -40,21 +38,9 @@ class EngineMetadata(SizeRules, JsonRecord):
 
     backend: str
     backend_version: str
-    precision: str
-    scale: int
-    guidance: float | None
-    io: str
-    input_name: str
-    output_name: str
-    alignment: int
-    extra_pixels: int
-    min_input_size: int
-    max_input_size: int
+    spec: ExportSpec
     tensors: list[dict[str, Any]]
-    profiles: list[dict[str, Any]]
-    onnx_sha256: str
-    onnx_file: str
-    model: str
+    profiles: list[ProfileShapes]
     builder: dict[str, Any]
     gpu: dict[str, Any] | None
     build_seconds: float
@@ -62,8 +48,6 @@ class EngineMetadata(SizeRules, JsonRecord):
     engine_bytes: int
     trtsr_version: str
     created: str
-    guidance_input: str | None = None
-    quantization: str | None = None
     metadata_version: int = METADATA_VERSION
 
     what = "engine metadata"
@@ -71,8 +55,43 @@ class EngineMetadata(SizeRules, JsonRecord):
     missing_hint = " (not written by this trtsr version's 'trtsr build'); rebuild the engine"
 
     @classmethod
+    def from_dict(cls, data: Any, *, path: str | Path | None = None) -> EngineMetadata:
+        if isinstance(data, dict) and isinstance(data.get("spec"), dict) and isinstance(data.get("profiles"), list):
+            try:
+                data = {**data, "spec": ExportSpec.from_dict(data["spec"], path=path),
+                        "profiles": [ProfileShapes.from_dict(p) for p in data["profiles"]]}
+            except (KeyError, TypeError, ValueError) as exc:
+                raise TrtsrError(f"engine metadata has a malformed profile ({exc}){cls.missing_hint}",
+                                 path=path) from None
+        return super().from_dict(data, path=path)
+
+    def check(self, path: str | Path | None) -> None:
+        if not isinstance(self.spec, ExportSpec):
+            raise TrtsrError(f"engine metadata's spec is not an export spec{self.missing_hint}", path=path)
+
+    @classmethod
     def for_engine(cls, engine_path: str | Path) -> EngineMetadata:
         return cls.load(metadata_path_for(engine_path))
+
+    # What a run reads, from the graph's spec.
+    model = property(lambda self: self.spec.model)
+    scale = property(lambda self: self.spec.scale)
+    precision = property(lambda self: self.spec.precision)
+    guidance = property(lambda self: self.spec.guidance)
+    guidance_input = property(lambda self: self.spec.guidance_input)
+    io = property(lambda self: self.spec.io)
+    input_name = property(lambda self: self.spec.input_name)
+    output_name = property(lambda self: self.spec.output_name)
+    min_input_size = property(lambda self: self.spec.min_input_size)
+    max_input_size = property(lambda self: self.spec.max_input_size)
+    onnx_file = property(lambda self: self.spec.onnx_file)
+    onnx_sha256 = property(lambda self: self.spec.onnx_sha256)
+    sizes = property(lambda self: self.spec.sizes)
+
+    @property
+    def quantization(self) -> str | None:
+        """int8, fp8 or int8-weights for an engine built from a `trtsr calibrate` graph, else None."""
+        return None if self.spec.quantization is None else self.spec.quantization.get("precision")
 
     def matches_file(self, engine_path: str | Path) -> bool:
         """Whether the engine file is the one this metadata describes (size, then sha256)."""
@@ -81,11 +100,7 @@ class EngineMetadata(SizeRules, JsonRecord):
 
     def profile_for(self, height: int, width: int) -> int | None:
         """Index of the profile with the smallest max input that holds an input of this size."""
-        fitting = [
-            (p["input_max"][0] * p["input_max"][1], i)
-            for i, p in enumerate(self.profiles)
-            if p["input_min"][0] <= height <= p["input_max"][0] and p["input_min"][1] <= width <= p["input_max"][1]
-        ]
+        fitting = [(p.input_max[0] * p.input_max[1], i) for i, p in enumerate(self.profiles) if p.holds(height, width)]
         return min(fitting)[1] if fitting else None
 
 

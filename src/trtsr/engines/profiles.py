@@ -92,16 +92,41 @@ class ShapeProfile:
             raise TrtsrError(f"profile {self.name!r}: min <= opt <= max must hold in both width and height")
         return (low[0], low[1], 3), (opt[0], opt[1], 3), (high[0], high[1], 3)
 
-    def to_dict(self, sizes: SizeRequirements) -> dict:
+    def shapes(self, sizes: SizeRequirements) -> ProfileShapes:
+        """The input and output shapes this profile gives a graph with these size rules."""
         low, opt, high = self.input_shapes(sizes)
         scale = sizes.scale
-        return {
-            "name": self.name,
-            "input_min": list(low), "input_opt": list(opt), "input_max": list(high),
-            "output_min": [low[0] * scale, low[1] * scale, 3],
-            "output_opt": [opt[0] * scale, opt[1] * scale, 3],
-            "output_max": [high[0] * scale, high[1] * scale, 3],
-        }
+        return ProfileShapes(self.name, low, opt, high, *((s[0] * scale, s[1] * scale, 3) for s in (low, opt, high)))
+
+
+Shape = tuple[int, int, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileShapes:
+    """One optimisation profile of a built engine: (height, width, 3) input and output min, opt and max."""
+
+    name: str
+    input_min: Shape
+    input_opt: Shape
+    input_max: Shape
+    output_min: Shape
+    output_opt: Shape
+    output_max: Shape
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ProfileShapes:
+        return cls(data["name"], *(tuple(int(v) for v in data[key]) for key in (
+            "input_min", "input_opt", "input_max", "output_min", "output_opt", "output_max")))
+
+    @property
+    def input_range(self) -> tuple[Shape, Shape, Shape]:
+        return self.input_min, self.input_opt, self.input_max
+
+    def holds(self, height: int, width: int) -> bool:
+        """Whether an input of this size fits the profile."""
+        return (self.input_min[0] <= height <= self.input_max[0]
+                and self.input_min[1] <= width <= self.input_max[1])
 
 
 def parse_profiles(texts: list[str] | tuple[str, ...] | None) -> tuple[ShapeProfile, ...]:

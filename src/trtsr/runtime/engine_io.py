@@ -77,7 +77,7 @@ def check_engine_io(tensors: list[TensorIO], meta: Any) -> None:
         problems.append(f"{meta.guidance_input} is {by_name[meta.guidance_input].dtype}, metadata says float32")
     image = by_name.get(meta.input_name)
     if image is not None:
-        recorded = [tuple(tuple(p[key]) for key in ("input_min", "input_opt", "input_max")) for p in meta.profiles]
+        recorded = [p.input_range for p in meta.profiles]
         if list(image.profiles) != recorded:
             problems.append(f"profiles {list(image.profiles)}, metadata says {recorded}")
     if problems:

@@ -162,10 +162,9 @@ class EngineSession:
         self.scale, self.io = meta.scale, meta.io
         self.guidance, self.guidance_input = meta.guidance, meta.guidance_input
         self.sizes: SizeRequirements = meta.sizes
-        self.max_input = max(((p["input_max"][0], p["input_max"][1]) for p in meta.profiles),
-                             key=lambda hw: hw[0] * hw[1])
+        self.max_input = max((p.input_max[:2] for p in meta.profiles), key=lambda hw: hw[0] * hw[1])
         itemsize = 1 if meta.io == "uint8" else 4
-        largest_in = max(p["input_max"][0] * p["input_max"][1] * 3 for p in meta.profiles) * itemsize
+        largest_in = max(p.input_max[0] * p.input_max[1] * 3 for p in meta.profiles) * itemsize
         largest_out = largest_in * meta.scale * meta.scale
         try:
             self._runtime_cache_file: Path | None = None
