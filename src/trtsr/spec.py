@@ -9,6 +9,7 @@ the runtime read them.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from trtsr.defaults import IO_TYPES, MAX_INPUT_SIDE, PRECISIONS
@@ -21,6 +22,20 @@ SPEC_VERSION = 1
 def spec_path_for(onnx_path: str | Path) -> Path:
     """`model.onnx` -> `model.json`."""
     return Path(onnx_path).with_suffix(".json")
+
+
+def publish_graph(spec: ExportSpec, graph: Path, data: Path | None, output: Path) -> Path:
+    """Move a finished graph (and its external data) from its work folder to `output` and write `spec` beside it:
+    data first, graph second, spec last, each an atomic rename, so a spec never points at a graph that is not
+    there. Returns the spec's path."""
+    spec_tmp = graph.with_name(graph.name + ".spec.json")
+    spec.save(spec_tmp)
+    if data is not None:
+        os.replace(data, output.with_name(spec.onnx_data_file))
+    os.replace(graph, output)
+    spec_path = spec_path_for(output)
+    os.replace(spec_tmp, spec_path)
+    return spec_path
 
 
 @dataclasses.dataclass(frozen=True)

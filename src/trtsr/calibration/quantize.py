@@ -35,7 +35,7 @@ from trtsr.calibration.graph import (
 )
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import sha256_of
-from trtsr.spec import ExportSpec, spec_path_for
+from trtsr.spec import ExportSpec, publish_graph, spec_path_for
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +228,7 @@ def calibrate(
             spec, precision=settings.float_type, onnx_file=output.name, onnx_data_file=data_name,
             onnx_sha256=sha256_of(tmp_onnx, tmp_data), trtsr_version=__version__, quantization=quantization,
         )
-        spec_tmp = workdir / "spec.json"
-        new_spec.save(spec_tmp)
-        if tmp_data is not None:
-            os.replace(tmp_data, output.with_name(data_name))
-        os.replace(tmp_onnx, output)
-        spec_path = spec_path_for(output)
-        os.replace(spec_tmp, spec_path)
+        spec_path = publish_graph(new_spec, tmp_onnx, tmp_data, output)
     except OSError as exc:
         raise TrtsrError(f"cannot write the quantised graph: {exc.strerror or exc}", path=output) from None
     finally:

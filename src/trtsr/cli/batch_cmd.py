@@ -10,23 +10,11 @@ import typer
 from rich.markup import escape
 
 from trtsr.cli.common import console, out, require_extra, user_errors
-from trtsr.cli.options import (
-    FormatOption,
-    OverlapOption,
-    OverwriteOption,
-    RandomWeightsOption,
-    RunBackendOption,
-    RunGuidanceOption,
-    RunModelOption,
-    RunNoPadcfgOption,
-    RunScaleOption,
-    SuffixOption,
-    TileOption,
-    VerboseOption,
-)
+from trtsr.cli.options import RunOptions, VerboseOption, with_run_options
 from trtsr.files import check_writable
 
 
+@with_run_options
 def batch_command(
     inputs: Annotated[
         list[str],
@@ -45,20 +33,7 @@ def batch_command(
     threads: Annotated[
         int, typer.Option("--threads", help="ONNX Runtime threads per actor on a CPU-only cluster.")
     ] = 1,
-    model: RunModelOption = "default",
-    engine: Annotated[
-        str | None, typer.Option("--engine", "-e", help="A built engine, at the same path on every GPU node.")
-    ] = None,
-    backend: RunBackendOption = "auto",
-    scale: RunScaleOption = None,
-    guidance: RunGuidanceOption = None,
-    no_padcfg: RunNoPadcfgOption = False,
-    tile: TileOption = None,
-    overlap: OverlapOption = None,
-    fmt: FormatOption = None,
-    suffix: SuffixOption = None,
-    overwrite: OverwriteOption = False,
-    random_weights: RandomWeightsOption = False,
+    run: RunOptions = RunOptions(),
     report: Annotated[
         Path, typer.Option("--report", help="Where the JSON report (counts, throughput, failures) goes.")
     ] = Path("trtsr-batch-report.json"),
@@ -86,15 +61,10 @@ def batch_command(
         if "://" not in output:  # a local folder; remote URIs are checked by their filesystem when written
             check_writable(Path(output), "output folder", folder=True)
         require_extra("trtsr batch", "distributed", "ray", "pyarrow")
-        from trtsr.guidance import Guidance
-        from trtsr.pipeline.request import RunRequest
-
-        request = RunRequest(model=model, engine=engine, backend=backend, scale=scale,  # before Ray starts
-                             guidance=Guidance.parse(guidance, no_padcfg), tile=tile, overlap=overlap,
-                             random_weights=random_weights)
+        request = run.request()  # checked before Ray starts
         from trtsr.distributed.batch import BatchSettings, upscale_dataset
 
-        settings = BatchSettings(run=request, fmt=fmt, suffix=suffix, overwrite=overwrite, actors=actors,
+        settings = BatchSettings(run=request, fmt=run.fmt, suffix=run.suffix, overwrite=run.overwrite, actors=actors,
                                  threads=threads)
         # Plain lines, no spinner: Ray Data draws its own progress bars.
         result = upscale_dataset(inputs, output, settings, address=ray_address,

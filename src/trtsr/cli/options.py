@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -79,3 +82,56 @@ RandomWeightsOption = Annotated[
                                                 "weights upscale to noise (for testing a set-up).")
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs never).")]
+EngineOption = Annotated[
+    Path | None, typer.Option("--engine", "-e", help="A built engine (trtsr build); needs an NVIDIA GPU (trtsr batch: "
+                                                     "at the same path on every GPU node).")
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """The options `trtsr run` and `trtsr batch` share, as the command line gave them (declared once: the
+    commands take them through `with_run_options`)."""
+
+    model: RunModelOption = "default"
+    engine: EngineOption = None
+    backend: RunBackendOption = "auto"
+    scale: RunScaleOption = None
+    guidance: RunGuidanceOption = None
+    no_padcfg: RunNoPadcfgOption = False
+    tile: TileOption = None
+    overlap: OverlapOption = None
+    fmt: FormatOption = None
+    suffix: SuffixOption = None
+    overwrite: OverwriteOption = False
+    random_weights: RandomWeightsOption = False
+
+    def request(self, **more):
+        """The run request these options make, checked in one place (`trtsr.pipeline.request.RunRequest`)."""
+        from trtsr.guidance import Guidance
+        from trtsr.pipeline.request import RunRequest
+
+        return RunRequest(model=self.model, engine=self.engine, backend=self.backend, scale=self.scale,
+                          guidance=Guidance.parse(self.guidance, self.no_padcfg), tile=self.tile,
+                          overlap=self.overlap, random_weights=self.random_weights, **more)
+
+
+def with_run_options(command):
+    """`command(..., run: RunOptions)` as a typer command whose signature has the shared run options in `run`'s
+    place (before `--verbose`)."""
+    own = list(inspect.signature(command, eval_str=True).parameters.values())
+    at = [p.name for p in own].index("run")
+    hints = inspect.get_annotations(RunOptions, eval_str=True)
+    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+              for f in dataclasses.fields(RunOptions)]
+    rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[at + 1:]]
+    params = own[:at] + shared + rest
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        values = {f.name: kwargs.pop(f.name) for f in dataclasses.fields(RunOptions)}
+        return command(**kwargs, run=RunOptions(**values))
+
+    wrapper.__signature__ = inspect.Signature(params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper

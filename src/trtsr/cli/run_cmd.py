@@ -12,24 +12,11 @@ from rich.markup import escape
 
 from trtsr import defaults
 from trtsr.cli.common import console, out, status, user_errors
-from trtsr.cli.options import (
-    CompileOption,
-    FormatOption,
-    OverlapOption,
-    OverwriteOption,
-    RandomWeightsOption,
-    RunBackendOption,
-    RunGuidanceOption,
-    RunModelOption,
-    RunNoPadcfgOption,
-    RunScaleOption,
-    SuffixOption,
-    TileOption,
-    VerboseOption,
-)
+from trtsr.cli.options import CompileOption, RunOptions, VerboseOption, with_run_options
 from trtsr.outputs import check_suffix, normalise_format, plan_run
 
 
+@with_run_options
 def run_command(
     inputs: Annotated[
         list[str],
@@ -42,21 +29,8 @@ def run_command(
                                             "without an image extension), or with one input a file name ending "
                                             "in .png, .jpg, .webp or .tif. Default: beside each input."),
     ] = None,
-    model: RunModelOption = "default",
-    engine: Annotated[
-        Path | None, typer.Option("--engine", "-e", help="A built engine (trtsr build); needs an NVIDIA GPU.")
-    ] = None,
-    backend: RunBackendOption = "auto",
+    run: RunOptions = RunOptions(),
     compile: CompileOption = False,
-    scale: RunScaleOption = None,
-    guidance: RunGuidanceOption = None,
-    no_padcfg: RunNoPadcfgOption = False,
-    tile: TileOption = None,
-    overlap: OverlapOption = None,
-    fmt: FormatOption = None,
-    suffix: SuffixOption = None,
-    overwrite: OverwriteOption = False,
-    random_weights: RandomWeightsOption = False,
     quality: Annotated[
         int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG and WebP quality, 1-100.")
     ] = defaults.QUALITY,
@@ -85,8 +59,6 @@ def run_command(
     """
     with user_errors(verbose):
         from trtsr.errors import MissingDependencyError, TrtsrError
-        from trtsr.guidance import Guidance
-        from trtsr.pipeline.request import RunRequest
 
         torch_settings = None
         if compile:
@@ -97,16 +69,14 @@ def run_command(
             torch_settings = TorchSettings(compile=True)
         # Everything that can be checked without loading a model, first, once (a graph's or an engine's own scale
         # and guidance come from its spec or metadata).
-        request = RunRequest(model=model, engine=engine, backend=backend, scale=scale,
-                             guidance=Guidance.parse(guidance, no_padcfg), tile=tile, overlap=overlap,
-                             torch_settings=torch_settings, random_weights=random_weights)
+        request = run.request(torch_settings=torch_settings)
         try:
-            fmt = normalise_format(fmt)
+            fmt = normalise_format(run.fmt)
         except ValueError as exc:
             raise TrtsrError(f"--format: {exc}") from None
-        check_suffix(suffix)
-        plan = plan_run(inputs, output, suffix=f"_x{request.scale_out}" if suffix is None else suffix, fmt=fmt,
-                        recursive=recursive)
+        check_suffix(run.suffix)
+        suffix = f"_x{request.scale_out}" if run.suffix is None else run.suffix
+        plan = plan_run(inputs, output, suffix=suffix, fmt=fmt, recursive=recursive)
         for problem in plan.problems:
             console.print(f"[red]error:[/red] {escape(problem)}")
         if not plan.jobs:
@@ -114,7 +84,7 @@ def run_command(
 
         from trtsr.pipeline.upscaler import Upscaler
 
-        with status(f"loading {engine or model}") as say:
+        with status(f"loading {run.engine or run.model}") as say:
             upscaler = Upscaler.from_request(request, progress=say)
         if compile and not upscaler.backend_name.startswith("torch"):
             console.print(f"[yellow]warning:[/yellow] --compile applies to the torch backend only; "
@@ -122,7 +92,7 @@ def run_command(
         console.print(f"upscaling x{upscaler.scale} with {escape(upscaler.backend_name)}: "
                       f"{escape(upscaler.backend_reason)}")
         with upscaler:
-            failed = _run_jobs(upscaler, plan.jobs, overwrite, quality) + plan.refused
+            failed = _run_jobs(upscaler, plan.jobs, run.overwrite, quality) + plan.refused
         if failed:
             console.print(f"[red]{failed} of {plan.total} failed[/red]")
             raise typer.Exit(1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 import tempfile
 import warnings
@@ -22,7 +21,7 @@ from trtsr.defaults import IO_TYPES, PRECISIONS, SCALES
 from trtsr.errors import TrtsrError
 from trtsr.files import sha256_of
 from trtsr.sizes import SizeRequirements
-from trtsr.spec import ExportSpec, spec_path_for
+from trtsr.spec import ExportSpec, publish_graph
 
 log = logging.getLogger(__name__)
 
@@ -180,14 +179,7 @@ def export_onnx(
             onnx_sha256=sha256_of(tmp_onnx, tmp_data),
             opset=opset, trtsr_version=__version__, torch_version=torch.__version__,
         )
-        spec_tmp = workdir / "spec.json"
-        spec.save(spec_tmp)
-        # Data first, graph second, spec last: a spec never points at a graph that is not there.
-        if tmp_data is not None:
-            os.replace(tmp_data, output.with_name(data_name))
-        os.replace(tmp_onnx, output)
-        spec_path = spec_path_for(output)
-        os.replace(spec_tmp, spec_path)
+        spec_path = publish_graph(spec, tmp_onnx, tmp_data, output)
     except OSError as exc:
         raise TrtsrError(f"cannot write the export: {exc.strerror or exc}", path=output) from None
     finally:
