@@ -219,8 +219,9 @@ def bench_folder(model: str, folder: Path, backend: str) -> dict[str, Any]:
     """End-to-end throughput of the Upscaler (decode, upscale, encode) over a folder of real images."""
     import tempfile
 
+    from trtsr.defaults import IMAGE_SUFFIXES
     from trtsr.pipeline.upscaler import Upscaler
-    from trtsr.runtime.images import IMAGE_SUFFIXES, read_image, write_image
+    from trtsr.runtime.images import read_image, write_image
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:

@@ -62,27 +62,13 @@ EVALUATE_GUIDANCES = (1.0, GUIDANCE)
 SCALE = 4
 SCALES = (1, 2, 3, 4, 8)
 # Guidance values every command accepts (run, batch, export, evaluate, the API): above 0 (1.0 = no PadCFG) up to
-# this. Checked in one place: `check_guidance` below.
+# this. Checked in one place: `trtsr.guidance.check_guidance`.
 MAX_GUIDANCE = 10.0
 # The largest w the default model's held-out sweep scored (benchmarks/results/default-guidance.json); above it a
 # run warns: at 4 an 8-pixel grid and colour fringes show, at 10 heavy fringing.
 DEFAULT_MODEL_MEASURED_GUIDANCE = 2.2
 
 
-def check_guidance(value: float | None) -> None:
-    """The one guidance range: above 0 and at most MAX_GUIDANCE (None = no PadCFG passes)."""
-    if value is not None and not 0.0 < float(value) <= MAX_GUIDANCE:
-        from trtsr.errors import TrtsrError
-
-        raise TrtsrError(f"guidance must be above 0 and at most {MAX_GUIDANCE:g} (1.0 = no PadCFG), got {value:g}")
-
-
-def guidance_warning(model: str, value: float | None) -> str | None:
-    """A line for a w above the range `model` was measured in (the shipped default model's sweep), else None."""
-    if model != "default" or value is None or float(value) <= DEFAULT_MODEL_MEASURED_GUIDANCE:
-        return None
-    return (f"guidance {float(value):g} is above the range the default model was measured in (up to "
-            f"{DEFAULT_MODEL_MEASURED_GUIDANCE:g}); expect an 8-pixel grid and colour fringes (seen from 4 up)")
 # Architecture presets with seeded random weights (for export, engines and benchmarks: their output is noise).
 RANDOM_PRESETS = ("tiny", "gendr-pix")
 # Model names that are not paths: the shipped weights and the presets.
@@ -115,5 +101,7 @@ ONNXRUNTIME_TILE = 128
 MIN_TILE = 16
 # Largest overlap without a tile size (with one: half the tile, what tiling uses).
 MAX_OVERLAP = 128
+# Image files trtsr reads (inputs), by extension.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 # JPEG / WebP quality of written outputs.
 QUALITY = 95

@@ -14,6 +14,23 @@ from trtsr import defaults
 from trtsr.errors import TrtsrError
 
 
+def check_guidance(value: float | None) -> None:
+    """The one guidance range, for every command and the API: above 0 and at most MAX_GUIDANCE (None = no
+    PadCFG passes)."""
+    if value is not None and not 0.0 < float(value) <= defaults.MAX_GUIDANCE:
+        raise TrtsrError(f"guidance must be above 0 and at most {defaults.MAX_GUIDANCE:g} (1.0 = no PadCFG), "
+                         f"got {value:g}")
+
+
+def guidance_warning(model: str, value: float | None) -> str | None:
+    """A line for a w above the range `model` was measured in (the shipped default model's sweep), else None."""
+    if model != "default" or value is None or float(value) <= defaults.DEFAULT_MODEL_MEASURED_GUIDANCE:
+        return None
+    return (f"guidance {float(value):g} is above the range the default model was measured in (up to "
+            f"{defaults.DEFAULT_MODEL_MEASURED_GUIDANCE:g}); expect an 8-pixel grid and colour fringes (seen from "
+            "4 up)")
+
+
 @dataclasses.dataclass(frozen=True)
 class Guidance:
     """`kind` is 'own' (the model's own w), 'off' (no PadCFG) or 'w' (the number `w`)."""
@@ -31,7 +48,7 @@ class Guidance:
     @classmethod
     def number(cls, w: float) -> Guidance:
         """A w in the one accepted range; 1.0 is the positive pass alone, so it is `OFF`."""
-        defaults.check_guidance(w)
+        check_guidance(w)
         return cls.OFF if float(w) == 1.0 else cls("w", float(w))
 
     @classmethod
@@ -88,7 +105,7 @@ class Guidance:
 
     def warning(self, model: str) -> str | None:
         """A line for a w above the range `model` was measured in, else None."""
-        return defaults.guidance_warning(model, self.w) if self.kind == "w" else None
+        return guidance_warning(model, self.w) if self.kind == "w" else None
 
     def __str__(self) -> str:
         return {"own": "the model's own w", "off": "no PadCFG"}.get(self.kind) or f"w = {self.w:g}"

@@ -25,7 +25,7 @@ from collections.abc import Hashable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
-from trtsr.defaults import OutputFormat
+from trtsr.defaults import IMAGE_SUFFIXES, OutputFormat
 from trtsr.files import nearest_existing
 
 # Formats trtsr writes, by the extensions users type.
@@ -69,6 +69,17 @@ def check_suffix(suffix: str | None) -> None:
                          "name a folder (use -o for that)")
 
 
+def check_naming(fmt: str | None, suffix: str | None) -> str | None:
+    """`--format` and `--suffix` checked (one line for a bad one); the format normalised ('JPEG' -> 'jpg')."""
+    from trtsr.errors import TrtsrError
+
+    check_suffix(suffix)
+    try:
+        return normalise_format(fmt)
+    except ValueError as exc:
+        raise TrtsrError(f"--format: {exc}") from None
+
+
 def find_collisions(pairs: Iterable[tuple[Source, Hashable]]) -> dict[Hashable, list[Source]]:
     """Targets that more than one source maps to, with those sources in input order."""
     by_target: dict[Hashable, list[Source]] = defaultdict(list)
@@ -110,8 +121,6 @@ def collect_inputs(items: list[str], *, recursive: bool = False, stdin=None
     An item is a file, a folder (its images; with `recursive`, every image below it), a glob, `@LIST`
     (a text file with one input per line; `#` starts a comment) or `-` (the same list on standard input).
     """
-    from trtsr.runtime.images import IMAGE_SUFFIXES
-
     files: list[Path] = []
     problems: list[str] = []
     subdirs: dict[Path, Path] = {}
@@ -155,8 +164,6 @@ def output_target(text: str | None, inputs: int) -> tuple[Path | None, bool]:
     image extension (.bmp, .gif) is an error; anything else (`out`, `g1.0`, `z.v2`) is a folder.
     """
     from trtsr.errors import TrtsrError
-    from trtsr.runtime.images import IMAGE_SUFFIXES
-
     if text is None:
         return None, False
     path = Path(text)
@@ -220,6 +227,7 @@ def plan_run(items: list[str], output: str | None, *, suffix: str, fmt: str | No
     work. A `TrtsrError` for an `-o` that no input can use."""
     from trtsr.errors import TrtsrError
 
+    fmt = check_naming(fmt, None)
     files, problems, subdirs = collect_inputs(items, recursive=recursive, stdin=stdin)
     total = len(files) + len(problems)
     if not files:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from trtsr.defaults import IMAGE_SUFFIXES
 from trtsr.errors import TrtsrError
 from trtsr.files import sha256_of
-from trtsr.runtime.images import IMAGE_SUFFIXES, read_image
+from trtsr.runtime.images import read_image
 from trtsr.spec import ExportSpec
 
 # Input (low-resolution) crop sizes, width x height: a spread of shapes and sizes, kept small

@@ -58,8 +58,10 @@ def evaluate_command(
         bad = sorted({s for s in scales if s not in (2, 3, 4)})
         if bad:
             raise TrtsrError(f"--scale must be one of 2, 3, 4 (got {bad[0]})")
+        from trtsr.guidance import check_guidance
+
         for w in guidance or []:
-            defaults.check_guidance(w)
+            check_guidance(w)
         check_writable(output.with_suffix(".json"), "evaluation report")
         require_extra("evaluate", "train", "diffusers", "torch")
         from trtsr.training.report import evaluate_model

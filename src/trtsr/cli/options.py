@@ -106,14 +106,22 @@ class RunOptions:
     overwrite: OverwriteOption = False
     random_weights: RandomWeightsOption = False
 
+    def __post_init__(self) -> None:
+        """What needs nothing loaded is checked as the options are parsed: -g with --no-padcfg (into one
+        `Guidance`), --format (normalised) and --suffix."""
+        from trtsr.guidance import Guidance
+        from trtsr.outputs import check_naming
+
+        object.__setattr__(self, "fmt", check_naming(self.fmt, self.suffix))
+        object.__setattr__(self, "parsed_guidance", Guidance.parse(self.guidance, self.no_padcfg))
+
     def request(self, **more):
         """The run request these options make, checked in one place (`trtsr.pipeline.request.RunRequest`)."""
-        from trtsr.guidance import Guidance
         from trtsr.pipeline.request import RunRequest
 
         return RunRequest(model=self.model, engine=self.engine, backend=self.backend, scale=self.scale,
-                          guidance=Guidance.parse(self.guidance, self.no_padcfg), tile=self.tile,
-                          overlap=self.overlap, random_weights=self.random_weights, **more)
+                          guidance=self.parsed_guidance, tile=self.tile, overlap=self.overlap,
+                          random_weights=self.random_weights, **more)
 
 
 def with_run_options(command):
@@ -129,8 +137,12 @@ def with_run_options(command):
 
     @functools.wraps(command)
     def wrapper(**kwargs):
+        from trtsr.cli.common import user_errors
+
         values = {f.name: kwargs.pop(f.name) for f in dataclasses.fields(RunOptions)}
-        return command(**kwargs, run=RunOptions(**values))
+        with user_errors(kwargs.get("verbose", False)):
+            options = RunOptions(**values)
+        return command(**kwargs, run=options)
 
     wrapper.__signature__ = inspect.Signature(params)
     wrapper.__annotations__ = {p.name: p.annotation for p in params}

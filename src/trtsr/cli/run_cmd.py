@@ -13,7 +13,7 @@ from rich.markup import escape
 from trtsr import defaults
 from trtsr.cli.common import console, out, status, user_errors
 from trtsr.cli.options import CompileOption, RunOptions, VerboseOption, with_run_options
-from trtsr.outputs import check_suffix, normalise_format, plan_run
+from trtsr.outputs import plan_run
 
 
 @with_run_options
@@ -58,7 +58,7 @@ def run_command(
       trtsr run frames/ -b torch --compile       # PyTorch on a GPU without TensorRT
     """
     with user_errors(verbose):
-        from trtsr.errors import MissingDependencyError, TrtsrError
+        from trtsr.errors import MissingDependencyError
 
         torch_settings = None
         if compile:
@@ -70,13 +70,8 @@ def run_command(
         # Everything that can be checked without loading a model, first, once (a graph's or an engine's own scale
         # and guidance come from its spec or metadata).
         request = run.request(torch_settings=torch_settings)
-        try:
-            fmt = normalise_format(run.fmt)
-        except ValueError as exc:
-            raise TrtsrError(f"--format: {exc}") from None
-        check_suffix(run.suffix)
         suffix = f"_x{request.scale_out}" if run.suffix is None else run.suffix
-        plan = plan_run(inputs, output, suffix=suffix, fmt=fmt, recursive=recursive)
+        plan = plan_run(inputs, output, suffix=suffix, fmt=run.fmt, recursive=recursive)
         for problem in plan.problems:
             console.print(f"[red]error:[/red] {escape(problem)}")
         if not plan.jobs:

@@ -35,11 +35,11 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from trtsr.defaults import IMAGE_SUFFIXES
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import write_text_atomic
 from trtsr.outputs import check_suffix, collision_problems, find_collisions, normalise_format, output_name, read_list
 from trtsr.pipeline.request import RunRequest
-from trtsr.runtime.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ Entries live in `paths.engines_dir()`:
     <key>.engine        the engine
     <key>.engine.json   its metadata
     <key>.lock          held while one process builds or checks that key; its mtime is the last use
+    <key>.verified      the engine file's size, mtime and inode when its sha256 was last checked
 
 The key hashes the graph's sha256, every field of BuildSettings, the backend
 and its version, and the GPU. A build holds an exclusive file lock on its key,
@@ -34,9 +35,9 @@ from pathlib import Path
 from trtsr.defaults import ENGINE_CACHE_MAX_GB
 from trtsr.engines.backend import Backend, load_backend
 from trtsr.engines.builder import BuildSettings, build_engine, load_spec_for
-from trtsr.engines.metadata import EngineMetadata, LoadedEngine, load_engine_file, metadata_path_for
+from trtsr.engines.metadata import EngineMetadata, LoadedEngine, file_stat, load_engine_file, metadata_path_for
 from trtsr.errors import TrtsrError
-from trtsr.files import file_lock, lock_is_held
+from trtsr.files import file_lock, lock_is_held, write_text_atomic
 from trtsr.gpu import detect_gpu
 from trtsr.paths import cache_dir, engines_dir
 
@@ -70,7 +71,9 @@ def cache_limit_bytes(max_gb: float | None = None) -> int | None:
 
 def _valid_entry(engine: Path, onnx_sha256: str, backend: Backend) -> LoadedEngine | None:
     """The entry's engine, read once and checked (metadata, size and sha256, and on a GPU whether it runs
-    here), for the session to open without reading it again; None when it must be built."""
+    here), for the session to open without reading it again; None when it must be built. The sha256 is
+    checked once per file: the entry records the file's size, mtime and inode then (`<key>.verified`), and
+    while they hold the bytes are trusted."""
     meta_file = metadata_path_for(engine)
     if not engine.is_file() or not meta_file.is_file():
         return None
@@ -80,11 +83,22 @@ def _valid_entry(engine: Path, onnx_sha256: str, backend: Backend) -> LoadedEngi
         return None
     if meta.onnx_sha256 != onnx_sha256 or meta.backend != backend.name or meta.backend_version != backend.version:
         return None
+    stamp = engine.with_suffix(".verified")
     try:
-        loaded = load_engine_file(engine, meta)
+        recorded = json.loads(stamp.read_text())
+        verified = tuple(recorded["stat"]) if recorded.get("engine_sha256") == meta.engine_sha256 else None
+    except (OSError, ValueError, KeyError, TypeError):
+        verified = None
+    try:
+        loaded = load_engine_file(engine, meta, verified_stat=verified)
     except TrtsrError:
         log.warning("cached engine %s is corrupt; rebuilding", engine)
         return None
+    if verified is None:
+        try:
+            write_text_atomic(stamp, json.dumps({"engine_sha256": meta.engine_sha256, "stat": file_stat(engine)}))
+        except OSError as exc:  # only slower next time
+            log.info("engine cache: cannot record %s (%s)", stamp.name, exc.strerror or exc)
     if detect_gpu() is not None:
         ok, why = backend.engine_validity(loaded.data)
         if not ok:
@@ -94,7 +108,7 @@ def _valid_entry(engine: Path, onnx_sha256: str, backend: Backend) -> LoadedEngi
 
 
 def _entry_files(engine: Path) -> list[Path]:
-    return [engine, metadata_path_for(engine)]
+    return [engine, metadata_path_for(engine), engine.with_suffix(".verified")]
 
 
 def _last_used(engine: Path) -> float:

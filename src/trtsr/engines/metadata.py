@@ -110,23 +110,47 @@ CORRUPT = ("the engine does not match its metadata (size or sha256 differ): it i
 
 @dataclasses.dataclass(frozen=True)
 class LoadedEngine:
-    """An engine file's bytes, read once and checked against its metadata (`load_engine_file`)."""
+    """An engine file checked against its metadata (`load_engine_file`); `data` is its bytes, read once: at the
+    check, or, for a file whose check the engine cache trusts, when they are first needed."""
 
     path: Path
     metadata: EngineMetadata
-    data: bytes = dataclasses.field(repr=False)
+    _data: bytes | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            data = self.path.read_bytes()
+            if len(data) != self.metadata.engine_bytes:
+                raise TrtsrError(CORRUPT, path=self.path)
+            object.__setattr__(self, "_data", data)
+        return self._data
 
 
-def load_engine_file(engine_path: str | Path, metadata: EngineMetadata | None = None) -> LoadedEngine:
+def load_engine_file(engine_path: str | Path, metadata: EngineMetadata | None = None, *,
+                     verified_stat: tuple[int, int, int] | None = None) -> LoadedEngine:
     """Read the engine once and check it against its metadata: the size before reading, the sha256 of the
-    bytes read. One line naming the file when it is missing or does not match."""
+    bytes read. One line naming the file when it is missing or does not match.
+
+    `verified_stat` is the file's (size, mtime_ns, inode) when its sha256 was last checked (the engine
+    cache records it): while the file still has them, its bytes are trusted without hashing them again, and
+    read only when they are needed (on a GPU), once.
+    """
     engine_path = Path(engine_path)
     if not engine_path.is_file():
         raise TrtsrError("engine not found", path=engine_path)
     meta = metadata or EngineMetadata.for_engine(engine_path)
     if engine_path.stat().st_size != meta.engine_bytes:
         raise TrtsrError(CORRUPT, path=engine_path)
+    if verified_stat is not None and file_stat(engine_path) == tuple(verified_stat):
+        return LoadedEngine(engine_path, meta)  # read when its bytes are needed
     data = engine_path.read_bytes()
     if len(data) != meta.engine_bytes or hashlib.sha256(data).hexdigest() != meta.engine_sha256:
         raise TrtsrError(CORRUPT, path=engine_path)
     return LoadedEngine(engine_path, meta, data)
+
+
+def file_stat(path: Path) -> tuple[int, int, int]:
+    """(size, mtime_ns, inode): what changes when a file is rewritten or replaced."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino

@@ -20,6 +20,7 @@ from trtsr import defaults
 from trtsr.defaults import IO_TYPES, PRECISIONS, SCALES
 from trtsr.errors import TrtsrError
 from trtsr.files import sha256_of
+from trtsr.guidance import check_guidance
 from trtsr.sizes import SizeRequirements
 from trtsr.spec import ExportSpec, publish_graph
 
@@ -72,7 +73,7 @@ class ExportSettings:
         low, high = defaults.OPSETS
         if not low <= self.opset <= high:
             raise TrtsrError(f"opset must be {low} to {high}, got {self.opset}")
-        defaults.check_guidance(self.guidance)
+        check_guidance(self.guidance)
         if self.guidance is None:
             object.__setattr__(self, "guidance_input", False)  # no PadCFG, nothing to mix
 

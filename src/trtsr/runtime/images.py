@@ -21,7 +21,6 @@ from trtsr.files import atomic_path
 log = logging.getLogger(__name__)
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "tif": "TIFF"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 # Pillow's own bomb guard trips at 2x this; anything above is refused with a clear message.
 MAX_PIXELS = 178_956_970
 

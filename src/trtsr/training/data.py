@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from trtsr.defaults import IMAGE_SUFFIXES
 from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path
-from trtsr.runtime.images import IMAGE_SUFFIXES
 from trtsr.training.degrade import PRESETS, degrade
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, teacher_upscale
 
