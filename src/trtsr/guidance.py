@@ -44,6 +44,8 @@ class Guidance:
     def __post_init__(self) -> None:
         if self.kind not in ("own", "off", "w") or (self.kind == "w") != (self.w is not None):
             raise ValueError(f"not a guidance: {self.kind!r}, {self.w!r}")
+        if self.kind == "w":
+            check_guidance(self.w)
 
     @classmethod
     def number(cls, w: float) -> Guidance:

@@ -84,7 +84,7 @@ class RunRequest:
     threads: int | None = None
     on_cpu: bool = False
     random_weights: bool = True
-    given: GivenFile | None = dataclasses.field(default=None, compare=False, repr=False)
+    given: GivenFile | None = dataclasses.field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         put = object.__setattr__.__get__(self)
@@ -103,7 +103,7 @@ class RunRequest:
         if self.backend == "torch" and self.model.endswith(".onnx") and self.engine is None:
             raise TrtsrError("the torch backend runs a model (default, a checkpoint or a diffusers folder), not an "
                              ".onnx graph; use -b onnxruntime or an engine for the graph", path=self.model)
-        given = GivenFile.read(self.engine, self.model) if self.given is None else self.given
+        given = GivenFile.read(self.engine, self.model)
         put("given", given)
         if given is None:
             return
@@ -169,7 +169,7 @@ class RunRequest:
     def on_graph(self, onnx: str | Path) -> RunRequest:
         """This request for the graph `onnx` it resolved to (ONNX Runtime), with the w it would have run."""
         return dataclasses.replace(self, model=str(onnx), engine=None, backend="onnxruntime", scale=None,
-                                   guidance=self.session_guidance, given=None)
+                                   guidance=self.session_guidance)
 
 
 def check_tiles(tile: int | None, overlap: int | None) -> None:
