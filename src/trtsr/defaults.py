@@ -103,5 +103,7 @@ MIN_TILE = 16
 MAX_OVERLAP = 128
 # Image files trtsr reads (inputs), by extension.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+# Video files `trtsr run` reads and writes (the `video` extra), by extension.
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".webm"})
 # JPEG / WebP quality of written outputs.
 QUALITY = 95

@@ -25,7 +25,7 @@ from collections.abc import Hashable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
-from trtsr.defaults import IMAGE_SUFFIXES, OutputFormat
+from trtsr.defaults import IMAGE_SUFFIXES, VIDEO_SUFFIXES, OutputFormat
 from trtsr.files import nearest_existing
 
 # Formats trtsr writes, by the extensions users type.
@@ -49,12 +49,20 @@ def output_name(source_name: str, suffix: str, fmt: str | None) -> str:
     """The output file name for an input file name: stem + suffix + extension.
 
     The extension is `fmt`, else the input's own as the user spelled it (`.tif` stays `.tif`, `.jpeg` stays
-    `.jpeg`, in lower case) when trtsr writes that format, else png.
+    `.jpeg`, in lower case) when trtsr writes that format, else png. A video keeps its container (`fmt` is an
+    image format).
     """
     name = PurePosixPath(source_name)
     own = name.suffix.lower().lstrip(".")
+    if is_video(source_name):
+        return f"{name.stem}{suffix}.{own}"
     ext = fmt or (own if own in WRITABLE else "png")
     return f"{name.stem}{suffix}.{ext}"
+
+
+def is_video(name: str | Path) -> bool:
+    """Whether `trtsr run` takes this file as a video (by its extension)."""
+    return PurePosixPath(str(name)).suffix.lower() in VIDEO_SUFFIXES
 
 
 def check_suffix(suffix: str | None) -> None:
@@ -138,11 +146,12 @@ def collect_inputs(items: list[str], *, recursive: bool = False, stdin=None
         path = Path(item)
         if path.is_dir():
             pattern = path.rglob("*") if recursive else path.iterdir()
-            found = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            found = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
                            and not p.name.startswith("."))
             if not found:
                 where = "below it" if recursive else "in it (-r also looks in sub-folders)"
-                problems.append(f"{path}: no images {where} ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                problems.append(f"{path}: no images or videos {where} "
+                                f"({', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))})")
             files.extend(found)
             subdirs.update({p: p.parent.relative_to(path) for p in found})
         elif path.exists() or not glob.has_magic(item):
@@ -160,8 +169,9 @@ def output_target(text: str | None, inputs: int) -> tuple[Path | None, bool]:
     """(path, is_file) for the -o value.
 
     A trailing slash or an existing folder is a folder; a name ending in an extension trtsr writes
-    (.png, .jpg, .jpeg, .webp, .tif, .tiff) is a file, for one input only; a name ending in another
-    image extension (.bmp, .gif) is an error; anything else (`out`, `g1.0`, `z.v2`) is a folder.
+    (.png, .jpg, .jpeg, .webp, .tif, .tiff; for a video .mp4, .mkv, .mov, .webm) is a file, for one input
+    only; a name ending in another image extension (.bmp, .gif) is an error; anything else (`out`, `g1.0`,
+    `z.v2`) is a folder.
     """
     from trtsr.errors import TrtsrError
     if text is None:
@@ -170,7 +180,7 @@ def output_target(text: str | None, inputs: int) -> tuple[Path | None, bool]:
     if text.endswith(("/", os.sep)) or path.is_dir():
         return path, False
     ext = path.suffix.lower()
-    if ext.lstrip(".") in WRITABLE:
+    if ext.lstrip(".") in WRITABLE or ext in VIDEO_SUFFIXES:
         if inputs > 1:
             raise TrtsrError(f"with {inputs} inputs, --output must be a folder, not a {ext} file name "
                              "(end it with / to name a folder)", path=text)
@@ -233,7 +243,12 @@ def plan_run(items: list[str], output: str | None, *, suffix: str, fmt: str | No
     if not files:
         return RunPlan([], problems, len(problems), total)
     out_path, out_is_file = output_target(output, len(files))
-    if out_is_file and fmt is not None and normalise_format(out_path.suffix) != fmt:
+    if out_is_file and is_video(files[0]) != is_video(out_path):
+        kind = "a video" if is_video(files[0]) else "an image"
+        raise TrtsrError(f"-o names a {out_path.suffix} file for {kind} ({files[0]}); name it "
+                         f"{'.mp4, .mkv, .mov or .webm' if is_video(files[0]) else '.png, .jpg, .webp or .tif'}",
+                         path=out_path)
+    if out_is_file and fmt is not None and not is_video(out_path) and normalise_format(out_path.suffix) != fmt:
         raise TrtsrError(f"-o names a {out_path.suffix} file but --format is {fmt}; give one of them", path=out_path)
     jobs, clashes = refuse_collisions([
         (src, output_path(src, out_path, out_is_file, suffix, fmt, subdirs.get(src))) for src in files])

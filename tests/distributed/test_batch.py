@@ -164,3 +164,11 @@ def test_an_unknown_model_is_one_line_before_any_image_is_read(cluster, tmp_path
         upscale_dataset([str(tmp_path / "in")], str(tmp_path / "out"),
                         BatchSettings(run=RunRequest(model="no-such-model")))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_video_is_refused_in_one_line(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not decoded: refused by name")
+    todo, skipped, failures = plan_jobs([str(clip)], str(tmp_path / "out"), suffix="_x4", fmt=None, overwrite=False)
+    assert todo == [] and skipped == [] and len(failures) == 1
+    assert failures[0]["file"] == str(clip) and "not videos; upscale a video with trtsr run" in failures[0]["error"]

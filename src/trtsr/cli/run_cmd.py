@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.markup import escape
 from trtsr import defaults
 from trtsr.cli.common import console, out, status, user_errors
 from trtsr.cli.options import CompileOption, RunOptions, VerboseOption, with_run_options
-from trtsr.outputs import plan_run
+from trtsr.outputs import is_video, plan_run
 
 
 @with_run_options
@@ -31,6 +32,19 @@ def run_command(
     ] = None,
     run: RunOptions = RunOptions(),
     compile: CompileOption = False,
+    codec: Annotated[
+        str | None, typer.Option("--codec", help="Videos: h264, h265, vp9 or av1. Default: h264 (vp9 for .webm).")
+    ] = None,
+    crf: Annotated[
+        int | None, typer.Option("--crf", help="Videos: constant quality, lower is better. Default: the codec's "
+                                               "(18 for h264, 20 for h265, 24 for vp9, 28 for av1).")
+    ] = None,
+    start: Annotated[
+        float | None, typer.Option("--start", help="Videos: start this many seconds in (try a few seconds first).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Videos: upscale this many seconds.")
+    ] = None,
     quality: Annotated[
         int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG and WebP quality, 1-100.")
     ] = defaults.QUALITY,
@@ -40,7 +54,7 @@ def run_command(
     ] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Upscale images.
+    """Upscale images and videos.
 
     Grayscale stays grayscale, alpha is upscaled alongside, 16-bit PNGs stay 16-bit,
     EXIF orientation is applied and ICC profiles are kept. Each output is written to
@@ -56,6 +70,8 @@ def run_command(
       trtsr run 'scans/*.tif' --engine model.engine --tile 512
 
       trtsr run frames/ -b torch --compile       # PyTorch on a GPU without TensorRT
+
+      trtsr run clip.mp4 --start 10 --duration 3 # a video (the video extra): try 3 seconds first
     """
     with user_errors(verbose):
         from trtsr.errors import MissingDependencyError
@@ -76,6 +92,9 @@ def run_command(
             console.print(f"[red]error:[/red] {escape(problem)}")
         if not plan.jobs:
             raise typer.Exit(1)
+        videos = [(src, dst) for src, dst in plan.jobs if is_video(src)]
+        images = [(src, dst) for src, dst in plan.jobs if not is_video(src)]
+        video_settings = _video_settings(videos, codec, crf, start, duration)
 
         from trtsr.pipeline.upscaler import Upscaler
 
@@ -87,7 +106,8 @@ def run_command(
         console.print(f"upscaling x{upscaler.scale} with {escape(upscaler.backend_name)}: "
                       f"{escape(upscaler.backend_reason)}")
         with upscaler:
-            failed = _run_jobs(upscaler, plan.jobs, run.overwrite, quality) + plan.refused
+            failed = _run_jobs(upscaler, images, run.overwrite, quality) + plan.refused
+            failed += _run_videos(upscaler, videos, run.overwrite, video_settings)
         if failed:
             console.print(f"[red]{failed} of {plan.total} failed[/red]")
             raise typer.Exit(1)
@@ -152,6 +172,70 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality:
             failed += _finish_writes(writes, wait=False)
         failed += _finish_writes(writes, wait=True)
     return failed
+
+
+def _video_settings(videos: list[tuple[Path, Path]], codec: str | None, crf: int | None, start: float | None,
+                    duration: float | None):
+    """The video options, checked against every video's output before anything loads (None without videos)."""
+    given = [name for name, value in (("--codec", codec), ("--crf", crf), ("--start", start),
+                                      ("--duration", duration)) if value is not None]
+    if not videos:
+        if given:
+            console.print(f"[yellow]warning:[/yellow] {', '.join(given)} apply to videos; no video among the "
+                          "inputs")
+        return None
+    from trtsr.pipeline.video import VideoSettings, require_av
+
+    require_av()
+    settings = VideoSettings(codec=codec, crf=crf, start=start, duration=duration)
+    settings.check()
+    for _, dst in videos:
+        settings.encoder(dst)
+    return settings
+
+
+def _run_videos(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, settings) -> int:
+    """Upscale each video in turn, frames and frames per second on the progress bar; returns how many failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from trtsr.errors import TrtsrError
+    from trtsr.pipeline.video import upscale_video
+
+    failed = 0
+    for src, dst in jobs:
+        if dst.resolve() == src.resolve():
+            console.print(f"[red]error:[/red] {escape(str(src))}: output would replace the input; choose --suffix "
+                          "or --output")
+            failed += 1
+            continue
+        if dst.exists() and not overwrite:
+            console.print(f"skipped {escape(str(src))}: {escape(str(dst))} exists (pass --overwrite to replace it)")
+            continue
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[fps]}"), TimeRemainingColumn(), console=console,
+                            disable=not console.is_terminal)
+        with progress:
+            task = progress.add_task(f"{src.name}: frames", total=None, fps="")
+            on_frame = functools.partial(_frame_progress, progress, task, time.perf_counter())
+            try:
+                report = upscale_video(upscaler, src, dst, settings, overwrite=overwrite, progress=on_frame)
+            except TrtsrError as exc:
+                console.print(f"[red]error:[/red] {escape(str(exc))}")
+                failed += 1
+                continue
+            except FileExistsError:
+                console.print(f"skipped {escape(str(src))}: {escape(str(dst))} was written meanwhile by another run "
+                              "(pass --overwrite to replace it)")
+                continue
+        (w_in, h_in), (w_out, h_out) = report.size_in, report.size_out
+        out.print(f"{src} -> {dst} ({w_in}x{h_in} -> {w_out}x{h_out}, {report.frames} frames, {report.fps:.1f} fps, "
+                  f"{report.seconds:.1f} s)", markup=False)
+    return failed
+
+
+def _frame_progress(progress, task, started: float, done: int, total: int) -> None:
+    rate = done / max(time.perf_counter() - started, 1e-9)
+    progress.update(task, completed=done, total=total or None, fps=f"{rate:.1f} fps")
 
 
 def tile_label(name: str, done: int, total: int, out_pixels: int) -> str:

@@ -38,7 +38,15 @@ from typing import Any
 from trtsr.defaults import IMAGE_SUFFIXES
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import write_text_atomic
-from trtsr.outputs import check_suffix, collision_problems, find_collisions, normalise_format, output_name, read_list
+from trtsr.outputs import (
+    check_suffix,
+    collision_problems,
+    find_collisions,
+    is_video,
+    normalise_format,
+    output_name,
+    read_list,
+)
 from trtsr.pipeline.request import RunRequest
 
 log = logging.getLogger(__name__)
@@ -102,6 +110,8 @@ def _list_one(item: str) -> tuple[list[tuple[str, PurePosixPath]], list[str]]:
     if info.type == pafs.FileType.NotFound:
         return [], [f"{item}: not found"]
     if info.type == pafs.FileType.File:
+        if is_video(path):
+            return [], [f"{item}: trtsr batch upscales images, not videos; upscale a video with trtsr run"]
         source = item if _is_uri(item) else path
         return [(source, PurePosixPath(PurePosixPath(path).name))], []
     entries = fs.get_file_info(pafs.FileSelector(path, recursive=True))
