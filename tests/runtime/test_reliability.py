@@ -261,6 +261,39 @@ def test_an_interrupt_mid_run_leaves_no_partial_file(tmp_path):
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
 
 
+def test_an_interrupt_mid_video_leaves_no_partial_file(tmp_path):
+    av = pytest.importorskip("av", reason="videos need the video extra (PyAV)")
+    from fractions import Fraction
+
+    with Image.open(DATA / "ADE_val_00000114.jpg") as img:
+        photo = np.asarray(img.convert("RGB"))
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as container:  # 60 frames: tens of seconds of upscaling on a CPU
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for index in range(60):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(photo[index: index + 64, index: index + 96]),
+                                               format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 24)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = tmp_path / "out"
+    job = subprocess.Popen([sys.executable, "-m", "trtsr", "run", str(clip), "-o", str(out)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=_ctrl_c_reaches_python)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job.poll() is None:
+        if "upscaling x4" in job.stderr.readline():
+            break
+    time.sleep(1.5)
+    job.send_signal(signal.SIGINT)
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
 def test_an_unreadable_input_fails_alone(tmp_path, monkeypatch):
     """In-process, with opening that one file failing as a file without read permission does."""
     from typer.testing import CliRunner

@@ -291,7 +291,12 @@ def upscale_video(upscaler, source: str | Path, target: str | Path, settings: Vi
 
             def write() -> None:
                 while True:
-                    item = upscaled.get()
+                    try:
+                        item = upscaled.get(timeout=0.1)
+                    except queue.Empty:
+                        if stop.is_set():
+                            return  # the run stopped (an error or Ctrl-C): nothing more is written
+                        continue
                     if item is _END or stop.is_set():
                         break
                     if item[0] == "copy":
