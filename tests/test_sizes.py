@@ -16,10 +16,9 @@ def test_aligned_side(size, extra, expected):
     assert (aligned_side(size, 64, extra) + extra) % 64 == 0
 
 
-@pytest.mark.parametrize(("scale", "padcfg", "minimum"), [(4, True, 15), (4, False, 17), (2, True, 29), (3, True, 19),
-                                                          (8, False, 9), (1, True, 57)])
-def test_minimum_input_keeps_the_lowest_unet_level_two_wide(scale, padcfg, minimum):
-    sizes = SizeRequirements.for_graph(scale=scale, multiple=64, padcfg=padcfg)
+@pytest.mark.parametrize(("scale", "minimum"), [(4, 15), (2, 29), (3, 19), (8, 8), (1, 57)])
+def test_minimum_input_keeps_the_lowest_unet_level_two_wide(scale, minimum):
+    sizes = SizeRequirements.for_graph(scale=scale, multiple=64)
     assert sizes.minimum == minimum
     # at the minimum the UNet's side is two multiples (its lowest level is 2 wide); one pixel less, one multiple
     unet_side = sizes.aligned(sizes.minimum * scale) + sizes.padding
@@ -28,14 +27,14 @@ def test_minimum_input_keeps_the_lowest_unet_level_two_wide(scale, padcfg, minim
 
 
 def test_accepts_spans_minimum_to_maximum():
-    sizes = SizeRequirements.for_graph(scale=4, multiple=64, padcfg=True)
+    sizes = SizeRequirements.for_graph(scale=4, multiple=64)
     assert sizes.padding == PADCFG_PADDING and sizes.maximum == MAX_INPUT_SIDE
     assert sizes.accepts(15, MAX_INPUT_SIDE) and not sizes.accepts(14, 100) and not sizes.accepts(100, 8193)
 
 
 def test_the_shipped_spec_carries_the_same_rules():
     spec = ExportSpec.load(spec_path_for(shipped_onnx()))
-    assert spec.sizes == SizeRequirements.for_graph(scale=4, multiple=64, padcfg=True)
+    assert spec.sizes == SizeRequirements.for_graph(scale=4, multiple=64)
     assert spec.min_input_size == spec.sizes.minimum
 
 

@@ -16,7 +16,9 @@ import dataclasses
 
 from trtsr.defaults import MAX_INPUT_SIDE
 
-# Pixels PadCFG adds to each spatial dimension: positive pad (4, 4), negative pad (3, 5).
+# Pixels the network's input gets around the picture in each spatial dimension: the positive branch's reflect
+# pad (4, 4), the negative's (3, 5). The plain path (no PadCFG) is the positive branch alone, so it gets them too:
+# without them the picture's corners sit on the UNet's zero-padded border and come out wrong.
 PADCFG_PADDING = 8
 
 
@@ -32,7 +34,7 @@ class SizeRequirements:
     Fields:
         scale: output side = scale x input side.
         multiple: the UNet's alignment (output pixels).
-        padding: pixels added to each output side before aligning (PADCFG_PADDING with PadCFG, else 0).
+        padding: pixels added to each output side before aligning (PADCFG_PADDING, with or without PadCFG).
         maximum: largest input side.
     """
 
@@ -42,8 +44,8 @@ class SizeRequirements:
     maximum: int = MAX_INPUT_SIDE
 
     @classmethod
-    def for_graph(cls, *, scale: int, multiple: int, padcfg: bool, maximum: int = MAX_INPUT_SIDE):
-        return cls(scale, multiple, PADCFG_PADDING if padcfg else 0, maximum)
+    def for_graph(cls, *, scale: int, multiple: int, maximum: int = MAX_INPUT_SIDE):
+        return cls(scale, multiple, PADCFG_PADDING, maximum)
 
     @property
     def minimum(self) -> int:

@@ -84,7 +84,7 @@ def test_a_session_without_padcfg_refuses_a_guidance():
     session = TorchSession("default", scale=2, guidance=None, settings=TorchSettings(device="cpu"))
     with pytest.raises(TrtsrError, match="no PadCFG; it cannot run with guidance 3"):
         session.infer(_photo(20, 20).astype(np.float32), guidance=3.0)
-    assert session.sizes.padding == 0 and session.scale == 2
+    assert session.sizes.padding == 8 and session.scale == 2  # the positive branch's pad, as with PadCFG
     session.close()
     with pytest.raises(TrtsrError, match="closed"):
         session.infer(_photo(20, 20).astype(np.float32))

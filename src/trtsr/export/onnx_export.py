@@ -132,8 +132,7 @@ def export_onnx(
     example = torch.zeros(*TRACE_SIZE, 3, dtype=in_dtype)
     args = (example, torch.tensor([float(settings.guidance)])) if settings.guidance_input else (example,)
     names = [INPUT_NAME, GUIDANCE_NAME] if settings.guidance_input else [INPUT_NAME]
-    sizes = SizeRequirements.for_graph(scale=settings.scale, multiple=model.config.alignment,
-                                       padcfg=settings.guidance is not None)
+    sizes = SizeRequirements.for_graph(scale=settings.scale, multiple=model.config.alignment)
     height = torch.export.Dim("lr_height", min=sizes.minimum, max=sizes.maximum)
     width = torch.export.Dim("lr_width", min=sizes.minimum, max=sizes.maximum)
 

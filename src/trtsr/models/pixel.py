@@ -90,13 +90,15 @@ class GenDRPix(nn.Module):
     def restore(self, image: torch.Tensor, guidance: float | None = GUIDANCE) -> torch.Tensor:
         """Restore images (B,3,H,W) in [-1,1] already at output size; any H, W.
 
-        `guidance=None` runs the plain batch-B network without PadCFG.
+        `guidance=None` runs the plain batch-B network without PadCFG: the positive branch alone, with its
+        reflect pad, so that w = 1 through PadCFG and no PadCFG are the same picture, and the picture's corners
+        never sit on the UNet's zero-padded border.
         """
         if guidance is None:
             height, width = image.shape[-2], image.shape[-1]
-            x = self._aligned(image, 0)
+            x = F.pad(self._aligned(image, PADCFG_PADDING), PADCFG_POSITIVE, mode="reflect")
             y = self.predict(x, self.prompt_embeds[0:1].expand(image.shape[0], -1, -1))
-            return y[..., :height, :width]
+            return y[..., PADCFG_CROP:, PADCFG_CROP:][..., :height, :width]
         y_pos, y_neg = self.padcfg_branches(image)
         return guidance * y_pos + (1.0 - guidance) * y_neg
 

@@ -110,8 +110,7 @@ class TorchSession:
         self.guidance_input = GUIDANCE_INPUT if guidance is not None else None
         # uint8 in and out on a GPU (a quarter of the bytes over PCIe); float32 on the CPU, as the shipped graphs
         self.io = "uint8" if cuda else "float32"
-        self.sizes = SizeRequirements.for_graph(scale=self.scale, multiple=net.config.alignment,
-                                                padcfg=guidance is not None)
+        self.sizes = SizeRequirements.for_graph(scale=self.scale, multiple=net.config.alignment)
         # A GPU runs whole pictures up to the exported graphs' largest side and answers out of memory with
         # tiles; the CPU tiles as ONNX Runtime does.
         self.max_input = (MAX_INPUT_SIDE, MAX_INPUT_SIDE) if cuda else None

@@ -3,7 +3,7 @@
 The default model's x4 PadCFG graph ships in the package and serves torch-free installs.
 Every other combination is exported once into the cache (`paths.exports_dir()`), keyed on
 what changes the graph: the model's weights (their sha256; the package version for the
-seeded presets), every export setting and the trtsr version. A new release that ships new
+seeded presets), every export setting, the trtsr version and the exporter's layout (GRAPH_LAYOUT). A new release that ships new
 weights therefore exports, and builds, anew instead of running the old graph.
 """
 
@@ -91,8 +91,13 @@ def model_identity(model: str) -> dict:
     return {"model": model}
 
 
+# What the exporter writes, beyond the settings: 2 = the plain (no-PadCFG) path takes the positive branch's pad.
+GRAPH_LAYOUT = 2
+
+
 def export_key(model: str, request: GraphRequest) -> str:
-    identity = {**model_identity(model), "settings": request.key_settings(), "trtsr": __version__}
+    identity = {**model_identity(model), "settings": request.key_settings(), "trtsr": __version__,
+                "layout": GRAPH_LAYOUT}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 
