@@ -3,8 +3,9 @@
 The default model's x4 PadCFG graph ships in the package and serves torch-free installs.
 Every other combination is exported once into the cache (`paths.exports_dir()`), keyed on
 what changes the graph: the model's weights (their sha256; the package version for the
-seeded presets), every export setting, the trtsr version and the exporter's layout (GRAPH_LAYOUT). A new release that ships new
-weights therefore exports, and builds, anew instead of running the old graph.
+seeded presets), every export setting, the trtsr version and the exporter's layout
+(GRAPH_LAYOUT). A new release that ships new weights, or writes graphs differently, therefore
+exports, and builds, anew instead of running the old graph.
 """
 
 from __future__ import annotations
