@@ -243,22 +243,26 @@ def test_a_full_disk_leaves_no_partial_output(tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
 
 
-def test_an_interrupt_mid_run_leaves_no_partial_file(tmp_path):
-    with Image.open(DATA / "ADE_val_00000114.jpg") as img:
-        img.convert("RGB").crop((0, 0, 300, 260)).save(tmp_path / "large.png")  # many tiles: seconds of work
-    out = tmp_path / "out"
-    job = subprocess.Popen([sys.executable, "-m", "trtsr", "run", str(tmp_path / "large.png"), "-o", str(out)],
+def _interrupt_mid_run(source: Path, out: Path, *, after: float) -> None:
+    """Ctrl-C `after` seconds into a real `trtsr run` of `source`: exit 130, one line, nothing left in `out`."""
+    job = subprocess.Popen([sys.executable, "-m", "trtsr", "run", str(source), "-o", str(out)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            preexec_fn=_ctrl_c_reaches_python)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and job.poll() is None:
         if "upscaling x4" in job.stderr.readline():
             break
-    time.sleep(1.0)
+    time.sleep(after)
     job.send_signal(signal.SIGINT)
     _, stderr = job.communicate(timeout=120)
     assert job.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
+def test_an_interrupt_mid_run_leaves_no_partial_file(tmp_path):
+    with Image.open(DATA / "ADE_val_00000114.jpg") as img:
+        img.convert("RGB").crop((0, 0, 300, 260)).save(tmp_path / "large.png")  # many tiles: seconds of work
+    _interrupt_mid_run(tmp_path / "large.png", tmp_path / "out", after=1.0)
 
 
 def test_an_interrupt_mid_video_leaves_no_partial_file(tmp_path):
@@ -279,19 +283,7 @@ def test_an_interrupt_mid_video_leaves_no_partial_file(tmp_path):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    out = tmp_path / "out"
-    job = subprocess.Popen([sys.executable, "-m", "trtsr", "run", str(clip), "-o", str(out)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           preexec_fn=_ctrl_c_reaches_python)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and job.poll() is None:
-        if "upscaling x4" in job.stderr.readline():
-            break
-    time.sleep(1.5)
-    job.send_signal(signal.SIGINT)
-    _, stderr = job.communicate(timeout=120)
-    assert job.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
-    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+    _interrupt_mid_run(clip, tmp_path / "out", after=1.5)
 
 
 def test_an_unreadable_input_fails_alone(tmp_path, monkeypatch):

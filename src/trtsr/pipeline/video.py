@@ -176,9 +176,9 @@ class _Worker(threading.Thread):
             self.error = exc
 
 
-def _put(box: queue.Queue, item, stop: threading.Event) -> bool:
-    """Put unless the run is stopping; False when it is."""
-    while not stop.is_set():
+def _put(box: queue.Queue, item, going: Callable[[], bool]) -> bool:
+    """Put while `going()` holds (the run goes on, or the consumer is alive); False once it does not."""
+    while going():
         try:
             box.put(item, timeout=0.1)
             return True
@@ -255,6 +255,9 @@ def upscale_video(upscaler, source: str | Path, target: str | Path, settings: Vi
             def within(seconds: float | None) -> bool:
                 return seconds is not None and seconds >= start - 1e-6 and (end is None or seconds < end - 1e-6)
 
+            def running() -> bool:
+                return not stop.is_set()
+
             def read() -> None:
                 streams = [vin, *[s for s in copied if s.index in outputs]]
                 for packet in source_file.demux(*streams):
@@ -264,7 +267,7 @@ def upscale_video(upscaler, source: str | Path, target: str | Path, settings: Vi
                         if packet.pts is not None and packet.dts is not None:
                             seconds = float(packet.pts * packet.stream.time_base)
                             if within(seconds):
-                                if not _put(decoded, ("copy", packet), stop):
+                                if not _put(decoded, ("copy", packet), running):
                                     return
                         continue
                     try:
@@ -278,16 +281,16 @@ def upscale_video(upscaler, source: str | Path, target: str | Path, settings: Vi
                     for frame in frames:
                         seconds = frame.time
                         if end is not None and seconds is not None and seconds >= end - 1e-6:
-                            _put(decoded, _END, stop)
+                            _put(decoded, _END, running)
                             return
                         if not within(seconds):
                             continue
                         pixels = frame.to_ndarray(format="rgb48le" if ten_bit else "rgb24")
                         if info.rotation:
                             pixels = np.rot90(pixels, k=info.rotation // 90)  # counter-clockwise turns
-                        if not _put(decoded, ("frame", np.ascontiguousarray(pixels), frame.pts), stop):
+                        if not _put(decoded, ("frame", np.ascontiguousarray(pixels), frame.pts), running):
                             return
-                _put(decoded, _END, stop)
+                _put(decoded, _END, running)
 
             def write() -> None:
                 while True:
@@ -332,9 +335,9 @@ def upscale_video(upscaler, source: str | Path, target: str | Path, settings: Vi
                         done += 1
                         if progress is not None:
                             progress(done, total)
-                    if not _put_checked(upscaled, item, writer):
+                    if not _put(upscaled, item, writer.is_alive):
                         break
-                _put_checked(upscaled, _END, writer)
+                _put(upscaled, _END, writer.is_alive)
                 writer.join()
                 if writer.error is not None:
                     raise writer.error
@@ -375,17 +378,6 @@ def _get(box: queue.Queue, producer: _Worker):
                     return box.get_nowait()
                 except queue.Empty:
                     return _END
-
-
-def _put_checked(box: queue.Queue, item, consumer: _Worker) -> bool:
-    """Put for `consumer`; False once it has stopped (its error is raised by the caller)."""
-    while consumer.is_alive():
-        try:
-            box.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 def _frames_between(info: VideoInfo, start: float, end: float | None) -> int:
