@@ -52,7 +52,8 @@ class ExportSpec(SizeRules, JsonRecord):
         io: uint8 (HWC, 0..255) or float32 (HWC, 0..255 unrounded) input and output.
         input_name / output_name: the graph's tensor names; both are (height, width, 3).
         alignment: the UNet's size multiple (the graph pads to it internally).
-        extra_pixels: pixels the graph adds to each side length before aligning (8 with PadCFG).
+        extra_pixels: pixels the graph adds to each side length before aligning (8: the PadCFG branches' reflect pad,
+            which the plain path shares since graph layout 2; 0 in older plain graphs).
         min_input_size: smallest input height/width the graph accepts.
         max_input_size: largest input height/width the graph accepts.
         (`sizes` gathers scale, alignment, extra_pixels and max_input_size as a SizeRequirements.)
