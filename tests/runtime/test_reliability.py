@@ -78,7 +78,7 @@ BAD_FILES = [
     ("notes.jpg", lambda p: p.write_text("these are my notes, not a photograph\n"), "not an image file"),
     ("zero.png", lambda p: p.write_bytes(_png(0, 0)), "cannot decode|not an image"),
     ("huge.png", lambda p: p.write_bytes(_png(100_000, 100_000, data=b"\0" * 10)), "more than the|too large"),
-    ("folder.png", lambda p: p.mkdir(), "no images in it"),
+    ("folder.png", lambda p: p.mkdir(), "no images or videos in it"),
 ]
 
 
