@@ -1,6 +1,6 @@
 """Start-up of a cached engine up to the GPU check: the cache lookup and opening the session.
 
-    python benchmarks/engine_startup.py --root /tmp/startup [--model gendr-pix] [--repeats 5] [--first-start] -o FILE.json
+    python benchmarks/engine_startup.py --root DIR [--model gendr-pix] [--repeats 5] [--first-start] -o FILE.json
     python benchmarks/engine_startup.py --plot OUT.png RESULT.json ...
 
 The first call exports the model (fp16, uint8 I/O, PadCFG) and builds its engine into the cache

@@ -22,7 +22,7 @@ from trtsr.gpu import detect_gpu, device_memory_used
 VERSIONED = (("torch", ("torch",)), ("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
              ("tensorrt", ("tensorrt", "tensorrt-cu12", "tensorrt-cu13")),
              ("tensorrt_rtx", ("tensorrt-rtx-cu12", "tensorrt-rtx", "tensorrt-rtx-cu13")),
-             ("diffusers", ("diffusers",)))
+             ("diffusers", ("diffusers",)), ("av", ("av",)))
 
 
 def installed_version(*distributions: str) -> str | None:
