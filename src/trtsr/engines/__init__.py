@@ -13,7 +13,7 @@ _HOMES = {
     "BuildResult": "builder", "BuildSettings": "builder", "build_engine": "builder",
     "CachedEngine": "cache", "cached_engine": "cache",
     "EngineReport": "check", "check_engine": "check",
-    "EngineMetadata": "metadata", "LoadedEngine": "metadata", "load_engine_file": "metadata",
+    "EngineMetadata": "metadata", "LoadedEngine": "metadata", "open_engine_file": "metadata",
     "metadata_path_for": "metadata",
     "DEFAULT_PROFILES": "profiles", "NAMED_SIZES": "profiles", "ShapeProfile": "profiles", "parse_profiles": "profiles",
 }

@@ -35,7 +35,7 @@ from pathlib import Path
 from trtsr.defaults import ENGINE_CACHE_MAX_GB
 from trtsr.engines.backend import Backend, load_backend
 from trtsr.engines.builder import BuildSettings, build_engine, load_spec_for
-from trtsr.engines.metadata import EngineMetadata, LoadedEngine, file_stat, load_engine_file, metadata_path_for
+from trtsr.engines.metadata import EngineMetadata, LoadedEngine, file_stat, metadata_path_for, open_engine_file
 from trtsr.errors import TrtsrError
 from trtsr.files import file_lock, lock_is_held, write_text_atomic
 from trtsr.gpu import detect_gpu
@@ -90,7 +90,9 @@ def _valid_entry(engine: Path, onnx_sha256: str, backend: Backend) -> LoadedEngi
     except (OSError, ValueError, KeyError, TypeError):
         verified = None
     try:
-        loaded = load_engine_file(engine, meta, verified_stat=verified)
+        loaded = open_engine_file(engine, meta, verified_stat=verified)
+        if not loaded.trusted:
+            loaded.data  # read and hashed here, once: a corrupt entry is rebuilt, not handed over  # noqa: B018
     except TrtsrError:
         log.warning("cached engine %s is corrupt; rebuilding", engine)
         return None

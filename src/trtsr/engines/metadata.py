@@ -110,31 +110,36 @@ CORRUPT = ("the engine does not match its metadata (size or sha256 differ): it i
 
 @dataclasses.dataclass(frozen=True)
 class LoadedEngine:
-    """An engine file checked against its metadata (`load_engine_file`); `data` is its bytes, read once: at the
-    check, or, for a file whose check the engine cache trusts, when they are first needed."""
+    """An engine file that is there, with its metadata read and its size the one recorded (`open_engine_file`).
+
+    `data` is its bytes, read once, when first asked for, and checked against the metadata's sha256 then,
+    unless `trusted` (the engine cache checked this very file before and it has not changed since).
+    """
 
     path: Path
     metadata: EngineMetadata
+    trusted: bool = False
     _data: bytes | None = dataclasses.field(default=None, repr=False)
 
     @property
     def data(self) -> bytes:
         if self._data is None:
             data = self.path.read_bytes()
-            if len(data) != self.metadata.engine_bytes:
+            meta = self.metadata
+            if len(data) != meta.engine_bytes or not (self.trusted
+                                                      or hashlib.sha256(data).hexdigest() == meta.engine_sha256):
                 raise TrtsrError(CORRUPT, path=self.path)
             object.__setattr__(self, "_data", data)
         return self._data
 
 
-def load_engine_file(engine_path: str | Path, metadata: EngineMetadata | None = None, *,
+def open_engine_file(engine_path: str | Path, metadata: EngineMetadata | None = None, *,
                      verified_stat: tuple[int, int, int] | None = None) -> LoadedEngine:
-    """Read the engine once and check it against its metadata: the size before reading, the sha256 of the
-    bytes read. One line naming the file when it is missing or does not match.
+    """The engine file checked without reading it: there, its metadata read, its size the recorded one; one line
+    naming the file otherwise. Its bytes are read and hashed when `data` is first asked for.
 
-    `verified_stat` is the file's (size, mtime_ns, inode) when its sha256 was last checked (the engine
-    cache records it): while the file still has them, its bytes are trusted without hashing them again, and
-    read only when they are needed (on a GPU), once.
+    `verified_stat` is the file's (size, mtime_ns, inode) when its sha256 was last checked (the engine cache
+    records it): while the file still has them, its bytes are trusted without hashing them again.
     """
     engine_path = Path(engine_path)
     if not engine_path.is_file():
@@ -142,12 +147,8 @@ def load_engine_file(engine_path: str | Path, metadata: EngineMetadata | None = 
     meta = metadata or EngineMetadata.for_engine(engine_path)
     if engine_path.stat().st_size != meta.engine_bytes:
         raise TrtsrError(CORRUPT, path=engine_path)
-    if verified_stat is not None and file_stat(engine_path) == tuple(verified_stat):
-        return LoadedEngine(engine_path, meta)  # read when its bytes are needed
-    data = engine_path.read_bytes()
-    if len(data) != meta.engine_bytes or hashlib.sha256(data).hexdigest() != meta.engine_sha256:
-        raise TrtsrError(CORRUPT, path=engine_path)
-    return LoadedEngine(engine_path, meta, data)
+    trusted = verified_stat is not None and file_stat(engine_path) == tuple(verified_stat)
+    return LoadedEngine(engine_path, meta, trusted)
 
 
 def file_stat(path: Path) -> tuple[int, int, int]:

@@ -87,8 +87,8 @@ class EngineSession:
 
     Open one with `EngineSession.open(path)`: it checks the metadata, the file's size, the GPU and the
     backend, then reads the engine file once, checks its sha256 and deserialises those same bytes (the
-    engine cache hands over what it already read and checked). Without a GPU the file is still read
-    and checked first, so a corrupt engine is named as such. The session itself takes what is checked.
+    engine cache hands over what it already checked, `LoadedEngine`). Without a GPU the file is still
+    read and checked first, so a corrupt engine is named as such. The session takes what is checked.
 
     `settings` (RuntimeSettings) chooses the runtime cache, TensorRT-RTX's kernel specialisation and
     CUDA-graph strategy, and whether activation memory follows the profile in use (the default) or
@@ -106,24 +106,17 @@ class EngineSession:
 
     @classmethod
     def open(cls, engine, settings: RuntimeSettings | None = None) -> EngineSession:
-        """A session for `engine`: a path, or the `LoadedEngine` the engine cache read and checked."""
+        """A session for `engine`: a path, or the `LoadedEngine` the engine cache checked."""
         from trtsr.engines.backend import load_backend
-        from trtsr.engines.metadata import CORRUPT, EngineMetadata, LoadedEngine, load_engine_file
+        from trtsr.engines.metadata import LoadedEngine, open_engine_file
         from trtsr.gpu import detect_gpu
 
-        if isinstance(engine, LoadedEngine):
-            loaded, meta, path = engine, engine.metadata, engine.path
-        else:
-            loaded, path = None, Path(engine)
-            if not path.is_file():
-                raise TrtsrError("engine not found", path=path)
-            meta = EngineMetadata.for_engine(path)
-            if path.stat().st_size != meta.engine_bytes:
-                raise TrtsrError(CORRUPT, path=path)
+        loaded = engine if isinstance(engine, LoadedEngine) else open_engine_file(engine)
+        meta, path = loaded.metadata, loaded.path
         gpu = detect_gpu()
         if gpu is None:
-            if loaded is None:
-                load_engine_file(path, meta)  # a broken file is the first thing to fix
+            if not loaded.trusted:
+                loaded.data  # read and checked first: a broken file is the first thing to fix  # noqa: B018
             raise TrtsrError("engines run on an NVIDIA GPU and none is visible; use --backend onnxruntime "
                              "with the .onnx graph instead", path=path)
         backend = load_backend(meta.backend)
@@ -131,8 +124,7 @@ class EngineSession:
         if backend.version != meta.backend_version:
             raise TrtsrError(f"built with {meta.backend} {meta.backend_version} but {backend.version} is installed; "
                              "rebuild it with trtsr build", path=path)
-        if loaded is None:
-            loaded = load_engine_file(path, meta)  # read once, checked against the metadata's sha256
+        loaded.data  # read once (and checked, unless the cache trusts it) before any CUDA work  # noqa: B018
         return cls(loaded, backend, gpu, settings)
 
     def __init__(self, loaded, backend, gpu, settings: RuntimeSettings | None = None) -> None:
