@@ -113,16 +113,10 @@ def run_command(
             raise typer.Exit(1)
 
 
-def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality: int = defaults.QUALITY) -> int:
-    """Upscale each job's input into its output; the next file is decoded and the last ones encoded in host
-    threads while the current one runs. Returns how many failed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from trtsr.errors import TrtsrError
-    from trtsr.runtime.images import read_image, write_image
-
-    failed = 0
-    todo = []
+def _to_do(jobs: list[tuple[Path, Path]], overwrite: bool) -> tuple[list[tuple[Path, Path]], int]:
+    """(the jobs to run, how many failed): an output that would replace its input fails; one that exists is
+    skipped unless `overwrite`. Each says so in one line."""
+    todo, failed = [], 0
     for src, dst in jobs:
         if dst.resolve() == src.resolve():
             console.print(f"[red]error:[/red] {escape(str(src))}: output would replace the input; choose --suffix "
@@ -132,6 +126,23 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality:
             console.print(f"skipped {escape(str(src))}: {escape(str(dst))} exists (pass --overwrite to replace it)")
         else:
             todo.append((src, dst))
+    return todo, failed
+
+
+def _written_meanwhile(src: Path, dst: Path) -> None:
+    console.print(f"skipped {escape(str(src))}: {escape(str(dst))} was written meanwhile by another run "
+                  "(pass --overwrite to replace it)")
+
+
+def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality: int = defaults.QUALITY) -> int:
+    """Upscale each job's input into its output; the next file is decoded and the last ones encoded in host
+    threads while the current one runs. Returns how many failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from trtsr.errors import TrtsrError
+    from trtsr.runtime.images import read_image, write_image
+
+    todo, failed = _to_do(jobs, overwrite)
     # Files, and the tiles of the image in hand (a large image is many tiles and minutes of work).
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=console, disable=not console.is_terminal)
@@ -201,16 +212,8 @@ def _run_videos(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, settin
     from trtsr.errors import TrtsrError
     from trtsr.pipeline.video import upscale_video
 
-    failed = 0
-    for src, dst in jobs:
-        if dst.resolve() == src.resolve():
-            console.print(f"[red]error:[/red] {escape(str(src))}: output would replace the input; choose --suffix "
-                          "or --output")
-            failed += 1
-            continue
-        if dst.exists() and not overwrite:
-            console.print(f"skipped {escape(str(src))}: {escape(str(dst))} exists (pass --overwrite to replace it)")
-            continue
+    todo, failed = _to_do(jobs, overwrite)
+    for src, dst in todo:
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[fps]}"), TimeRemainingColumn(), console=console,
                             disable=not console.is_terminal)
@@ -224,8 +227,7 @@ def _run_videos(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, settin
                 failed += 1
                 continue
             except FileExistsError:
-                console.print(f"skipped {escape(str(src))}: {escape(str(dst))} was written meanwhile by another run "
-                              "(pass --overwrite to replace it)")
+                _written_meanwhile(src, dst)
                 continue
         (w_in, h_in), (w_out, h_out) = report.size_in, report.size_out
         out.print(f"{src} -> {dst} ({w_in}x{h_in} -> {w_out}x{h_out}, {report.frames} frames, {report.fps:.1f} fps, "
@@ -256,8 +258,7 @@ def _finish_writes(writes: list, *, wait: bool) -> int:
         try:
             written = future.result()
         except FileExistsError:
-            console.print(f"skipped {escape(str(src))}: {escape(str(dst))} was written meanwhile by another run "
-                          "(pass --overwrite to replace it)")
+            _written_meanwhile(src, dst)
             continue
         except TrtsrError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")

@@ -39,11 +39,10 @@ from trtsr.defaults import IMAGE_SUFFIXES
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import write_text_atomic
 from trtsr.outputs import (
-    check_suffix,
+    check_naming,
     collision_problems,
     find_collisions,
     is_video,
-    normalise_format,
     output_name,
     read_list,
 )
@@ -285,11 +284,7 @@ class BatchSettings:
     io_cpus: float = 0.25
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "fmt", normalise_format(self.fmt))
-        except ValueError as exc:
-            raise TrtsrError(f"--format: {exc}") from None
-        check_suffix(self.suffix)
+        object.__setattr__(self, "fmt", check_naming(self.fmt, self.suffix))
         if self.actors is not None and self.actors < 1:
             raise TrtsrError(f"actors must be at least 1, got {self.actors}")
         if self.threads < 1:

@@ -229,7 +229,7 @@ def open_session(request: RunRequest, progress: Callable[[str], None] | None = N
     # exported); ONNX Runtime on the CPU the fp32 one
     on_gpu = backend in ENGINE_BACKENDS or (backend == "onnxruntime" and not request.on_cpu
                                              and detect_gpu() is not None and onnxruntime_has_cuda())
-    if on_gpu and backend != "engine":
+    if on_gpu:
         graph = engine_graph(model, scale=scale, guidance=w, progress=say)
     elif backend == "onnxruntime":
         graph = resolve_onnx(model, scale=scale, guidance=w, progress=say)
