@@ -77,9 +77,12 @@ class Guidance:
         return cls.OWN if guidance is None else cls.number(guidance)
 
     def for_model(self, model: str, scale: int) -> float | None:
-        """The w a model name or checkpoint runs (and is exported) with; None = no PadCFG."""
+        """The w a model name or checkpoint runs (and is exported) with; None = no PadCFG (always, for a model
+        that is not GenDR-Pix, which has none)."""
+        from trtsr.catalog import is_external
+
         if self.kind == "own":
-            return defaults.guidance_for(model, scale)
+            return None if is_external(model) else defaults.guidance_for(model, scale)
         return self.w
 
     def feed(self, built: float | None, takes_input: bool, what: str = "graph") -> float | None:

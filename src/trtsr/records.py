@@ -67,4 +67,5 @@ class SizeRules:
 
     @property
     def sizes(self) -> SizeRequirements:
-        return SizeRequirements(self.scale, self.alignment, self.extra_pixels, self.max_input_size)  # type: ignore
+        return SizeRequirements(self.scale, self.alignment, self.extra_pixels, self.max_input_size,  # type: ignore
+                                self.min_input_size)  # type: ignore

