@@ -19,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import sys
-import types
 from pathlib import Path
 
 import torch
@@ -35,58 +33,18 @@ log = logging.getLogger(__name__)
 
 
 def import_spandrel():
-    """spandrel, imported. Where the installed torchvision cannot load beside this torch (a CUDA build of
-    torchvision next to a CPU build of torch), spandrel is imported without it: the two architectures that call
-    torchvision (LaMa inpainting, RestoreFormer faces; neither is an upscaler) then fail when run, in one line."""
+    """spandrel, imported (where the installed torchvision does not load beside torch, without it:
+    `trtsr.models.torchvision_guard`)."""
+    from trtsr.models.torchvision_guard import without_torchvision
+
     try:
-        import spandrel
-        return spandrel
+        with without_torchvision():
+            import spandrel
     except ModuleNotFoundError as exc:
-        if exc.name == "spandrel":
-            raise MissingDependencyError("models other than GenDR-Pix (spandrel loads them)", "models") from None
-        raise
-    except (RuntimeError, OSError, ImportError) as exc:
-        if "torchvision" not in str(exc) and not any(name.startswith("torchvision") for name in sys.modules):
+        if exc.name != "spandrel":
             raise
-        log.debug("torchvision does not load beside torch %s (%s); importing spandrel without it", torch.__version__,
-                  exc)
-    for name in [n for n in sys.modules if n.split(".")[0] in ("torchvision", "spandrel")]:
-        del sys.modules[name]
-    stand_ins = _torchvision_absent()
-    sys.modules.update(stand_ins)
-    try:
-        import spandrel
-    finally:  # spandrel holds what it took; others (the ONNX exporter) look for the real torchvision
-        for name in stand_ins:
-            sys.modules.pop(name, None)
+        raise MissingDependencyError("models other than GenDR-Pix (spandrel loads them)", "models") from None
     return spandrel
-
-
-class _NeedsTorchvision:
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attr: str) -> _NeedsTorchvision:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return _NeedsTorchvision(f"{self._name}.{attr}")
-
-    def __call__(self, *args, **kwargs):
-        raise TrtsrError(f"{self._name} needs torchvision, which does not load beside this torch {torch.__version__}")
-
-
-def _torchvision_absent() -> dict[str, types.ModuleType]:
-    top, transforms, functional = (types.ModuleType(n) for n in (
-        "torchvision", "torchvision.transforms", "torchvision.transforms.functional"))
-    top.__path__, transforms.__path__ = [], []
-    def attribute(attr: str) -> _NeedsTorchvision:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return _NeedsTorchvision(f"torchvision.transforms.functional.{attr}")
-
-    functional.__getattr__ = attribute
-    top.transforms, transforms.functional = transforms, functional
-    return {m.__name__: m for m in (top, transforms, functional)}
 
 
 def models_dir(root: Path | None = None) -> Path:
