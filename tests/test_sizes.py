@@ -34,14 +34,25 @@ def test_accepts_spans_minimum_to_maximum():
 
 def test_the_shipped_spec_carries_the_same_rules():
     spec = ExportSpec.load(spec_path_for(shipped_onnx()))
-    assert spec.sizes == SizeRequirements.for_graph(scale=4, multiple=64)
-    assert spec.min_input_size == spec.sizes.minimum
+    rule = SizeRequirements.for_graph(scale=4, multiple=64)
+    assert (spec.scale, spec.alignment, spec.extra_pixels, spec.max_input_size) == (
+        rule.scale, rule.multiple, rule.padding, rule.maximum)
+    assert spec.min_input_size == spec.sizes.minimum == rule.minimum
 
 
-def test_a_spec_whose_minimum_contradicts_its_rule_is_refused(tmp_path):
+def test_a_spec_whose_minimum_is_below_its_rule_is_refused(tmp_path):
     from trtsr.errors import TrtsrError
 
     data = ExportSpec.load(spec_path_for(shipped_onnx())).to_dict()
     data["min_input_size"] = 3
-    with pytest.raises(TrtsrError, match="contradicts its alignment rule"):
+    with pytest.raises(TrtsrError, match="below its alignment rule"):
         ExportSpec.from_dict(data)
+    data["min_input_size"] = 40  # a network may take less than its rule allows: then the spec's floor holds
+    assert ExportSpec.from_dict(data).sizes.minimum == 40
+
+
+def test_a_network_other_than_gendr_pix_aligns_in_input_pixels():
+    sizes = SizeRequirements.for_network(scale=2, multiple=8, minimum=11)
+    assert (sizes.multiple, sizes.padding) == (16, 0)  # output pixels, no PadCFG pad
+    assert sizes.rule_minimum == 9 and sizes.minimum == 11
+    assert sizes.aligned(20) == 32

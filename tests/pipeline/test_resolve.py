@@ -77,7 +77,8 @@ def test_cached_export_is_reused_and_invalidated(tmp_path, monkeypatch):
 
 
 def test_the_engine_graph_falls_back_to_the_shipped_graph_only_without_the_export_extra(monkeypatch, caplog):
-    monkeypatch.setattr(resolve, "can_export", lambda: False)  # a run-only install: no torch, no diffusers
+    # a run-only install: no torch, no diffusers
+    monkeypatch.setattr(resolve, "can_export", lambda model="default": False)
     monkeypatch.setattr(resolve, "cached_export", lambda *a, **k: pytest.fail("exported without the extra"))
     with caplog.at_level(logging.WARNING, logger="trtsr.pipeline.resolve"):
         graph = resolve.engine_graph("default", scale=4, guidance=1.8)
@@ -87,7 +88,8 @@ def test_the_engine_graph_falls_back_to_the_shipped_graph_only_without_the_expor
     def broken(model, request, **kwargs):
         raise TrtsrError("the exporter failed for a reason that is not a missing extra")
 
-    monkeypatch.setattr(resolve, "can_export", lambda: True)  # with the extra, a failed export is an error
+    # with the extra, a failed export is an error
+    monkeypatch.setattr(resolve, "can_export", lambda model="default": True)
     monkeypatch.setattr(resolve, "cached_export", broken)
     with pytest.raises(TrtsrError, match="not a missing extra"):
         resolve.engine_graph("default", scale=4, guidance=1.8)

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trtsr.catalog import NAMED_MODELS, wheel_files
 from trtsr.errors import TrtsrError
 from trtsr.training.evaluate import high_frequency_energy, psnr, to_y
-from trtsr.catalog import NAMED_MODELS, wheel_files
 from trtsr.training.teacher import load_teacher, teacher_upscale
 
 

@@ -141,9 +141,10 @@ def _load_cached(path: Path, mtime: int, size: int, name: str) -> ExternalModel:
     try:
         descriptor = spandrel.ModelLoader(device="cpu").load_from_file(path)
     except spandrel.UnsupportedModelError:
-        raise TrtsrError("spandrel does not recognise this model's architecture (supported: "
-                         f"{', '.join(sorted(a.name for a in spandrel.MAIN_REGISTRY.architectures()))[:200]}...)",
-                         path=path) from None
+        known = len(spandrel.MAIN_REGISTRY.architectures())
+        raise TrtsrError(f"spandrel does not recognise this model's architecture (it knows {known}, among them "
+                         "ESRGAN, Real-ESRGAN Compact, SwinIR, HAT, DAT, SPAN, OmniSR; its non-commercial extra "
+                         "architectures are not loaded)", path=path) from None
     except (ValueError, TypeError, KeyError, RuntimeError, EOFError, OSError) as exc:
         raise TrtsrError(f"cannot read this checkpoint: {_short(exc)}", path=path) from None
     except Exception as exc:  # pickle's errors (UnpicklingError and others) have no common base
@@ -159,13 +160,26 @@ def _load_cached(path: Path, mtime: int, size: int, name: str) -> ExternalModel:
     if req.square:
         raise TrtsrError(f"this {arch} model only takes square inputs of a fixed size; trtsr needs any height and "
                          "width", path=path)
-    network = descriptor.model.eval().requires_grad_(False)
+    network = _folded(descriptor.model.eval().requires_grad_(False))
     return ExternalModel(
         name=name, network=network, architecture=arch, native=int(descriptor.scale), scale=int(descriptor.scale),
         multiple=max(1, int(req.multiple_of)), minimum=max(1, int(req.minimum)), fp16=bool(descriptor.supports_half),
         bf16=bool(descriptor.supports_bfloat16), parameters=sum(p.numel() for p in network.parameters()),
         source=path,
     )
+
+
+def _folded(network: nn.Module) -> nn.Module:
+    """Re-parameterised layers (SPAN's Conv3XC) fold their training branches into one convolution on every
+    eval-mode call, writing parameters as they go, which no exporter can trace: fold them once here and make the
+    per-call fold a no-op (the weights do not change after loading)."""
+    for module in network.modules():
+        update = getattr(module, "update_params", None)
+        if callable(update) and hasattr(module, "eval_conv"):
+            with torch.no_grad():
+                update()
+            module.update_params = lambda: None
+    return network
 
 
 def _short(exc: Exception) -> str:

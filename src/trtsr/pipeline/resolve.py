@@ -132,6 +132,9 @@ def cached_export(model: str, request: GraphRequest, *, root: Path | None = None
 
             import_spandrel()
         else:
+            from trtsr.models.torchvision_guard import guard
+
+            guard()  # before diffusers, which imports torchvision whenever it is installed
             import diffusers  # noqa: F401
         from trtsr.export.onnx_export import ExportSettings, export_onnx
     except ImportError:
