@@ -180,7 +180,7 @@ def calibrate(
     if is_quantized(model):
         raise TrtsrError("graph already has Q/DQ nodes; calibrate the fp32 graph it came from", path=source)
     rewritten = rewrite_group_norms(model)
-    excluded = _excluded_nodes(model)
+    excluded = _excluded_nodes(model, spec.architecture)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.stem}.", dir=output.parent))
@@ -245,13 +245,19 @@ def _fits_protobuf(model) -> bool:
         return False
 
 
-def _excluded_nodes(model) -> dict[str, str]:
-    """{node name: why} for every node the recipe keeps in float (nodes ModelOpt could quantise or not)."""
+def _excluded_nodes(model, architecture: str | None = None) -> dict[str, str]:
+    """{node name: why} for every node the recipe keeps in float (nodes ModelOpt could quantise or not); for a
+    model other than GenDR-Pix also its first and last compute layers (`recipe.FIRST_LAST`)."""
     excluded = {}
     for node in model.graph.node:
-        rule = recipe.excluded_by(module_path(node), node.op_type)
+        rule = recipe.excluded_by(module_path(node), node.op_type, architecture)
         if rule is not None and node.op_type in ("Conv", "MatMul", "Gemm", "Attention", "ConvTranspose"):
             excluded[node.name] = rule.why
+    if architecture is not None:
+        compute = [n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm")
+                   and n.name not in excluded]
+        if compute:
+            excluded[compute[0].name], excluded[compute[-1].name] = recipe.FIRST_LAST
     return excluded
 
 

@@ -1,4 +1,4 @@
-"""Which layers a quantised GenDR-Pix graph quantises, as one table.
+"""Which layers a quantised graph quantises, as one table per model family.
 
 The recipe follows NVIDIA's for Stable Diffusion UNets (TensorRT's demo/Diffusion and
 ModelOpt's diffusers example), adapted to the pixel-space wrapper: the layers that touch
@@ -61,6 +61,18 @@ KEEP_FLOAT: tuple[Rule, ...] = (
     Rule("fused attention (BMMs and softmax)", op_type="Attention"),
 )
 
+# Every other model (spandrel's architectures: RRDBNet, SRVGGNetCompact, SwinIR, ...; `ExportSpec.architecture`
+# names it). The image wrapper around the network stays float, and so do the network's first compute layer, which
+# reads the pixels, and its last, which writes them (before the pixel shuffle in RRDBNet's and Compact's upsampler):
+# `FIRST_LAST` below, found by graph order, since their module names differ between architectures. RRDBNet's dense
+# blocks and upsampling convolutions and Compact's body convolutions are quantised; its PReLUs, the pixel shuffle
+# and the residual nearest-upsampled input have no weights and follow their neighbours' precision.
+KEEP_FLOAT_OTHER: tuple[Rule, ...] = (
+    Rule("image wrapper (normalisation, padding, crop, resize)", outside="network*"),
+    Rule("fused attention (BMMs and softmax)", op_type="Attention"),
+)
+FIRST_LAST = ("first compute layer: reads the pixels", "last compute layer: writes the pixels")
+
 # Only the weights of these layers are quantised by int8-weights (TensorRT's weight-only
 # quantisation serves GEMMs; convolutions keep float weights).
 WEIGHT_ONLY_OPS = ("MatMul", "Gemm")
@@ -75,6 +87,8 @@ MIN_SAMPLES = 8
 MAX_SAMPLES = 512
 
 
-def excluded_by(path: str, op_type: str) -> Rule | None:
-    """The first rule that keeps this node in float, or None when it may be quantised."""
-    return next((rule for rule in KEEP_FLOAT if rule.matches(path, op_type)), None)
+def excluded_by(path: str, op_type: str, architecture: str | None = None) -> Rule | None:
+    """The first rule that keeps this node in float, or None when it may be quantised; `architecture` is the
+    spec's (None: GenDR-Pix)."""
+    rules = KEEP_FLOAT if architecture is None else KEEP_FLOAT_OTHER
+    return next((rule for rule in rules if rule.matches(path, op_type)), None)

@@ -87,6 +87,10 @@ RandomWeightsOption = Annotated[
                                                 "weights upscale to noise (for testing a set-up).")
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs never).")]
+ColorFixOption = Annotated[
+    str | None, typer.Option("--color-fix", help="wavelet or adain: take each output's large-scale colour from its "
+                                                 "input (for models whose colours drift); off by default.")
+]
 EngineOption = Annotated[
     Path | None, typer.Option("--engine", "-e", help="A built engine (trtsr build); needs an NVIDIA GPU (trtsr batch: "
                                                      "at the same path on every GPU node).")
@@ -110,6 +114,7 @@ class RunOptions:
     suffix: SuffixOption = None
     overwrite: OverwriteOption = False
     random_weights: RandomWeightsOption = False
+    color_fix: ColorFixOption = None
 
     def __post_init__(self) -> None:
         """What needs nothing loaded is checked as the options are parsed: -g with --no-padcfg (into one
@@ -126,7 +131,7 @@ class RunOptions:
 
         return RunRequest(model=self.model, engine=self.engine, backend=self.backend, scale=self.scale,
                           guidance=self.parsed_guidance, tile=self.tile, overlap=self.overlap,
-                          random_weights=self.random_weights, **more)
+                          random_weights=self.random_weights, color_fix=self.color_fix, **more)
 
 
 def with_run_options(command):

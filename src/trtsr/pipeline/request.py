@@ -20,6 +20,7 @@ from trtsr import defaults
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.guidance import Guidance
 from trtsr.pipeline.choose import ENGINE_BACKENDS, BackendChoice, choose_backend
+from trtsr.runtime.color import check_color_fix
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class RunRequest:
         threads: ONNX Runtime intra-op threads (None: its own choice); on_cpu: ONNX Runtime without CUDA.
         random_weights: allow the presets whose seeded random weights upscale to noise (the API does; the
             command line asks for --random-weights).
+        color_fix: None, 'wavelet' or 'adain': take each output's large-scale colour from its input
+            (`trtsr.runtime.color`).
 
     `given` is the graph or engine given by path, as read while checking; `model_scale` the scale a model other
     than GenDR-Pix upscales by (a named one's, or what its checkpoint says); `scale_out` the scale that runs.
@@ -86,6 +89,7 @@ class RunRequest:
     threads: int | None = None
     on_cpu: bool = False
     random_weights: bool = True
+    color_fix: str | None = None
     given: GivenFile | None = dataclasses.field(default=None, init=False, compare=False, repr=False)
     model_scale: int | None = dataclasses.field(default=None, init=False, compare=False, repr=False)
 
@@ -128,6 +132,7 @@ class RunRequest:
         if self.scale is not None and self.scale not in defaults.SCALES:
             raise TrtsrError(f"scale must be one of {', '.join(map(str, defaults.SCALES))}, got {self.scale}")
         check_tiles(self.tile, self.overlap)
+        check_color_fix(self.color_fix)
         if getattr(self.torch_settings, "compile", False) and self.backend not in ("torch", "auto"):
             raise TrtsrError(f"--compile is for the torch backend, not {self.backend}")
         if self.threads is not None and self.threads < 1:

@@ -18,6 +18,7 @@ from trtsr import defaults
 from trtsr.errors import OutOfMemory, TooLarge, TrtsrError
 from trtsr.guidance import Guidance
 from trtsr.pipeline.request import RunRequest, check_tiles, open_session
+from trtsr.runtime.color import check_color_fix, color_fix
 from trtsr.runtime.images import Picture, from_array, picture_from_pil, to_array
 from trtsr.runtime.sessions import EngineSession
 from trtsr.runtime.settings import RuntimeSettings
@@ -48,6 +49,8 @@ class Upscaler:
             specialisation and CUDA graphs, activation memory per profile); None = the safe defaults.
         torch_settings: how the torch backend runs (`trtsr.models.torch_session.TorchSettings`: device,
             precision, torch.compile, attention kernel); None = CUDA in bf16, eager, PyTorch's attention.
+        color_fix: None (the default), 'wavelet' or 'adain': each output takes its large-scale colour from its
+            input (`trtsr.runtime.color`), for models whose colours drift.
 
     Thread safety: one Upscaler may be shared between threads; its calls run one at a time
     (one engine context and one set of buffers). For parallel work create one per thread.
@@ -67,10 +70,12 @@ class Upscaler:
         profiles: tuple[str, ...] | None = None,
         runtime: RuntimeSettings | None = None,
         torch_settings=None,
+        color_fix: str | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         request = RunRequest(model=model, engine=engine, backend=backend, scale=scale, guidance=guidance, tile=tile,
-                             overlap=overlap, profiles=profiles, runtime=runtime, torch_settings=torch_settings)
+                             overlap=overlap, profiles=profiles, runtime=runtime, torch_settings=torch_settings,
+                             color_fix=color_fix)
         self._open(request, progress)
 
     @classmethod
@@ -82,19 +87,23 @@ class Upscaler:
 
     @classmethod
     def from_session(cls, session, *, tile: int | None = None, overlap: int | None = None,
-                     guidance: Guidance | float | str | None = defaults.AUTO_GUIDANCE) -> Upscaler:
+                     guidance: Guidance | float | str | None = defaults.AUTO_GUIDANCE,
+                     color_fix: str | None = None) -> Upscaler:
         """An Upscaler around a session you opened (an EngineSession, an OnnxRuntimeSession, or one of your
         own with the same `infer`, `scale`, `io`, `sizes`, `max_input`, `backend_name` and `close`).
         `guidance` as for `Upscaler`: 'auto' runs the session's own w, None no PadCFG, a number that w."""
         check_tiles(tile, overlap)
+        check_color_fix(color_fix)
         upscaler = cls.__new__(cls)
         upscaler.backend_reason = "a session was given"
+        upscaler.color_fix = color_fix
         upscaler._attach(session, tile, overlap, Guidance.of(guidance))
         return upscaler
 
     def _open(self, request: RunRequest, progress: Callable[[str], None] | None) -> None:
         for line in request.warnings():
             log.warning(line)
+        self.color_fix = request.color_fix
         session, self.backend_reason = open_session(request, progress)
         try:
             self._attach(session, request.tile, request.overlap, request.session_guidance)
@@ -145,6 +154,8 @@ class Upscaler:
             if self._session is None:
                 raise TrtsrError("this Upscaler is closed")
             rgb = self._upscale_rgb(picture.rgb, progress)
+        if self.color_fix is not None:
+            rgb = color_fix(rgb, picture.rgb, self.color_fix)
         alpha = None if picture.alpha is None else _resize_plane(picture.alpha, self.scale)
         return Picture(rgb, alpha, picture.grayscale, picture.bits, picture.icc_profile)
 
