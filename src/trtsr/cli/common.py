@@ -20,9 +20,14 @@ out = Console(highlight=False, soft_wrap=True)
 def require_extra(what: str, extra: str, *modules: str) -> None:
     """Import `modules`, or fail with the one-line MissingDependencyError naming `extra` and the missing module."""
     import importlib
+    import importlib.util
 
     from trtsr.errors import MissingDependencyError
 
+    if "diffusers" in modules and importlib.util.find_spec("torch") is not None:
+        from trtsr.models.torchvision_guard import guard
+
+        guard()  # before diffusers, which imports torchvision whenever it is installed
     try:
         for name in modules:
             importlib.import_module(name)

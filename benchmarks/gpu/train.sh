@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The default model's training visit on the GPU machine: a fixed wall-clock budget in bf16, checkpoints (files of
+# at most 16 MB) and the log written to OUT; a visit starts from the weights .gpu-train/resume brings (the last
+# visit's model.safetensors, fresh optimiser), or resumes exactly from OUT/run/checkpoint.pt where that exists.
+#   python benchmarks/gpu/train_prep.py -d ../shared/data/train [--resume runs/detail]   # here, first
+#   carry .gpu-train:  bash benchmarks/gpu/train.sh "$OUT" [MINUTES]                    # there (default 9)
+# The same script runs on a CPU (DEVICE=cpu), in the background, where no GPU is lent:
+#   DEVICE=cpu nohup bash benchmarks/gpu/train.sh runs/detail 60 > runs/detail.log 2>&1 &
+set -euo pipefail
+out="${1:?usage: benchmarks/gpu/train.sh OUT [MINUTES]}"
+minutes="${2:-9}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+carry="$here/.gpu-train"
+[ -d "$carry/data" ] || { echo "no $carry/data: run benchmarks/gpu/train_prep.py first" >&2; exit 2; }
+if [ -d "$carry/whl" ] && ! python3 -c "import diffusers, platformdirs, png" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$carry"/whl/*.whl
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="${here}/src${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+mkdir -p "$out"
+run="$out/run"
+resume=()
+init="default"
+[ -f "$run/checkpoint.pt" ] && resume=(--resume)
+[ -f "$carry/resume/model.safetensors" ] && init="$carry/resume/model.safetensors"
+config="$out/detail-${DEVICE:-cuda}.toml"
+{
+  sed "s|^init = .*|init = \"$init\"|" "$here/src/trtsr/training/configs/detail.toml"
+  echo "teacher_weights = \"$carry/teacher-trunk.safetensors\""
+  echo "bank_dir = \"${BANK_DIR:-/tmp/trtsr-bank}\""  # the sample bank (hundreds of MB) stays out of OUT
+  echo "device = \"${DEVICE:-cuda}\""
+} > "$config"
+{
+  date -u +"start %Y-%m-%dT%H:%M:%SZ"
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name(0))"
+  python3 -m trtsr train -c "$config" -d "$carry/data" -o "$run" --minutes "$minutes" "${resume[@]}"
+  date -u +"end %Y-%m-%dT%H:%M:%SZ"
+} 2>&1 | tee -a "$out/train.log"
+ls -l "$run" | tee -a "$out/train.log"
