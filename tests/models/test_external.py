@@ -182,3 +182,18 @@ def test_trtsrs_own_checkpoint_is_not_external(tmp_path):
 
     save_file(_small("RealESRGAN Compact").state_dict(), str(theirs))
     assert is_external(str(theirs)) and load_external(str(theirs)).architecture == "RealESRGAN Compact"
+
+
+def test_torch_and_onnxruntime_backends_agree_on_a_checkpoint(tmp_path):
+    """The same checkpoint through `-b torch` (PyTorch, fp32 on the CPU) and `-b onnxruntime` (its exported graph),
+    whole and in tiles, on a real photo: the same picture."""
+    from trtsr.pipeline import Upscaler
+
+    path = tmp_path / "compact.pth"
+    torch.save(_small("RealESRGAN Compact").state_dict(), path)
+    lr = load_rgb("0030.jpg")[:70, :90]
+    with Upscaler(str(path), backend="torch") as a, Upscaler(str(path), backend="onnxruntime", tile=48) as b:
+        assert a.scale == b.scale == 2 and "torch" in a.backend_name and "onnxruntime" in b.backend_name
+        one, two = a.upscale(lr).astype(np.float32), b.upscale(lr).astype(np.float32)
+    assert one.shape == two.shape == (140, 180, 3)
+    assert psnr(one, two) > 40.0

@@ -52,7 +52,8 @@ def info_command(
         pad = "no PadCFG" if meta.guidance is None else f"PadCFG w={meta.guidance:g}"
         out.print(f"[bold]{escape(str(path))}[/bold]")
         kind = meta.precision if meta.quantization is None else f"{meta.quantization} ({meta.precision} elsewhere)"
-        out.print(f"  model      {meta.model}: x{meta.scale}, {kind}, {pad}, {meta.io} I/O")
+        arch = meta.spec.architecture or "GenDR-Pix"
+        out.print(f"  model      {meta.model} ({arch}): x{meta.scale}, {kind}, {pad}, {meta.io} I/O", markup=False)
         out.print(f"  built by   {meta.backend} {meta.backend_version} (trtsr {meta.trtsr_version}) "
                   f"in {meta.build_seconds:.1f} s on {meta.created}")
         gpu = meta.gpu
@@ -86,8 +87,9 @@ def _onnx_info(path: Path) -> None:
     spec = ExportSpec.load(spec_path_for(path))
     pad = "no PadCFG" if spec.guidance is None else f"PadCFG w={spec.guidance:g}"
     out.print(f"[bold]{escape(str(path))}[/bold]")
-    out.print(f"  model      {spec.model}: x{spec.scale}, {spec.precision}, {pad}, {spec.io} I/O, "
-              f"{spec.parameters / 1e6:.1f} M parameters")
+    arch = "GenDR-Pix" if spec.architecture is None else spec.architecture
+    out.print(f"  model      {spec.model} ({arch}): x{spec.scale}, {spec.precision}, {pad}, {spec.io} I/O, "
+              f"{spec.parameters / 1e6:.1f} M parameters", markup=False)
     out.print(f"  tensors    {spec.input_name} (h x w x 3) -> {spec.output_name} ({spec.scale}h x {spec.scale}w x 3); "
               f"inputs from {spec.min_input_size} pixels a side")
     out.print(f"  exported   by trtsr {spec.trtsr_version} with torch {spec.torch_version}, opset {spec.opset}")

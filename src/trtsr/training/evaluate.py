@@ -144,13 +144,14 @@ def evaluate_methods(images: list[Path], methods: dict[str, Callable[[torch.Tens
     return table
 
 
-def pillow_bicubic(lr: torch.Tensor, scale: int) -> torch.Tensor:
-    """Pillow's BICUBIC upscale of (3,h,w) in [0,1] (8-bit, as users compare with): (3, h*scale, w*scale)."""
+def pillow_bicubic(lr: torch.Tensor, scale: int, method: str = "BICUBIC") -> torch.Tensor:
+    """Pillow's BICUBIC (or `method`: LANCZOS) upscale of (3,h,w) in [0,1] (8-bit, as users compare with):
+    (3, h*scale, w*scale)."""
     from PIL import Image
 
     arr = (lr.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     h, w = arr.shape[:2]
-    up = np.asarray(Image.fromarray(arr).resize((w * scale, h * scale), Image.Resampling.BICUBIC))
+    up = np.asarray(Image.fromarray(arr).resize((w * scale, h * scale), getattr(Image.Resampling, method)))
     return torch.from_numpy(up.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 

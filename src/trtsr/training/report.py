@@ -79,7 +79,8 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
     quality: dict[str, dict[str, dict[str, float]]] = {}
     for scale in scales:
         methods: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-            "bicubic": lambda lr, s=scale: pillow_bicubic(lr, s)}
+            "bicubic": lambda lr, s=scale: pillow_bicubic(lr, s),
+            "lanczos": lambda lr, s=scale: pillow_bicubic(lr, s, "LANCZOS")}
         if teacher is not None and scale == TEACHER_SCALE:
             methods["teacher"] = lambda lr: teacher_upscale(teacher, lr[None])[0]
         for g in guidances:
@@ -128,7 +129,7 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
         "split": (f"held out: every {holdout_every}th image in sorted order, as trtsr train holds them out"
                   if holdout_every > 0 else "every image (--holdout-every 0): training images included"),
         "scales": list(scales),
-        "baseline": "bicubic = Pillow's BICUBIC upscale of the 8-bit input",
+        "baseline": "bicubic and lanczos = Pillow's BICUBIC and LANCZOS upscales of the 8-bit input",
         "degradations": {"bicubic": "anti-aliased bicubic down by the scale",
                          "realistic": "Gaussian blur sigma 1.2, bicubic down, noise sigma 5/255, JPEG 75"},
         "quality": quality,
