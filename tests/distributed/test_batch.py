@@ -121,6 +121,22 @@ def test_file_uris_go_through_pyarrow(cluster, tmp_path):
     assert again.done == 0 and again.skipped == 2
 
 
+def test_a_named_model_runs_in_the_actors_at_its_own_scale(cluster, tmp_path):
+    """realesr-animevideov3 at x2 through Ray: the same pixels as the same request through `Upscaler`."""
+    from trtsr.pipeline import RunRequest, Upscaler
+
+    files = _inputs(tmp_path / "in", count=2)
+    request = RunRequest(model="realesr-animevideov3", scale=2, backend="onnxruntime")
+    report = upscale_dataset([str(tmp_path / "in")], str(tmp_path / "out"), BatchSettings(run=request, fmt="png"))
+    assert report.done == 2 and report.failed == 0
+    with Upscaler.from_request(request) as up:
+        for file in files:
+            theirs = up.upscale(np.asarray(Image.open(file).convert("RGB")))
+            ours = np.asarray(Image.open(tmp_path / "out" / f"{file.stem}_x2.png"))
+            assert ours.shape == theirs.shape == (Image.open(file).size[1] * 2, Image.open(file).size[0] * 2, 3)
+            assert np.array_equal(ours, theirs), file.name
+
+
 def test_plan_refuses_collisions_and_reads_list_files(tmp_path):
     first, second = _inputs(tmp_path / "A", 1), _inputs(tmp_path / "B", 1)
     assert first[0].name == second[0].name
