@@ -1,0 +1,65 @@
+"""Side by side at 3x enlargement: a held-out photo's edges at x4 through each model, for the eye.
+
+    python benchmarks/edge_crops.py -d ../shared/data/train -o benchmarks/results/edges.png \\
+        [-m default -m runs/detail/run/model.safetensors -m realesr-animevideov3 -m realesrgan-x4plus]
+
+The photo (`--image`, by name among the held-out ones) is cut to whole 32-pixel cells, downscaled by 4
+with the realistic degradation (blur, noise, JPEG 75), upscaled by Pillow's LANCZOS and by each model
+(`trtsr.pipeline.Upscaler` on ONNX Runtime, its own w), and a `--crop`-pixel square of the output around
+`--at` (fractions of the width and height) is enlarged 3x with nearest neighbour, so that 8-pixel steps
+show as 24-pixel ones. The ground truth is the first tile.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-d", "--data", type=Path, required=True)
+    parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("-m", "--model", action="append", default=None)
+    parser.add_argument("--image", default="viaduct_sun_behirptreveqvbgb.jpg")
+    parser.add_argument("--at", type=float, nargs=2, default=(0.5, 0.5))
+    parser.add_argument("--crop", type=int, default=96)
+    args = parser.parse_args()
+
+    from PIL import Image, ImageDraw
+
+    from trtsr.pipeline import RunRequest, Upscaler
+    from trtsr.training.data import list_images, load_rgb, split_holdout
+    from trtsr.training.evaluate import DEGRADATIONS, prepare_truth
+
+    models = args.model or ["default", "realesr-animevideov3", "realesrgan-x4plus"]
+    _, held = split_holdout(list_images([args.data]), 8)
+    path = next(p for p in held if p.name == args.image)
+    truth = prepare_truth(load_rgb(path), 4)
+    lr = (DEGRADATIONS["realistic"](truth, 4).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    hr = (truth.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    height, width = hr.shape[:2]
+    y = int(args.at[1] * height) - args.crop // 2
+    x = int(args.at[0] * width) - args.crop // 2
+    tiles = [("ground truth", hr)]
+    tiles.append(("LANCZOS", np.asarray(Image.fromarray(lr).resize((width, height), Image.Resampling.LANCZOS))))
+    for model in models:
+        with Upscaler.from_request(RunRequest(model=model, backend="onnxruntime", scale=4)) as up:
+            tiles.append((Path(model).parent.name if model.endswith(".safetensors") else model,
+                          up.upscale(np.ascontiguousarray(lr))))
+    side = args.crop * 3
+    sheet = Image.new("RGB", (side * len(tiles), side + 18), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, (label, image) in enumerate(tiles):
+        crop = np.ascontiguousarray(image[y:y + args.crop, x:x + args.crop])
+        sheet.paste(Image.fromarray(crop).resize((side, side), Image.Resampling.NEAREST), (index * side, 18))
+        draw.text((index * side + 4, 3), label, fill="black")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.output)
+    print(f"wrote {args.output}: {path.name}, output crop at ({x}, {y}), {args.crop} px, x3 nearest")
+
+
+if __name__ == "__main__":
+    main()
