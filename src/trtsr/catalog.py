@@ -69,17 +69,23 @@ def is_named(model: str) -> bool:
     return model in NAMED_MODELS
 
 
-def is_gendr_checkpoint(path: Path) -> bool:
-    """Whether a .safetensors file is one of trtsr's own GenDR-Pix checkpoints (read from its header only)."""
-    if path.suffix != ".safetensors":
-        return False
+def safetensors_header(path: Path) -> dict | None:
+    """The JSON header of a .safetensors file, or None when it does not read as one."""
     try:
         with path.open("rb") as fh:
             size = struct.unpack("<Q", fh.read(8))[0]
             header = json.loads(fh.read(min(size, 100_000_000)))
     except (OSError, struct.error, ValueError):
+        return None
+    return header if isinstance(header, dict) else None
+
+
+def is_gendr_checkpoint(path: Path) -> bool:
+    """Whether a .safetensors file is one of trtsr's own GenDR-Pix checkpoints (read from its header only)."""
+    if path.suffix != ".safetensors":
         return False
-    return isinstance(header, dict) and (header.get("__metadata__") or {}).get("format") == GENDR_FORMAT
+    header = safetensors_header(path)
+    return header is not None and (header.get("__metadata__") or {}).get("format") == GENDR_FORMAT
 
 
 def is_external(model: str) -> bool:

@@ -132,6 +132,10 @@ def load_external(model: str, scale: int | None = None) -> ExternalModel:
 
 
 def _load_file(path: Path, name: str) -> ExternalModel:
+    from trtsr.catalog import safetensors_header
+
+    if path.suffix.lower() == ".safetensors" and safetensors_header(path) is None:
+        raise TrtsrError("not a safetensors checkpoint (its header does not read)", path=path)
     return _load_cached(path.resolve(), path.stat().st_mtime_ns, path.stat().st_size, name)
 
 
