@@ -93,7 +93,7 @@ def test_evaluate_command_writes_its_report(tmp_path, photo):
     assert report["images"] == ["a.png"] and report["scales"] == [4, 2]
     assert report["split"].startswith("every image (--holdout-every 0)")  # the chart's title says so too
     assert set(report["quality"]) == {f"x{s} {d}" for s in (4, 2) for d in ev.DEGRADATIONS}
-    assert set(report["quality"]["x4 bicubic"]) == {"bicubic", "default w=1"}
+    assert set(report["quality"]["x4 bicubic"]) == {"bicubic", "lanczos", "default w=1"}
     for scores in report["quality"]["x4 bicubic"].values():
         assert 15 < scores["psnr_y"] < 40 and 0 < scores["ssim_y"] <= 1
     # x2 keeps more of the picture than x4
