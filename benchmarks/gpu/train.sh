@@ -27,7 +27,9 @@ init="default"
 [ -f "$carry/resume/model.safetensors" ] && init="$carry/resume/model.safetensors"
 config="$out/detail-${DEVICE:-cuda}.toml"
 {
-  sed "s|^init = .*|init = \"$init\"|" "$here/src/trtsr/training/configs/detail.toml"
+  # the photos are the training split already (train_prep.py kept the held-out ones back): hold none out again
+  sed -e "s|^init = .*|init = \"$init\"|" -e "s|^holdout_every = .*|holdout_every = 0|" \
+    "$here/src/trtsr/training/configs/detail.toml"
   echo "teacher_weights = \"$carry/teacher-trunk.safetensors\""
   echo "bank_dir = \"${BANK_DIR:-/tmp/trtsr-bank}\""  # the sample bank (hundreds of MB) stays out of OUT
   echo "device = \"${DEVICE:-cuda}\""
