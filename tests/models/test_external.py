@@ -128,8 +128,9 @@ def test_the_wrapper_is_the_network_where_no_padding_is_needed(checkpoint):
 
 def test_precision_the_model_does_not_run_in_is_refused(checkpoint, monkeypatch):
     _, path = checkpoint
-    loaded = load_external(str(path))
-    loaded.fp16 = False
+    import dataclasses
+
+    loaded = dataclasses.replace(load_external(str(path)), fp16=False)  # the loader's cached copy stays as it is
     with pytest.raises(TrtsrError, match="does not run in fp16"):
         loaded.check_precision("fp16")
 

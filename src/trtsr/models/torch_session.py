@@ -148,7 +148,8 @@ class TorchSession:
         self.guidance, self.guidance_input = None, None
         self.sizes = SizeRequirements.for_network(scale=loaded.scale, multiple=loaded.multiple,
                                                   minimum=loaded.minimum)
-        loaded.network = self._to_device(loaded.network, loaded.name, dtype, settings)
+        # a copy: the loader keeps its own (cached) record as loaded
+        loaded = dataclasses.replace(loaded, network=self._to_device(loaded.network, loaded.name, dtype, settings))
         return ExternalUpscaler(loaded, dtype=dtype, io=self.io).eval()
 
     def _to_device(self, net, name: str, dtype, settings):
