@@ -28,16 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("default", "realesr-animevideov3", "realesrgan-x4plus-anime", "realesrgan-x4plus")
 
 
-def pillow(lr, scale: int, method: str):
-    import torch
-    from PIL import Image
-
-    arr = (lr.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    h, w = arr.shape[:2]
-    up = np.asarray(Image.fromarray(arr).resize((w * scale, h * scale), getattr(Image.Resampling, method)))
-    return torch.from_numpy(up.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
-
-
 def through(upscaler):
     import torch
 
@@ -60,12 +50,12 @@ def main() -> None:
     from trtsr.measure import environment
     from trtsr.pipeline import RunRequest, Upscaler
     from trtsr.training.data import list_images, split_holdout
-    from trtsr.training.evaluate import evaluate_methods
+    from trtsr.training.evaluate import evaluate_methods, pillow_bicubic
 
     _, held = split_holdout(list_images([args.data]), args.holdout_every)
     upscalers = {name: Upscaler.from_request(RunRequest(model=name, backend="onnxruntime", scale=4))
                  for name in MODELS}
-    methods = {"bicubic": lambda lr: pillow(lr, 4, "BICUBIC"), "lanczos": lambda lr: pillow(lr, 4, "LANCZOS")}
+    methods = {"bicubic": lambda lr: pillow_bicubic(lr, 4), "lanczos": lambda lr: pillow_bicubic(lr, 4, "LANCZOS")}
     methods.update({name: through(up) for name, up in upscalers.items()})
     quality = evaluate_methods(held, methods, 4, progress=lambda m: print(m, file=sys.stderr, flush=True))
 

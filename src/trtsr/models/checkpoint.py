@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from trtsr.catalog import GENDR_FORMAT
 from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path
 from trtsr.models.config import PRESETS, ModelConfig
@@ -29,7 +30,7 @@ from trtsr.paths import default_weights
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "trtsr-gendr-pix/1"
+CHECKPOINT_FORMAT = GENDR_FORMAT  # the catalog tells these files apart by it, without torch
 DEFAULT_WEIGHTS = default_weights()
 PRESET_SEED = 0
 

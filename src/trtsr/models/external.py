@@ -136,7 +136,8 @@ def _load_file(path: Path, name: str) -> ExternalModel:
 
     if path.suffix.lower() == ".safetensors" and safetensors_header(path) is None:
         raise TrtsrError("not a safetensors checkpoint (its header does not read)", path=path)
-    return _load_cached(path.resolve(), path.stat().st_mtime_ns, path.stat().st_size, name)
+    stat = path.stat()
+    return _load_cached(path.resolve(), stat.st_mtime_ns, stat.st_size, name)
 
 
 @functools.lru_cache(maxsize=4)

@@ -19,7 +19,7 @@ from trtsr.errors import OutOfMemory, TooLarge, TrtsrError
 from trtsr.guidance import Guidance
 from trtsr.pipeline.request import RunRequest, check_tiles, open_session
 from trtsr.runtime.color import check_color_fix, color_fix
-from trtsr.runtime.images import Picture, from_array, picture_from_pil, to_array
+from trtsr.runtime.images import Picture, from_array, picture_from_pil, resize_plane, to_array
 from trtsr.runtime.sessions import EngineSession
 from trtsr.runtime.settings import RuntimeSettings
 from trtsr.runtime.tiling import run_tiled
@@ -228,11 +228,5 @@ class Upscaler:
 
 def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
     """Bicubic resize of one float plane (alpha), done in 32-bit float to keep 16-bit depth."""
-    from PIL import Image
-
     height, width = plane.shape
-    resized = Image.fromarray(plane.astype(np.float32), mode="F").resize((width * scale, height * scale),
-                                                                         Image.Resampling.BICUBIC)
-    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
-
-
+    return np.clip(resize_plane(plane, height * scale, width * scale), 0.0, 255.0)

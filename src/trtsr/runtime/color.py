@@ -40,11 +40,9 @@ def low_frequencies(image: np.ndarray, levels: int = LEVELS) -> np.ndarray:
 
 def upscaled_reference(lr: np.ndarray, height: int, width: int) -> np.ndarray:
     """The input (H, W, C, 0..255) resized with bicubic to (height, width), as float32."""
-    from PIL import Image
+    from trtsr.runtime.images import resize_plane
 
-    planes = [np.asarray(Image.fromarray(lr[..., c].astype(np.float32), mode="F").resize(
-        (width, height), Image.Resampling.BICUBIC), dtype=np.float32) for c in range(lr.shape[2])]
-    return np.stack(planes, axis=-1)
+    return np.stack([resize_plane(lr[..., c], height, width) for c in range(lr.shape[2])], axis=-1)
 
 
 def color_fix(output: np.ndarray, lr: np.ndarray, method: str) -> np.ndarray:

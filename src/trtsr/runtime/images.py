@@ -74,6 +74,14 @@ def to_array(picture: Picture) -> np.ndarray:
     return out[:, :, 0] if out.shape[2] == 1 else out
 
 
+def resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pillow's bicubic resize of one float plane to (height, width), in 32-bit float (keeps 16-bit depth)."""
+    from PIL import Image
+
+    resized = Image.fromarray(plane.astype(np.float32), mode="F").resize((width, height), Image.Resampling.BICUBIC)
+    return np.asarray(resized, dtype=np.float32)
+
+
 def read_image(path: str | Path) -> Picture:
     """Decode a file; every way it can fail is a one-line TrtsrError naming the file."""
     from PIL import Image, ImageOps, UnidentifiedImageError
