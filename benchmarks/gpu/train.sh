@@ -6,6 +6,9 @@
 #   carry .gpu-train:  bash benchmarks/gpu/train.sh "$OUT" [MINUTES]                    # there (default 9)
 # The same script runs on a CPU (DEVICE=cpu), in the background, where no GPU is lent:
 #   DEVICE=cpu nohup bash benchmarks/gpu/train.sh runs/detail 60 > runs/detail.log 2>&1 &
+# On CUDA a step takes a larger batch from a larger bank (BATCH, BANK_SIZE; the bank is made by one process per
+# core) and checkpoints less often. RUN_DIR keeps the run (the resumable checkpoint is ~60 MB) outside OUT, where a
+# visit's files must come back: OUT then gets the EMA model, its config and the log.
 set -euo pipefail
 out="${1:?usage: benchmarks/gpu/train.sh OUT [MINUTES]}"
 minutes="${2:-9}"
@@ -20,7 +23,7 @@ fi
 export PYTHONPATH="${here}/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 mkdir -p "$out"
-run="$out/run"
+run="${RUN_DIR:-$out/run}"
 resume=()
 init="default"
 [ -f "$run/checkpoint.pt" ] && resume=(--resume)
@@ -28,7 +31,13 @@ init="default"
 config="$out/detail-${DEVICE:-cuda}.toml"
 {
   # the photos are the training split already (train_prep.py kept the held-out ones back): hold none out again
-  sed -e "s|^init = .*|init = \"$init\"|" -e "s|^holdout_every = .*|holdout_every = 0|" \
+  if [ "${DEVICE:-cuda}" = cuda ]; then
+    gpu=(-e "s|^batch = .*|batch = ${BATCH:-64}|" -e "s|^bank_size = .*|bank_size = ${BANK_SIZE:-16000}|"
+         -e "s|^checkpoint_every = .*|checkpoint_every = 2000|" -e "s|^log_every = .*|log_every = 100|")
+  else
+    gpu=()
+  fi
+  sed -e "s|^init = .*|init = \"$init\"|" -e "s|^holdout_every = .*|holdout_every = 0|" "${gpu[@]}" \
     "$here/src/trtsr/training/configs/detail.toml"
   echo "teacher_weights = \"$carry/teacher-trunk.safetensors\""
   echo "bank_dir = \"${BANK_DIR:-/tmp/trtsr-bank}\""  # the sample bank (hundreds of MB) stays out of OUT
@@ -41,3 +50,6 @@ config="$out/detail-${DEVICE:-cuda}.toml"
   date -u +"end %Y-%m-%dT%H:%M:%SZ"
 } 2>&1 | tee -a "$out/train.log"
 ls -l "$run" | tee -a "$out/train.log"
+if [ "$run" != "$out/run" ]; then
+  mkdir -p "$out/run" && cp "$run/model.safetensors" "$run/config.json" "$out/run/"
+fi

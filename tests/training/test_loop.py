@@ -289,3 +289,47 @@ def test_a_teacher_trunk_gives_the_same_features(teacher, tmp_path):
         assert torch.allclose(ours, theirs, atol=2e-2)  # fp16 weights
     with pytest.raises(TrtsrError, match="needs the whole teacher"):
         Trainer(_config(target="teacher", teacher_weights=str(path)), tmp_path / "t")
+
+
+def test_the_bank_is_the_same_whichever_processes_make_it():
+    from trtsr.training.data import bank_workers, build_bank
+
+    images = list_images([DATA])
+    args = dict(crop=120, scale=(2, 3, 4), size=10, seed=5, teacher=None, degradation="moderate")
+    alone, shared = build_bank(images, **args), build_bank(images, workers=2, **args)
+    assert set(alone) == {"hr", "lr_x2", "lr_x3", "lr_x4"}
+    for key in alone:
+        assert torch.equal(alone[key], shared[key]), key
+    assert not torch.equal(alone["hr"][0], alone["hr"][1])  # rows differ: each has its own generator
+    assert bank_workers(0, 100) == 1 and bank_workers(3, 10_000) == 3 and bank_workers(64, 1024) == 8
+
+
+def _first_step(batch, **changes):
+    cfg = _config(target="truth", scales=[2, 3, 4], degradation="moderate", perceptual_weight=0.0,
+                  guided_weight=1.0, negative_weight=0.1, seed=1, **changes)
+    return Trainer(cfg, Path("/nonexistent")).train_step(batch)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_own_guidance_trains_the_guided_output_at_the_scales_default_w(photo, scale):
+    from trtsr.defaults import DEFAULT_MODEL_GUIDANCE
+
+    hr = photo[None, :, :120, :120].contiguous()
+    lr = torch.nn.functional.interpolate(hr, scale_factor=1 / scale, mode="area")
+    own = _first_step((hr, lr, None), own_guidance=True)
+    fixed = _first_step((hr, lr, None), guidance=DEFAULT_MODEL_GUIDANCE[scale])
+    other = _first_step((hr, lr, None), guidance=3.0)
+    assert own.guided > 0 and own.guided == pytest.approx(fixed.guided, rel=1e-6)
+    assert abs(own.guided - other.guided) > 1e-4
+
+
+def test_detail_by_scale_weighs_the_texture_term_per_scale(photo):
+    hr = photo[None, :, :120, :120].contiguous()
+    lr = torch.nn.functional.interpolate(hr, scale_factor=1 / 2, mode="area")
+    off = _first_step((hr, lr, None), texture_weight=0.5, detail_by_scale=[0.0, 1.0, 1.0])
+    none = _first_step((hr, lr, None), texture_weight=0.0)
+    on = _first_step((hr, lr, None), texture_weight=0.5)
+    assert off.texture > 0 and off.total == pytest.approx(none.total, rel=1e-6)
+    assert on.total == pytest.approx(none.total + 0.5 * on.texture, rel=1e-5)
+    with pytest.raises(TrtsrError, match="one factor >= 0 per trained scale"):
+        _config(target="truth", scales=[2, 3, 4], detail_by_scale=[1.0, 1.0])

