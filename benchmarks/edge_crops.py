@@ -2,6 +2,7 @@
 
     python benchmarks/edge_crops.py -d ../shared/data/train -o benchmarks/results/edges.png \\
         [-m default -m runs/detail/run/model.safetensors -m realesr-animevideov3 -m realesrgan-x4plus]
+        [--checkpoint-w 2.2]
 
 The photo (`--image`, by name among the held-out ones) is cut to whole 32-pixel cells, downscaled by 4
 with the realistic degradation (blur, noise, JPEG 75), upscaled by Pillow's LANCZOS and by each model
@@ -26,6 +27,8 @@ def main() -> None:
     parser.add_argument("--image", default="viaduct_sun_behirptreveqvbgb.jpg")
     parser.add_argument("--at", type=float, nargs=2, default=(0.5, 0.5))
     parser.add_argument("--crop", type=int, default=96)
+    parser.add_argument("--checkpoint-w", type=float, default=None,
+                        help="w for models given as .safetensors files (default: their own, 1.8)")
     args = parser.parse_args()
 
     from PIL import Image, ImageDraw
@@ -46,9 +49,11 @@ def main() -> None:
     tiles = [("ground truth", hr)]
     tiles.append(("LANCZOS", np.asarray(Image.fromarray(lr).resize((width, height), Image.Resampling.LANCZOS))))
     for model in models:
-        with Upscaler.from_request(RunRequest(model=model, backend="onnxruntime", scale=4)) as up:
-            tiles.append((Path(model).parent.name if model.endswith(".safetensors") else model,
-                          up.upscale(np.ascontiguousarray(lr))))
+        checkpoint = model.endswith(".safetensors")
+        w = args.checkpoint_w if checkpoint and args.checkpoint_w is not None else "auto"
+        with Upscaler.from_request(RunRequest(model=model, backend="onnxruntime", scale=4, guidance=w)) as up:
+            label = (Path(model).parent.parent.name if checkpoint else model) + (f" w={w:g}" if w != "auto" else "")
+            tiles.append((label, up.upscale(np.ascontiguousarray(lr))))
     side = args.crop * 3
     sheet = Image.new("RGB", (side * len(tiles), side + 18), "white")
     draw = ImageDraw.Draw(sheet)

@@ -349,8 +349,8 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self) -> None:
         decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-        for e, p in zip(self.ema.parameters(), self.student.parameters(), strict=True):
-            e.lerp_(p.detach(), 1.0 - decay)
+        ema, live = list(self.ema.parameters()), [p.detach() for p in self.student.parameters()]
+        torch._foreach_lerp_(ema, live, 1.0 - decay)  # one launch per group, not per tensor
 
     # -- checkpoints ----------------------------------------------------------------------------
     @property
