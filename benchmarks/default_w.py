@@ -30,7 +30,11 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--every", type=int, default=16)
     parser.add_argument("--margin", type=float, default=0.05)
+    parser.add_argument("--replot", action="store_true", help="redraw NAME.png from NAME.json and stop")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(args.output.with_suffix(".json").read_text()), args.output.with_suffix(".png"))
+        return
 
     import torch
     import torch.nn.functional as F
@@ -87,10 +91,40 @@ def main() -> None:
               "chosen": {str(k): v for k, v in chosen.items()}, **environment()}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, args.output.with_suffix(".png"))
     for key, table in rows.items():
         for name, row in table.items():
             print(f"| {key} | {name} | {row['psnr_y']:.2f} | {row['detail']:.3f} | {row['grid']:.2f} |")
     print("chosen:", chosen)
+
+
+def plot(report: dict, path: Path) -> None:
+    """Y-PSNR against detail: the candidate's w sweep as a line, the shipped weights at their own w as a point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tables = list(report["rows"])
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    for ax, key in zip(axes.T.flat, sorted(tables, key=lambda k: (k.split()[0], k.split()[1])), strict=True):
+        rows = report["rows"][key]
+        sweep = [(float(n.split("=")[1]), r) for n, r in rows.items() if n.startswith("candidate")]
+        ax.plot([r["detail"] for _, r in sweep], [r["psnr_y"] for _, r in sweep], "o-", label="candidate, w sweep")
+        for w, r in sweep:
+            ax.annotate(f"{w:g}", (r["detail"], r["psnr_y"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for name, r in rows.items():
+            if name.startswith("shipped"):
+                ax.plot(r["detail"], r["psnr_y"], "s", color="black", label=name)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("detail (high-frequency energy / ground truth)", fontsize=8)
+        ax.set_ylabel("Y-PSNR (dB)", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{len(report['images'])} training photos; chosen w {report['chosen']}; "
+                 f"{report['device']['name']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
