@@ -51,8 +51,9 @@ def train_command(
 ) -> None:
     """Train a GenDR-Pix model against the ground truth or distil it from Real-ESRGAN x4plus.
 
-    Makes a bank of samples from the training split once (cached in OUT): HR crops, their
-    degraded LR at each trained scale and, with target = "teacher", the teacher's output.
+    Makes a bank of samples from the training split once (cached in OUT or 'bank_dir', one process per
+    CPU core): HR crops, their degraded LR at each trained scale and, with target = "teacher", the
+    teacher's output.
     Then trains with the reconstruction term (to the HR crop or the teacher), the PadCFG
     terms, masked Fourier, x8 lattice, perceptual and, from 'adv_start', adversarial losses
     as the config weights them (paper Eq. 4), AdamW and EMA. Checkpoints go
