@@ -8,8 +8,8 @@ degraded as `trtsr.training.evaluate` does (clean and realistic input). The cand
 w = 0 and w = 1 are computed once per photo (the guided output is linear in w: y_neg + w (y - y_neg)), so every w
 of the grid costs one mix and one score. The shipped weights run at their own w. The rule: per scale, the largest
 w of the grid at which the candidate keeps Y-PSNR within `--margin` dB of the shipped weights and more detail, on
-clean and realistic input both. Writes NAME.json; `benchmarks/default_candidate.py --w` then scores that choice
-on the held-out photos.
+clean and realistic input both (none where no w of the grid does). Writes NAME.json and NAME.png (`--replot`
+redraws the plot from the JSON). The held-out table stays `benchmarks/default_candidate.py`'s.
 """
 
 from __future__ import annotations
