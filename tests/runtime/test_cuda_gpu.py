@@ -35,7 +35,7 @@ def test_pinned_and_device_buffers_round_trip_on_a_stream(cudart):
 
     nbytes = 3 * 1023 * 517  # an odd size: no hidden alignment assumption
     with contextlib.ExitStack() as stack:
-        stream, _, slot = allocate_io(cudart, nbytes, nbytes, stack)
+        stream, slot = allocate_io(cudart, nbytes, nbytes, stack)
         host_in, host_out, dev_in, dev_out = slot.host_in, slot.host_out, slot.dev_in, slot.dev_out
         sent = np.random.default_rng(0).integers(0, 256, nbytes, dtype=np.uint8)
         host_in.view((nbytes,), np.uint8)[...] = sent
