@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -149,26 +150,21 @@ def build_bank(images: list[Path], *, crop: int, scale: int | tuple[int, ...], s
     chunk = max(1, min(64, -(-size // (4 * workers))))
     chunks = [range(start, min(start + chunk, size)) for start in range(0, size, chunk)]
     parts: list[dict[str, np.ndarray]] = []
-    done = 0
-    if workers == 1:
-        for part in chunks:
-            parts.append(_bank_rows(usable, part, crop=crop, scales=scales, seed=seed, settings=settings,
-                                    teacher=teacher))
-            done += len(part)
+    with contextlib.ExitStack() as stack:
+        if workers == 1:
+            made = (_bank_rows(usable, part, crop=crop, scales=scales, seed=seed, settings=settings, teacher=teacher)
+                    for part in chunks)
+        else:
+            del pictures, usable
+            context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
+            pool = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_worker_start,
+                initargs=([str(p) for p in images], crop, degradation, bicubic_prob)))
+            made = pool.map(_worker_rows, chunks, *[[v] * len(chunks) for v in (crop, scales, seed)])
+        for rows in made:
+            parts.append(rows)
             if progress is not None:
-                progress(done, size)
-    else:
-        del pictures, usable
-        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
-                                 initargs=([str(p) for p in images], crop, degradation, bicubic_prob)) as pool:
-            for part, rows in zip(chunks, pool.map(_worker_rows, chunks, *[[v] * len(chunks)
-                                                                          for v in (crop, scales, seed)]),
-                                  strict=True):
-                parts.append(rows)
-                done += len(part)
-                if progress is not None:
-                    progress(done, size)
+                progress(min(len(parts) * chunk, size), size)
     return {key: torch.from_numpy(np.concatenate([p[key] for p in parts])) for key in parts[0]}
 
 

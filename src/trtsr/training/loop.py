@@ -123,13 +123,12 @@ def save_in_parts(state: dict, path: Path, part_bytes: int | None = None) -> lis
     buffer = io.BytesIO()
     torch.save(state, buffer)
     blob = buffer.getvalue()
-    written = []
+    written: list[Path] = []
+    names: list[str] = []
     if len(blob) <= part_bytes:
         with atomic_path(path, suffix=".pt") as tmp:
             tmp.write_bytes(blob)
-        names: list[str] = []
     else:
-        names = []
         for index, offset in enumerate(range(0, len(blob), part_bytes)):
             part = path.with_name(f"{path.name}.part{index:03d}")
             with atomic_path(part) as tmp:
