@@ -7,7 +7,8 @@ own w (`trtsr.defaults.DEFAULT_MODEL_GUIDANCE`), clean and realistic input; Pill
 Both networks run in PyTorch (fp32, CPU) through the exported graphs' module (`PixelUpscaler`), scored by
 `trtsr.training.evaluate.score` (Y-PSNR, SSIM, detail, x8 grid). `--extra-w` adds the candidate at that w at x4
 (the detail dial). Prints the table and whether the candidate passes the shipping rule: more detail at every
-scale and input, and no more than 0.1 dB below the shipped weights' Y-PSNR. Writes NAME.json.
+scale and input, and no more than 0.1 dB below the shipped weights' Y-PSNR. Writes NAME.json and NAME.png
+(`--replot` redraws the plot from the JSON).
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ def main() -> None:
     parser.add_argument("-d", "--data", type=Path, required=True)
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--extra-w", type=float, action="append", default=[])
+    parser.add_argument("--replot", action="store_true", help="redraw NAME.png from NAME.json and stop")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(args.output.with_suffix(".json").read_text()), args.output.with_suffix(".png"))
+        return
 
     import torch
 
@@ -72,6 +77,7 @@ def main() -> None:
               "ships": all(v["passes"] for v in verdict), **environment()}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, args.output.with_suffix(".png"))
     for key, rows in quality.items():
         for name, row in rows.items():
             print(f"| {key} | {name} | {row['psnr_y']:.2f} | {row['ssim_y']:.4f} | {row['detail']:.3f} | "
@@ -79,6 +85,29 @@ def main() -> None:
     for v in verdict:
         print(v)
     print("ships:", report["ships"])
+
+
+def plot(report: dict, path: Path) -> None:
+    """Y-PSNR against detail per table: every row of the held-out table as a labelled point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    keys = sorted(report["quality"], key=lambda k: (k.split()[0], k.split()[1]))
+    for ax, key in zip(axes.T.flat, keys, strict=True):
+        for name, row in report["quality"][key].items():
+            ax.plot(row["detail"], row["psnr_y"], "o", label=f"{name} (grid {row['grid']:.1f})")
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("detail (high-frequency energy / ground truth)", fontsize=8)
+        ax.set_ylabel("Y-PSNR (dB)", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{len(report['images'])} held-out photos; ships: {report['ships']}; {report['device']['name']}",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,15 @@ The photo (`--image`, by name among the held-out ones) is cut to whole 32-pixel 
 with the realistic degradation (blur, noise, JPEG 75), upscaled by Pillow's LANCZOS and by each model
 (`trtsr.pipeline.Upscaler` on ONNX Runtime, its own w), and a `--crop`-pixel square of the output around
 `--at` (fractions of the width and height) is enlarged 3x with nearest neighbour, so that 8-pixel steps
-show as 24-pixel ones. The ground truth is the first tile.
+show as 24-pixel ones. The ground truth is the first tile. NAME.json beside the sheet records the command, the
+photo, the crop, each tile's model and w, and the machine and versions.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,7 @@ def main() -> None:
 
     from PIL import Image, ImageDraw
 
+    from trtsr.measure import environment
     from trtsr.pipeline import RunRequest, Upscaler
     from trtsr.training.data import list_images, load_rgb, split_holdout
     from trtsr.training.evaluate import DEGRADATIONS, prepare_truth
@@ -63,6 +67,10 @@ def main() -> None:
         draw.text((index * side + 4, 3), label, fill="black")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.output)
+    record = {"what": "edge crops at 3x (benchmarks/edge_crops.py)", "command": " ".join(["python", *sys.argv]),
+              "image": path.name, "degradation": "realistic", "scale": 4, "crop": [x, y, args.crop],
+              "tiles": [label for label, _ in tiles], "backend": "onnxruntime", **environment()}
+    args.output.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.output}: {path.name}, output crop at ({x}, {y}), {args.crop} px, x3 nearest")
 
 
