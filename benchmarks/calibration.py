@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "src" / "trtsr" / "assets"
@@ -133,8 +133,10 @@ def plot(report: dict, path: Path) -> None:
             for name, scores in methods.items()]
     rows += [(f"{deg}: {name} vs fp32", value) for deg, values in part["psnr_vs_fp32"].items()
              for name, value in values.items()]
+    from trtsr.measure import chart_draw
+
     img = Image.new("RGB", (width, 70 + row_h * len(rows)), "white")
-    draw = ImageDraw.Draw(img)
+    draw = chart_draw(img)
     draw.text((10, 8), f"default model x4, quantised graphs in ONNX Runtime: {report['device']['name']}", fill="black")
     draw.text((10, 28), "blue: Y-PSNR vs ground truth (held out); orange: PSNR vs the fp32 graph's output (dB)",
               fill="gray")

@@ -5,7 +5,7 @@ One graph per scale the default model is trained for (x2, x3, x4), with and with
 all fp32 with float32 I/O: ONNX Runtime on a CPU runs them without torch, and 16-bit images
 keep their depth through them.
 
-    default-x{s}.onnx        PadCFG, w as an input (spec default 1.8): every guidance but 1.0
+    default-x{s}.onnx        PadCFG, w as an input (spec default: run's w, 1.4 / 1.8 / 2.2): every guidance but 1.0
     default-x{s}-nocfg.onnx  no PadCFG (guidance 1.0 / --no-padcfg), half the compute
     default.onnx.data        the weights, once, shared by the six graphs (trtsr.export.shared_data)
 """
@@ -27,8 +27,9 @@ DATA_NAME = "default.onnx.data"
 SCALES = (2, 3, 4)
 GRAPHS = {}
 for _scale in SCALES:
-    GRAPHS[f"default-x{_scale}.onnx"] = ExportSettings(scale=_scale, precision="fp32", guidance=defaults.GUIDANCE,
-                                                      io="float32")
+    # the spec's default w is the one `trtsr run` uses at that scale
+    GRAPHS[f"default-x{_scale}.onnx"] = ExportSettings(scale=_scale, precision="fp32",
+                                                      guidance=defaults.guidance_for("default", _scale), io="float32")
     GRAPHS[f"default-x{_scale}-nocfg.onnx"] = ExportSettings(scale=_scale, precision="fp32", guidance=None,
                                                             io="float32")
 

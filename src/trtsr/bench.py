@@ -303,16 +303,17 @@ def run_benchmarks(
 
 def plot_results(report: dict[str, Any], path: Path) -> None:
     """A horizontal bar chart of median latency per case, with the device and versions in the title."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from trtsr.files import atomic_path
+    from trtsr.measure import chart_draw
 
     rows = [r for r in report["results"] if r["median_ms"] is not None]
     skipped = [r for r in report["results"] if r["median_ms"] is None]
     row_h, left, width = 22, 380, 1100
     height = 90 + row_h * (len(rows) + len(skipped)) + 20
     img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
+    draw = chart_draw(img)
     device = report["device"]["name"]
     versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
     draw.text((10, 8), f"trtsr benchmark: {report['model']} x{report['scale']} on {device}", fill="black")

@@ -116,7 +116,8 @@ def named_scale(named: NamedModel, scale: int | None) -> int:
         return named.default_scale
     if scale not in named.scales:
         offered = ", ".join(f"x{s}" for s in named.scales)
-        raise TrtsrError(f"{named.name} upscales {offered}, not x{scale}; drop --scale or pick one of those")
+        raise TrtsrError(f"{named.name} upscales {offered}, not x{scale}; leave the scale to it (drop -s) or pick one "
+                         "of those")
     return scale
 
 

@@ -105,5 +105,8 @@ MAX_OVERLAP = 128
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 # Video files `trtsr run` reads and writes (the `video` extra), by extension.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".webm"})
+# Video containers trtsr neither reads nor writes: an output named so is refused, never taken for a folder name.
+OTHER_VIDEO_SUFFIXES = frozenset({".avi", ".flv", ".wmv", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".3gp",
+                                  ".ogv", ".vob", ".asf", ".divx"})
 # JPEG / WebP quality of written outputs.
 QUALITY = 95

@@ -97,6 +97,28 @@ def check_writable(target: str | Path, what: str, *, folder: bool = False) -> No
         raise TrtsrError(f"cannot write the {what}: {reason}", path=target)
 
 
+def check_outputs(targets: list[str | Path], what: str, *, overwrite: bool, sources: tuple = ()) -> None:
+    """Before any slow work: `what`'s files can be written, none of them is one of `sources` (the command's own
+    inputs), and none exists unless `overwrite` (the same rule as `trtsr run`'s outputs). One line for the
+    first problem."""
+    from trtsr.errors import TrtsrError
+
+    inputs = {Path(source).resolve() for source in sources}
+    for target in map(Path, targets):
+        if target.resolve() in inputs:
+            raise TrtsrError(f"the {what} would replace its own input; name another output with -o", path=target)
+        if target.is_dir():
+            raise TrtsrError(f"a folder has this name; give the {what} a file name", path=target)
+        if target.exists() and not overwrite:
+            raise TrtsrError(f"exists; pass --overwrite to replace it, or name another {what} with -o", path=target)
+        check_writable(target, what)
+
+
+def size_text(size: int) -> str:
+    """Bytes as people read them: '27 MB' below a gigabyte, '1.73 GB' from there."""
+    return f"{size / 1e6:.0f} MB" if size < 1e9 else f"{size / 1e9:.2f} GB"
+
+
 def write_bytes_atomic(target: str | Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)

@@ -96,17 +96,18 @@ class Guidance:
             if built is None:
                 return None
             raise TrtsrError(f"this {what} has PadCFG (w = {built:g}{', an input' if takes_input else ''}); it "
-                             "cannot run without PadCFG: use one exported with --no-padcfg, or drop --no-padcfg / "
-                             "-g 1")
+                             "cannot run without PadCFG: use one exported without PadCFG, or ask for PadCFG (guidance "
+                             "'auto' or a w; on the command line, drop --no-padcfg / -g 1)")
         if built is None:
             raise TrtsrError(f"this {what} has no PadCFG; it cannot run with guidance {self.w:g}: use one exported "
-                             "with PadCFG, or drop -g")
+                             "with PadCFG, or run it without guidance (guidance=None; on the command line, drop -g)")
         if self.w == float(built):
             return None
         if takes_input:
             return self.w
         raise TrtsrError(f"this {what} has PadCFG with w = {built:g} built in; it cannot run with guidance "
-                         f"{self.w:g}: export one that takes w as an input (the default), or drop -g")
+                         f"{self.w:g}: export one that takes w as an input (the default), or run its own w (guidance "
+                         "'auto'; on the command line, drop -g)")
 
     def warning(self, model: str) -> str | None:
         """A line for a w above the range `model` was measured in, else None."""

@@ -25,7 +25,7 @@ from collections.abc import Hashable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
-from trtsr.defaults import IMAGE_SUFFIXES, VIDEO_SUFFIXES, OutputFormat
+from trtsr.defaults import IMAGE_SUFFIXES, OTHER_VIDEO_SUFFIXES, VIDEO_SUFFIXES, OutputFormat
 from trtsr.files import nearest_existing
 
 # Formats trtsr writes, by the extensions users type.
@@ -122,9 +122,10 @@ def read_list(item: str, stdin=None) -> tuple[list[str], str | None]:
 
 
 def collect_inputs(items: list[str], *, recursive: bool = False, stdin=None
-                   ) -> tuple[list[Path], list[str], dict[Path, Path]]:
-    """Inputs -> image paths in order without repeats, one-line problems, and for images found below a
-    folder with `recursive` their sub-folder (which an output folder mirrors).
+                   ) -> tuple[list[Path], list[str], dict[Path, Path], set[Path]]:
+    """Inputs -> image paths in order without repeats, one-line problems, for images found below a folder
+    their sub-folder (which an output folder mirrors), and the files that were named as files (not found in a
+    folder or by a glob).
 
     An item is a file, a folder (its images; with `recursive`, every image below it), a glob, `@LIST`
     (a text file with one input per line; `#` starts a comment) or `-` (the same list on standard input).
@@ -132,16 +133,18 @@ def collect_inputs(items: list[str], *, recursive: bool = False, stdin=None
     files: list[Path] = []
     problems: list[str] = []
     subdirs: dict[Path, Path] = {}
+    named: set[Path] = set()
     for item in items:
         if item == "-" or item.startswith("@"):
             listed, trouble = read_list(item, stdin)
             if trouble:
                 problems.append(trouble)
                 continue
-            found, trouble, below = collect_inputs(listed, recursive=recursive)
+            found, trouble, below, by_name = collect_inputs(listed, recursive=recursive)
             files += found
             problems += trouble
             subdirs.update(below)
+            named |= by_name
             continue
         path = Path(item)
         if path.is_dir():
@@ -156,13 +159,43 @@ def collect_inputs(items: list[str], *, recursive: bool = False, stdin=None
             subdirs.update({p: p.parent.relative_to(path) for p in found})
         elif path.exists() or not glob.has_magic(item):
             files.append(path)  # a missing file is reported by the reader, with the rest going on
+            named.add(path)
         else:
             matched = sorted(Path(p) for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
             if not matched:
                 problems.append(f"{item}: no file matches")
             files.extend(matched)
     unique = list(dict.fromkeys(files))
-    return unique, problems, subdirs
+    return unique, problems, subdirs, named
+
+
+def own_outputs(sources: list[PurePosixPath], named: list[bool], out_dir: PurePosixPath | None,
+                input_dirs: set[PurePosixPath], suffix: str) -> list[bool]:
+    """Which inputs a run leaves out as this tool's own outputs, so a second run never upscales the first one's
+    results. Paths are absolute (local paths resolved, or the paths inside a URI's filesystem). A file named as a
+    file is always taken; one found in a folder or by a glob is left out when it lies below the output folder
+    `out_dir` (unless that folder is itself one of the `input_dirs`: then its files are sources), or when it is
+    named as the output of another input in the same folder: that input's stem plus `suffix`, or plus _x and a
+    scale, with any extension."""
+    from trtsr.defaults import SCALES
+
+    stems: dict[PurePosixPath, set[str]] = defaultdict(set)
+    for source in sources:
+        stems[source.parent].add(source.stem)
+    endings = {suffix, *(f"_x{scale}" for scale in SCALES)} - {""}
+    left_out = []
+    for source, by_name in zip(sources, named, strict=True):
+        below = out_dir is not None and out_dir not in input_dirs and out_dir in source.parents
+        beside = any(source.stem.endswith(end) and source.stem[:-len(end)] in stems[source.parent]
+                     for end in endings)
+        left_out.append(not by_name and (below or beside))
+    return left_out
+
+
+def own_outputs_line(count: int) -> str:
+    """The one line a run prints for the inputs `own_outputs` left out."""
+    return (f"left out {count} file(s) this tool wrote (in the output folder, or named as another input's "
+            "output); name a file directly to upscale it anyway")
 
 
 def output_target(text: str | None, inputs: int) -> tuple[Path | None, bool]:
@@ -170,8 +203,8 @@ def output_target(text: str | None, inputs: int) -> tuple[Path | None, bool]:
 
     A trailing slash or an existing folder is a folder; a name ending in an extension trtsr writes
     (.png, .jpg, .jpeg, .webp, .tif, .tiff; for a video .mp4, .mkv, .mov, .webm) is a file, for one input
-    only; a name ending in another image extension (.bmp, .gif) is an error; anything else (`out`, `g1.0`,
-    `z.v2`) is a folder.
+    only; a name ending in another image extension (.bmp, .gif) or video container (.avi, .flv, ...) is an error;
+    anything else (`out`, `g1.0`, `z.v2`) is a folder.
     """
     from trtsr.errors import TrtsrError
     if text is None:
@@ -188,6 +221,9 @@ def output_target(text: str | None, inputs: int) -> tuple[Path | None, bool]:
     if ext in IMAGE_SUFFIXES:
         raise TrtsrError(f"trtsr writes png, jpg, webp or tiff, not {ext}; name the output .png (or end it with / "
                          "for a folder)", path=text)
+    if ext in OTHER_VIDEO_SUFFIXES:
+        raise TrtsrError(f"trtsr writes videos as .mp4, .mkv, .mov or .webm, not {ext}; name the output .mp4 (or end "
+                         "it with / for a folder)", path=text)
     return path, False
 
 
@@ -228,6 +264,7 @@ class RunPlan:
     problems: list[str]  # one line each, to print
     refused: int  # inputs (and items that matched none) that will not be upscaled
     total: int  # inputs found, and items that matched none
+    notes: list[str] = dataclasses.field(default_factory=list)  # lines to print that are no failure
 
 
 def plan_run(items: list[str], output: str | None, *, suffix: str, fmt: str | None, recursive: bool = False,
@@ -238,10 +275,19 @@ def plan_run(items: list[str], output: str | None, *, suffix: str, fmt: str | No
     from trtsr.errors import TrtsrError
 
     fmt = check_naming(fmt, None)
-    files, problems, subdirs = collect_inputs(items, recursive=recursive, stdin=stdin)
+    files, problems, subdirs, named = collect_inputs(items, recursive=recursive, stdin=stdin)
+    left_out: list[bool] = []
+    if files:
+        out_path, out_is_file = output_target(output, 1)  # its folder, if any; the count is checked below
+        out_dir = None if out_path is None or out_is_file else _posix(out_path)
+        input_dirs = {_posix(Path(item)) for item in items if Path(item).is_dir()}
+        left_out = own_outputs([_posix(f) for f in files], [f in named for f in files], out_dir, input_dirs,
+                               suffix)
+        files = [f for f, dropped in zip(files, left_out, strict=True) if not dropped]
+    notes = [own_outputs_line(sum(left_out))] if any(left_out) else []
     total = len(files) + len(problems)
     if not files:
-        return RunPlan([], problems, len(problems), total)
+        return RunPlan([], problems, len(problems), total, notes)
     out_path, out_is_file = output_target(output, len(files))
     if out_is_file and is_video(files[0]) != is_video(out_path):
         kind = "a video" if is_video(files[0]) else "an image"
@@ -259,4 +305,8 @@ def plan_run(items: list[str], output: str | None, *, suffix: str, fmt: str | No
         stopped = sum(dst.parent == folder for _, dst in jobs)
         problems.append(f"{problem} ({stopped} input(s) not upscaled)")
         refused += stopped
-    return RunPlan([(src, dst) for src, dst in jobs if dst.parent not in blocked], problems, refused, total)
+    return RunPlan([(src, dst) for src, dst in jobs if dst.parent not in blocked], problems, refused, total, notes)
+
+
+def _posix(path: Path) -> PurePosixPath:
+    return PurePosixPath(path.expanduser().resolve().as_posix())

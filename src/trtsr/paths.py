@@ -27,6 +27,19 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("trtsr", appauthor=False))
 
 
+def writable_cache(folder: Path) -> Path:
+    """`folder` (inside the cache) once it is known that it can be created and written: one line naming the cache
+    and TRTSR_CACHE_DIR otherwise, before the export, conversion or build that would fill it."""
+    from trtsr.errors import TrtsrError
+    from trtsr.files import unwritable
+
+    reason = unwritable(folder, folder=True)
+    if reason is not None:
+        raise TrtsrError(f"the trtsr cache cannot be written: {reason}; set TRTSR_CACHE_DIR to a writable folder",
+                         path=folder)
+    return folder
+
+
 def engines_dir(root: Path | None = None) -> Path:
     return (root or cache_dir()) / "engines"
 

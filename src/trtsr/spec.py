@@ -24,6 +24,19 @@ def spec_path_for(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
+def check_graph_file(path: str | Path) -> None:
+    """One line unless `path` is a file that holds an ONNX graph: a serialised ModelProto begins with its
+    ir_version field (byte 0x08); an engine written under a graph's name begins with its backend's tag."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrtsrError("ONNX file not found", path=path)
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:1] != b"\x08":
+        what = "a TensorRT engine" if head[1:4] == b"trt" else "something else"
+        raise TrtsrError(f"not an ONNX graph: the file holds {what}", path=path)
+
+
 def publish_graph(spec: ExportSpec, graph: Path, data: Path | None, output: Path) -> Path:
     """Move a finished graph (and its external data) from its work folder to `output` and write `spec` beside it:
     data first, graph second, spec last, each an atomic rename, so a spec never points at a graph that is not
@@ -95,6 +108,12 @@ class ExportSpec(SizeRules, JsonRecord):
 
     what = "export spec"
     not_found_hint = " (it is written beside the ONNX by 'trtsr export')"
+
+    @classmethod
+    def for_graph(cls, onnx_path: str | Path) -> ExportSpec:
+        """The spec beside `onnx_path`, once that file is checked to hold a graph (`check_graph_file`)."""
+        check_graph_file(onnx_path)
+        return cls.load(spec_path_for(onnx_path))
 
     def check(self, path: str | Path | None) -> None:
         if self.precision not in PRECISIONS:

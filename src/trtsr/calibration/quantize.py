@@ -35,7 +35,7 @@ from trtsr.calibration.graph import (
 )
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import sha256_of
-from trtsr.spec import ExportSpec, publish_graph, spec_path_for
+from trtsr.spec import ExportSpec, publish_graph
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,7 @@ def shipped_source(name: str) -> Path | None:
 
 def check_source(source: Path) -> ExportSpec:
     """The source graph's spec, refused when it is already quantised or not fp32."""
-    if not source.is_file():
-        raise TrtsrError("ONNX file not found", path=source)
-    spec = ExportSpec.load(spec_path_for(source))
+    spec = ExportSpec.for_graph(source)
     if spec.quantization is not None:
         raise TrtsrError(f"graph is already quantised ({spec.quantization.get('precision')}); calibrate the fp32 "
                          "graph it came from", path=source)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import typer
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from trtsr._version import __version__
 from trtsr.cli.batch_cmd import batch_command
@@ -16,24 +19,50 @@ from trtsr.cli.info_cmd import info_command
 from trtsr.cli.run_cmd import run_command
 from trtsr.cli.train_cmd import finetune_command, train_command
 
+
+def _untyped_flags(params: list) -> list:
+    """On/off options show no type in help (typer would print `<bool>` beside each)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        """`trtsr run [OPTIONS] INPUT...`: a required argument in capitals, as usage lines write it (typer would
+        write `{inputs}...`)."""
+        return [re.sub(r"\{([^}]*)\}", lambda found: found.group(1).upper(), piece)
+                for piece in super().collect_usage_pieces(ctx)]
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="trtsr",
+    cls=Group,
     help="GenDR-Pix one-step diffusion super-resolution: export to ONNX, build TensorRT engines, upscale images.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command("export")(export_command)
-app.command("build")(build_command)
-app.command("calibrate")(calibrate_command)
-app.command("info")(info_command)
-app.command("run")(run_command)
-app.command("batch")(batch_command)
-app.command("bench")(bench_command)
-app.command("train")(train_command)
-app.command("finetune")(finetune_command)
-app.command("evaluate")(evaluate_command)
+app.command("export", cls=Command)(export_command)
+app.command("build", cls=Command)(build_command)
+app.command("calibrate", cls=Command)(calibrate_command)
+app.command("info", cls=Command)(info_command)
+app.command("run", cls=Command)(run_command)
+app.command("batch", cls=Command)(batch_command)
+app.command("bench", cls=Command)(bench_command)
+app.command("train", cls=Command)(train_command)
+app.command("finetune", cls=Command)(finetune_command)
+app.command("evaluate", cls=Command)(evaluate_command)
 
 
 def _version(value: bool) -> None:
@@ -61,8 +90,8 @@ def run() -> None:
     try:
         code = app(prog_name="trtsr", standalone_mode=False)
     except usage_error as exc:
-        if not exc.format_message().strip():  # `trtsr` alone: the help was shown
-            sys.exit(exc.exit_code)
+        if not exc.format_message().strip():  # `trtsr` alone: the help was shown, as asked for
+            sys.exit(0)
         command = exc.ctx.command_path if exc.ctx is not None else "trtsr"
         console.print(f"[red]error:[/red] {escape(exc.format_message())} (see {command} --help)")
         sys.exit(1)

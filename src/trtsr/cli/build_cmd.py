@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from trtsr.cli.common import out, status, user_errors
-from trtsr.cli.options import OutputFile, VerboseOption
-from trtsr.files import check_writable
+from trtsr.cli.options import OverwriteOption, VerboseOption
+from trtsr.files import check_outputs
 
 
 def build_command(
@@ -27,7 +27,9 @@ def build_command(
         str, typer.Option("--backend", "-b", help="auto (TensorRT if installed, else TensorRT-RTX), tensorrt, "
                                                   "tensorrt-rtx.")
     ] = "auto",
-    output: OutputFile = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Engine file, ending in .engine. Default: "
+                                                                        "the graph's name with .engine.")] = None,
+    overwrite: OverwriteOption = False,
     optimization_level: Annotated[
         int | None, typer.Option("--opt-level", help="Builder optimisation level 0-5 (backend default 3).")
     ] = None,
@@ -71,8 +73,13 @@ def build_command(
             optimization_level=optimization_level, compute_capabilities=tuple(compute_capability or ()),
             workspace_gb=workspace_gb, attention_fallback=not strict_attention,
         )
+        from trtsr.engines.metadata import metadata_path_for
+        from trtsr.errors import TrtsrError
+
         target = output or onnx.with_suffix(".engine")
-        check_writable(target, "engine")
+        if target.suffix != ".engine":
+            raise TrtsrError("an engine's file name ends in .engine", path=target)
+        check_outputs([target, metadata_path_for(target)], "engine", overwrite=overwrite, sources=(onnx,))
         with status(f"building {target}") as say:
             result = build_engine(onnx, target, settings, progress=say)
         meta = result.metadata

@@ -9,8 +9,8 @@ import typer
 
 from trtsr import catalog, defaults
 from trtsr.cli.common import out, require_extra, status, user_errors
-from trtsr.cli.options import ModelOption, NoPadcfgOption, OutputFile, VerboseOption
-from trtsr.files import check_writable
+from trtsr.cli.options import ModelOption, NoPadcfgOption, OutputFile, OverwriteOption, VerboseOption
+from trtsr.files import check_outputs
 
 
 def export_command(
@@ -22,8 +22,10 @@ def export_command(
     ] = defaults.PRECISION,
     guidance: Annotated[float | None, typer.Option(
         "--guidance", "-g", help=f"PadCFG guidance w (paper Eq. 7), above 0 and at most {defaults.MAX_GUIDANCE:g}; "
-                                 f"1.0 means no PadCFG (the batch-1 graph). Default: {defaults.GUIDANCE:g} for "
-                                 "GenDR-Pix; other models have no PadCFG.")] = None,
+                                 f"1.0 means no PadCFG (the batch-1 graph). Default: the w 'trtsr run' uses (the "
+                                 "default model: " + ", ".join(f"{w:g} at x{s}" for s, w in
+                                                              sorted(defaults.DEFAULT_MODEL_GUIDANCE.items()))
+                                 + f"; else {defaults.GUIDANCE:g}); other models have no PadCFG.")] = None,
     no_padcfg: NoPadcfgOption = False,
     io: Annotated[
         str, typer.Option("--io", help="uint8 (smallest transfers) or float32 (exact, unrounded) image tensors.")
@@ -33,6 +35,7 @@ def export_command(
                                                    "input 'guidance' (one graph then serves one w only).")
     ] = False,
     output: OutputFile = None,
+    overwrite: OverwriteOption = False,
     opset: Annotated[
         int, typer.Option("--opset", help="ONNX opset 18-23. 23 writes fused Attention nodes (needed for 8K engines).")
     ] = defaults.OPSET,
@@ -74,13 +77,18 @@ def export_command(
         from trtsr.export.onnx_export import ExportSettings, export_onnx
 
         model_scale = external_scale(model, scale, given)  # None for GenDR-Pix; checks a checkpoint here
+        # the w a plain `trtsr run` uses, so the graph, its engine and its calibration run the same picture
+        scale_out = model_scale or scale or defaults.SCALE
         settings = ExportSettings(
-            scale=model_scale or scale or defaults.SCALE, precision=precision.lower(),
-            guidance=None if model_scale is not None or given.kind == "off" else (given.w or defaults.GUIDANCE),
+            scale=scale_out, precision=precision.lower(),
+            guidance=None if model_scale is not None else given.for_model(model, scale_out),
             io=io.lower(), guidance_input=not bake_guidance, opset=opset,
         )
         target = output or Path(_default_name(model, settings))
-        check_writable(target, "graph")
+        from trtsr.spec import spec_path_for
+
+        check_outputs([target, spec_path_for(target), target.with_name(target.name + ".data")], "graph",
+                      overwrite=overwrite, sources=(model,))
         with status(f"exporting {model}") as say:
             result = export_onnx(model, target, settings, progress=say)
         spec = result.spec

@@ -20,10 +20,11 @@ def info_command(
     path: Annotated[Path, typer.Argument(help="An engine (MODEL.engine) or an exported graph (MODEL.onnx).")],
     verbose: VerboseOption = False,
 ) -> None:
-    """Describe an engine: metadata, I/O tensors, profiles, and whether it is valid on this machine
-    (and, where it loads, each profile's activation memory).
+    """Describe an engine or an exported graph: what it computes, and whether an engine runs here.
 
-    For an .onnx file, prints its export spec instead.
+    For an engine: its metadata, I/O tensors, profiles and whether it is valid on
+    this machine (and, where it loads, each profile's activation memory). For an
+    .onnx graph: its export spec (model, scale, precision, PadCFG, quantisation).
 
     Examples:
 
@@ -61,7 +62,7 @@ def info_command(
         out.print(f"  built on   {built_on}")
         out.print(f"  size       {meta.engine_bytes / 1e6:.1f} MB, sha256 {meta.engine_sha256[:16]}")
         out.print(f"  from       {meta.onnx_file} (sha256 {meta.onnx_sha256[:16]})")
-        out.print(f"  builder    {meta.builder}")
+        out.print(f"  builder    {_builder_line(meta.builder)}", markup=False)
         for tensor in meta.tensors:
             shape = "x".join("?" if d < 0 else str(d) for d in tensor["shape"])
             out.print(f"  {tensor['mode']:<10} {tensor['name']}: {tensor['dtype']} [{shape}] "
@@ -82,9 +83,9 @@ def info_command(
 
 
 def _onnx_info(path: Path) -> None:
-    from trtsr.spec import ExportSpec, spec_path_for
+    from trtsr.spec import ExportSpec
 
-    spec = ExportSpec.load(spec_path_for(path))
+    spec = ExportSpec.for_graph(path)
     pad = "no PadCFG" if spec.guidance is None else f"PadCFG w={spec.guidance:g}"
     out.print(f"[bold]{escape(str(path))}[/bold]")
     arch = "GenDR-Pix" if spec.architecture is None else spec.architecture
@@ -105,6 +106,19 @@ def _onnx_info(path: Path) -> None:
                   f"{len(quant.get('excluded', {}))} nodes in float (conv/linear and fused attention)", markup=False)
         out.print(f"  from       {quant.get('source_onnx')} (sha256 {str(quant.get('source_sha256'))[:16]})",
                   markup=False)
+
+
+def _builder_line(builder: dict) -> str:
+    """The engine's build settings as a reader would say them (the metadata keeps them as a dict)."""
+    names = {"optimization_level": "optimisation level", "compute_capabilities": "compute capabilities",
+             "workspace_gb": "workspace (GiB)", "attention_layers": "attention layers",
+             "attention_fallback": "decomposed attention allowed"}
+    parts = []
+    for key, value in builder.items():
+        shown = ("yes" if value else "no") if isinstance(value, bool) else "backend default" if value is None \
+            else ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        parts.append(f"{names.get(key, key.replace('_', ' '))} {shown}")
+    return "; ".join(parts)
 
 
 def _tensor_role(name: str, meta) -> str:

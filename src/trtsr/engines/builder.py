@@ -19,7 +19,7 @@ from trtsr.errors import TrtsrError
 from trtsr.files import atomic_path, sha256_of
 from trtsr.gpu import detect_gpu
 from trtsr.paths import timing_cache_path
-from trtsr.spec import ExportSpec, spec_path_for
+from trtsr.spec import ExportSpec, check_graph_file, spec_path_for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +70,7 @@ class BuildResult:
 
 def load_spec_for(onnx_path: str | Path) -> ExportSpec:
     onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise TrtsrError("ONNX file not found", path=onnx_path)
+    check_graph_file(onnx_path)
     spec_file = spec_path_for(onnx_path)
     if not spec_file.is_file():
         raise TrtsrError(

@@ -37,9 +37,9 @@ from trtsr.engines.backend import Backend, load_backend
 from trtsr.engines.builder import BuildSettings, build_engine, load_spec_for
 from trtsr.engines.metadata import EngineMetadata, LoadedEngine, file_stat, metadata_path_for, open_engine_file
 from trtsr.errors import TrtsrError
-from trtsr.files import file_lock, lock_is_held, write_text_atomic
+from trtsr.files import file_lock, lock_is_held, size_text, write_text_atomic
 from trtsr.gpu import detect_gpu
-from trtsr.paths import cache_dir, engines_dir
+from trtsr.paths import cache_dir, engines_dir, writable_cache
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,7 @@ def cached_engine(
     root = root or cache_dir()
     folder = engines_dir(root)
     key = cache_key(spec.onnx_sha256, settings, backend)
+    writable_cache(folder)
     engine = folder / f"{key}.engine"
     lock = folder / f"{key}.lock"
     try:
@@ -191,7 +192,7 @@ def cached_engine(
                                   cache_root=root, progress=progress)
             cached = CachedEngine(result.engine_path, result.metadata, built=True)
             if progress:
-                progress(f"cached the engine: {result.metadata.engine_bytes / 1e9:.2f} GB in {folder}")
+                progress(f"cached the engine: {size_text(result.metadata.engine_bytes)} in {folder}")
         evict(folder, limit, keep=engine)
         return cached
     except PermissionError as exc:

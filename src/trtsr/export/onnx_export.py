@@ -35,6 +35,14 @@ EXTERNAL_DATA_THRESHOLD = 1_900_000_000
 TRACE_SIZE = (37, 53)
 
 
+def trace_size(minimum: int) -> tuple[int, int]:
+    """The example input's sides: TRACE_SIZE, moved up together by a multiple of 64 where the graph's smallest
+    input is larger (x1 takes 57 pixels a side), so the example is inside the dynamic range and still no
+    multiple of 2, 8 or 64."""
+    shift = -(-max(0, minimum + 1 - min(TRACE_SIZE)) // 64) * 64
+    return TRACE_SIZE[0] + shift, TRACE_SIZE[1] + shift
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportSettings:
     """Settings that change the exported graph.
@@ -123,7 +131,7 @@ def export_onnx(
     module.eval()
 
     in_dtype = torch.uint8 if settings.io == "uint8" else torch.float32
-    example = torch.zeros(*TRACE_SIZE, 3, dtype=in_dtype)
+    example = torch.zeros(*trace_size(sizes.minimum), 3, dtype=in_dtype)
     args = (example, torch.tensor([float(settings.guidance)])) if settings.guidance_input else (example,)
     names = [INPUT_NAME, GUIDANCE_NAME] if settings.guidance_input else [INPUT_NAME]
     height = torch.export.Dim("lr_height", min=sizes.minimum, max=sizes.maximum)

@@ -65,6 +65,9 @@ def converted_weights(named: NamedModel, root: Path | None = None) -> Path:
     target = models_dir(root) / f"{named.name}-{digest}.safetensors"
     if target.is_file():
         return target
+    from trtsr.paths import writable_cache
+
+    writable_cache(target.parent)
     layers = read_layers(param, weights)
     convert = rrdb_state if named.architecture == "ESRGAN" else compact_state
     state = {key: value.astype("float32") for key, value in convert(layers, weights).items()}
@@ -127,7 +130,8 @@ def load_external(model: str, scale: int | None = None) -> ExternalModel:
         raise TrtsrError("checkpoint not found", path=path)
     loaded = _load_file(path, path.stem)
     if scale is not None and scale != loaded.native:
-        raise TrtsrError(f"this checkpoint upscales x{loaded.native}, not x{scale}; drop --scale", path=path)
+        raise TrtsrError(f"this checkpoint upscales x{loaded.native}, not x{scale}; leave the scale to it (drop -s)",
+                         path=path)
     return loaded
 
 

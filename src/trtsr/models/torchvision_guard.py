@@ -43,9 +43,20 @@ def guard() -> bool:
         sys.modules["torchvision"] = None  # type: ignore[assignment]
         import torch
 
-        log.info("torchvision is installed but does not load beside torch %s (%s); trtsr goes on without it",
-                    torch.__version__, " ".join(str(exc).split())[:120])
+        log.warning("torchvision %s is installed but does not load beside torch %s (%s): trtsr goes on without "
+                    "it, but your own `import torchvision` or `import spandrel` fails here; install the torchvision "
+                    "release built for this torch", _installed("torchvision"), torch.__version__,
+                    " ".join(str(exc).split())[:80])
         return False
+
+
+def _installed(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "(unknown version)"
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from trtsr.errors import TrtsrError
+from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.gpu import GpuInfo
 
 ENGINE_BACKENDS = ("tensorrt", "tensorrt-rtx")
@@ -35,6 +35,7 @@ class MachineFacts:
     engines_for: Callable[[GpuInfo], list[str]] | None = None  # those whose engines run on this GPU
     engine_refusal: Callable[[GpuInfo], str] | None = None  # why the installed ones do not
     engine_check: Callable[[str, GpuInfo], None] | None = None  # one line when the named backend cannot run here
+    torch_installed: Callable[[], bool] | None = None  # torch can be imported (the export extra)
     torch_cuda: Callable[[], bool] | None = None  # torch installed and sees a CUDA device
     onnxruntime_cuda: Callable[[], bool] | None = None  # ONNX Runtime has its CUDA provider (onnxruntime-gpu)
 
@@ -47,6 +48,7 @@ class MachineFacts:
         self.engines_for = self.engines_for or engines.usable_backends
         self.engine_refusal = self.engine_refusal or _engine_refusal
         self.engine_check = self.engine_check or (lambda name, gpu: engines.load_backend(name).check_runs_on(gpu))
+        self.torch_installed = self.torch_installed or _torch_installed
         self.torch_cuda = self.torch_cuda or _torch_cuda
         self.onnxruntime_cuda = self.onnxruntime_cuda or onnxruntime_has_cuda
 
@@ -62,9 +64,21 @@ def _engine_refusal(gpu: GpuInfo) -> str:
 
 
 def _torch_cuda() -> bool:
-    from trtsr.models.torch_session import cuda_available  # imports torch only when it is installed
-
+    try:
+        from trtsr.models.torch_session import cuda_available  # imports torch only when it is installed
+    except ImportError:  # the base install: no torch
+        return False
     return cuda_available()
+
+
+def _torch_installed() -> bool:
+    """Whether torch can be imported here (the export extra); nothing is imported."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a half-removed or blocked torch
+        return False
 
 
 def onnxruntime_has_cuda() -> bool:
@@ -82,6 +96,8 @@ def choose_backend(asked: str, facts: MachineFacts | None = None) -> BackendChoi
     if asked == "onnxruntime":
         return BackendChoice("onnxruntime", "asked for with -b onnxruntime")
     if asked == "torch":
+        if not facts.torch_installed():
+            raise MissingDependencyError("the torch backend", "export")
         cuda = facts.torch_cuda()
         return BackendChoice("torch", "asked for with -b torch" + ("" if cuda else "; no CUDA device, so fp32 on "
                                                                      "the CPU, where ONNX Runtime is faster"))
@@ -90,7 +106,7 @@ def choose_backend(asked: str, facts: MachineFacts | None = None) -> BackendChoi
         gpu = facts.gpu()
         if gpu is None:
             raise TrtsrError(f"--backend {asked} runs engines on an NVIDIA GPU and none is visible; "
-                             "use --backend onnxruntime")
+                             "use the onnxruntime backend (-b onnxruntime)")
         facts.engine_check(asked, gpu)
         return BackendChoice(asked, f"asked for with -b {asked}")
     if asked != "auto":

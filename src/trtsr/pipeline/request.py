@@ -46,9 +46,9 @@ class GivenFile:
             meta = EngineMetadata.for_engine(engine)
             return cls("engine", engine, meta.scale, meta.guidance, meta.guidance_input is not None, meta.model)
         if engine is None and model.endswith(".onnx") and Path(model).is_file():
-            from trtsr.spec import ExportSpec, spec_path_for
+            from trtsr.spec import ExportSpec
 
-            spec = ExportSpec.load(spec_path_for(Path(model)))
+            spec = ExportSpec.for_graph(model)
             return cls("graph", Path(model), spec.scale, spec.guidance, spec.guidance_input is not None, spec.model)
         return None
 
@@ -110,17 +110,19 @@ class RunRequest:
             put("model_scale", external_scale(self.model, self.scale, self.guidance))
         if self.backend == "torch" and self.model.endswith(".onnx") and self.engine is None:
             raise TrtsrError("the torch backend runs a model (default, a checkpoint or a diffusers folder), not an "
-                             ".onnx graph; use -b onnxruntime or an engine for the graph", path=self.model)
+                             ".onnx graph; use the onnxruntime backend (-b onnxruntime) or an engine for the graph",
+                             path=self.model)
         given = GivenFile.read(self.engine, self.model)
         put("given", given)
         if given is None:
             return
         if given.model in defaults.RANDOM_PRESETS and not self.random_weights:
             raise TrtsrError(f"this {given.what} was made from the {given.model!r} preset, whose seeded random "
-                             "weights upscale to noise; pass --random-weights to run it anyway", path=given.path)
+                             "weights upscale to noise; allow random weights (--random-weights) to run it anyway",
+                             path=given.path)
         if self.scale is not None and self.scale != given.scale:
             raise TrtsrError(f"this {given.what} upscales x{given.scale}, not x{self.scale}; use one made for "
-                             f"x{self.scale} or drop --scale", path=given.path)
+                             f"x{self.scale}, or leave the scale to it (drop -s)", path=given.path)
         try:
             self.guidance.feed(given.guidance, given.takes_guidance, given.what)
         except TrtsrError as exc:
@@ -159,7 +161,7 @@ class RunRequest:
     def session_guidance(self) -> Guidance:
         """What the opened session is held to: the asked guidance for a graph or engine given by path; the w the
         graph was resolved for (or no PadCFG) for a model name or checkpoint, whose graph may take w as an
-        input with another default (the shipped default model's x4 graph runs 2.2, not its recorded 1.8)."""
+        input with another default (a cached export first made for another w)."""
         if self.given is not None:
             return self.guidance
         w = self.w
@@ -207,7 +209,8 @@ def external_scale(model: str, scale: int | None, guidance: Guidance) -> int | N
         return None
     name = NAMED_MODELS[model].name if model in NAMED_MODELS else Path(model).name
     if guidance.kind == "w":
-        raise TrtsrError(f"{name} is not a diffusion model and has no PadCFG guidance; drop -g")
+        raise TrtsrError(f"{name} is not a diffusion model and has no PadCFG guidance; run it without guidance "
+                         "(guidance=None; on the command line, drop -g)")
     if model in NAMED_MODELS:
         return named_scale(NAMED_MODELS[model], scale)
     try:
@@ -226,8 +229,8 @@ def check_model_name(model: str, *, random_weights: bool = True) -> None:
         return
     if model in defaults.RANDOM_PRESETS and not random_weights:
         raise TrtsrError(f"the {model!r} preset has seeded random weights, so its output is noise (it exists for "
-                         "export, engine and benchmark tests); pass --random-weights to run it anyway, or use "
-                         "-m default")
+                         "export, engine and benchmark tests); allow random weights (--random-weights) to run it "
+                         "anyway, or use the default model")
     from trtsr.catalog import NAMED_MODELS
 
     if model in defaults.MODEL_NAMES or model in NAMED_MODELS:

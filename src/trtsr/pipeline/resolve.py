@@ -21,8 +21,8 @@ from trtsr import defaults
 from trtsr._version import __version__
 from trtsr.catalog import NAMED_MODELS, is_external, wheel_files
 from trtsr.errors import MissingDependencyError, TrtsrError
-from trtsr.files import sha256_of
-from trtsr.paths import default_weights, exports_dir, shipped_graphs
+from trtsr.files import sha256_of, size_text
+from trtsr.paths import default_weights, exports_dir, shipped_graphs, writable_cache
 from trtsr.spec import ExportSpec, spec_path_for
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ def cached_export(model: str, request: GraphRequest, *, root: Path | None = None
     target = exports_dir(root) / f"{export_key(model, request)}.onnx"
     if _usable_export(target, request):
         return target
+    writable_cache(target.parent)
     try:
         import torch  # noqa: F401
 
@@ -153,7 +154,7 @@ def cached_export(model: str, request: GraphRequest, *, root: Path | None = None
     if progress:
         data = target.with_name(result.spec.onnx_data_file) if result.spec.onnx_data_file else None
         size = target.stat().st_size + (data.stat().st_size if data is not None else 0)
-        progress(f"cached the {model} graph: {size / 1e9:.2f} GB in {target.parent}")
+        progress(f"cached the {model} graph: {size_text(size)} in {target.parent}")
     return target
 
 

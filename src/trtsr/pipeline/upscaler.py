@@ -119,7 +119,8 @@ class Upscaler:
         largest = self._tile_size() // 2
         if overlap is not None and overlap > largest:
             raise TrtsrError(f"overlap {overlap} is more than half the {self._tile_size()}-pixel tiles this run uses "
-                             f"({session.backend_name}); use --overlap {largest} or less, or a larger --tile")
+                             f"({session.backend_name}); use an overlap of {largest} or less, or a larger tile "
+                             "(--overlap, --tile)")
         self.overlap = min(defaults.OVERLAP, largest) if overlap is None else max(0, int(overlap))
         what = "engine" if isinstance(session, EngineSession) else "graph"
         # None: the session's own w (or none, without PadCFG)
@@ -127,6 +128,11 @@ class Upscaler:
                                        getattr(session, "guidance_input", None) is not None, what)
         self.backend_name: str = session.backend_name
         self.scale: int = session.scale
+
+    @property
+    def guidance(self) -> float | None:
+        """The PadCFG w each picture runs with; None without PadCFG."""
+        return self._guidance if self._guidance is not None else getattr(self._session, "guidance", None)
 
     # -- public API ---------------------------------------------------------------------------------
     def upscale(self, image):

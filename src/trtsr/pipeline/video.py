@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import threading
 import time
@@ -42,14 +43,19 @@ TEN_BIT = ("libx264", "libx265", "libsvtav1")  # encoders that take yuv420p10le 
 CONTAINERS = {"libx264": (".mp4", ".mkv", ".mov"), "libx265": (".mp4", ".mkv", ".mov"),
               "libvpx-vp9": (".webm", ".mkv", ".mp4"), "libsvtav1": (".webm", ".mkv", ".mp4")}
 QUEUE_FRAMES = 4  # decoded frames waiting, and upscaled frames waiting to be encoded
+# Audio a WebM file can hold; any other audio is re-encoded to Opus for a .webm output.
+WEBM_AUDIO = ("opus", "vorbis")
+OPUS_RATE = 48000
 
 
 def require_av():
     try:
         import av
     except ImportError:
-        raise MissingDependencyError("video files", "video") from None
+        raise MissingDependencyError("upscaling video files", "video") from None
     av.logging.set_level(av.logging.ERROR)
+    if not log.isEnabledFor(logging.INFO):  # without -v: SVT-AV1 writes its whole configuration to stderr
+        os.environ.setdefault("SVT_LOG", "1")  # its errors only
     return av
 
 
@@ -242,9 +248,15 @@ def upscale_video(upscaler, source: str | Path, target: str | Path, settings: Vi
                         pass
             copied = [s for s in (*source_file.streams.audio, *source_file.streams.subtitles)]
             outputs = {}
+            reencoded: dict[int, _OpusAudio] = {}
             for stream in copied:
                 try:
-                    outputs[stream.index] = target_file.add_stream_from_template(stream)
+                    if stream.type == "audio" and target.suffix.lower() == ".webm" \
+                            and stream.codec_context.name not in WEBM_AUDIO:
+                        reencoded[stream.index] = _OpusAudio(av, stream, target_file, start)
+                        outputs[stream.index] = reencoded[stream.index].stream
+                    else:
+                        outputs[stream.index] = target_file.add_stream_from_template(stream)
                 except (av.error.FFmpegError, ValueError) as exc:
                     log.warning("%s: %s stream %d is not copied (%s)", source, stream.type, stream.index,
                                 _first_line(exc))
@@ -302,6 +314,10 @@ def upscale_video(upscaler, source: str | Path, target: str | Path, settings: Vi
                         continue
                     if item is _END or stop.is_set():
                         break
+                    if item[0] == "copy" and item[1].stream.index in reencoded:
+                        for packet in reencoded[item[1].stream.index].encode(item[1]):
+                            target_file.mux(packet)
+                        continue
                     if item[0] == "copy":
                         packet = item[1]
                         shift = int(round(start / packet.stream.time_base)) if start else 0
@@ -318,6 +334,9 @@ def upscale_video(upscaler, source: str | Path, target: str | Path, settings: Vi
                         target_file.mux(packet)
                 for packet in vout.encode():
                     target_file.mux(packet)
+                for audio in reencoded.values():
+                    for packet in audio.flush():
+                        target_file.mux(packet)
 
             reader, writer = _Worker(read, "trtsr-video-decode"), _Worker(write, "trtsr-video-encode")
             reader.start()
@@ -363,6 +382,52 @@ def upscale_video(upscaler, source: str | Path, target: str | Path, settings: Vi
                     "output has those %d, at their own times", source, done, total, done)
     return VideoReport(str(source), str(target), done, time.perf_counter() - started, (width, height),
                        (width * scale, height * scale), encoder, len(outputs), skipped, total)
+
+
+class _OpusAudio:
+    """One audio stream re-encoded to Opus for a WebM output (which holds no AAC or MP3): decoded, resampled to
+    48 kHz float, cut into the encoder's frame size, with timestamps counted in samples from the part's start."""
+
+    def __init__(self, av, source_stream, target_file, start: float) -> None:
+        self.decoder = source_stream.codec_context
+        layout = self.decoder.layout.name if self.decoder.layout is not None else "stereo"
+        self.stream = target_file.add_stream("libopus", rate=OPUS_RATE, layout=layout)
+        self.resampler = av.AudioResampler(format="flt", layout=layout, rate=OPUS_RATE)
+        self.fifo = av.AudioFifo()
+        self.size = self.stream.codec_context.frame_size or 960
+        self.start = start
+        self.next_pts: int | None = None
+
+    def encode(self, packet) -> list:
+        """The Opus packets ready after `packet` (a packet of the source stream)."""
+        return self._push(packet.decode())
+
+    def flush(self) -> list:
+        """The rest: what the decoder, the resampler and the encoder still hold."""
+        packets = self._push(self.decoder.decode(None))
+        for frame in self.resampler.resample(None):
+            frame.pts = None
+            self.fifo.write(frame)
+        if self.fifo.samples:
+            packets += self._encode(self.fifo.read())  # the last frame may be short
+        return packets + list(self.stream.encode(None))
+
+    def _push(self, frames) -> list:
+        packets = []
+        for frame in frames:
+            if self.next_pts is None and frame.time is not None:
+                self.next_pts = max(0, round((frame.time - self.start) * OPUS_RATE))
+            for resampled in self.resampler.resample(frame):
+                resampled.pts = None  # the fifo counts samples; the output's times are set below
+                self.fifo.write(resampled)
+        while self.fifo.samples >= self.size:
+            packets += self._encode(self.fifo.read(self.size))
+        return packets
+
+    def _encode(self, frame) -> list:
+        frame.pts, frame.time_base = self.next_pts or 0, Fraction(1, OPUS_RATE)
+        self.next_pts = frame.pts + frame.samples
+        return list(self.stream.encode(frame))
 
 
 def _get(box: queue.Queue, producer: _Worker):

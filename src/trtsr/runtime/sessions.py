@@ -21,7 +21,7 @@ from trtsr.gpu import check_cuda, cudart, handle
 from trtsr.paths import lock_path_for
 from trtsr.runtime.settings import RuntimeSettings
 from trtsr.sizes import SizeRequirements
-from trtsr.spec import ExportSpec, spec_path_for
+from trtsr.spec import ExportSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,7 @@ class OnnxRuntimeSession:
         except ImportError:
             raise MissingDependencyError("running ONNX graphs", "base", package="onnxruntime") from None
         onnx_path = Path(onnx_path)
-        if not onnx_path.is_file():
-            raise TrtsrError("ONNX file not found", path=onnx_path)
-        self.spec = ExportSpec.load(spec_path_for(onnx_path))
+        self.spec = ExportSpec.for_graph(onnx_path)
         providers = ["CPUExecutionProvider"]
         if use_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
@@ -117,8 +115,8 @@ class EngineSession:
         if gpu is None:
             if not loaded.trusted:
                 loaded.data  # read and checked first: a broken file is the first thing to fix  # noqa: B018
-            raise TrtsrError("engines run on an NVIDIA GPU and none is visible; use --backend onnxruntime "
-                             "with the .onnx graph instead", path=path)
+            raise TrtsrError("engines run on an NVIDIA GPU and none is visible; run the .onnx graph on the "
+                             "onnxruntime backend (-b onnxruntime) instead", path=path)
         backend = load_backend(meta.backend)
         backend.check_runs_on(gpu, path)  # before reading a file of up to gigabytes for a certain refusal
         if backend.version != meta.backend_version:

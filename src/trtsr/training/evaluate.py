@@ -204,14 +204,15 @@ def markdown_table(report: dict[str, Any]) -> str:
 
 def montage(tiles: list[tuple[str, np.ndarray]], path: Path, columns: int) -> None:
     """Labelled grid of same-size uint8 HWC crops, saved as PNG."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from trtsr.files import atomic_path
+    from trtsr.measure import chart_draw
 
     th, tw = tiles[0][1].shape[:2]
     rows = math.ceil(len(tiles) / columns)
     sheet = Image.new("RGB", (columns * tw, rows * (th + 16)), "white")
-    draw = ImageDraw.Draw(sheet)
+    draw = chart_draw(sheet)
     for i, (label, arr) in enumerate(tiles):
         x, y = (i % columns) * tw, (i // columns) * (th + 16)
         draw.text((x + 2, y + 2), label[:40], fill="black")

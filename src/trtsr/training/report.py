@@ -151,16 +151,17 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
 
 def plot_quality(report: dict[str, Any], path: Path) -> None:
     """Bars of Y-PSNR and detail per method, one panel per degradation."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from trtsr.files import atomic_path
+    from trtsr.measure import chart_draw
 
     quality = report["quality"]
     methods = list(next(iter(quality.values())))
     row_h, left, panel_w = 20, 150, 330
     height = 70 + (len(methods) * row_h + 40) * len(quality)
     img = Image.new("RGB", (left + 2 * panel_w + 40, height), "white")
-    draw = ImageDraw.Draw(img)
+    draw = chart_draw(img)
     scales = ", ".join(f"x{s}" for s in report["scales"])
     held_out = not str(report.get("split", "held out")).startswith("every image")
     title = "held-out" if held_out else "all images (training images included)"
