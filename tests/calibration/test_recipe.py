@@ -110,7 +110,7 @@ def test_feeds_follow_the_graph_input_type():
     image = CalibrationImage(Path("a.png"), rgb, "0")
     feed = make_feed(spec, image, Crop(0, 5, 7, 32, 24))
     assert feed["lr"].dtype == np.float32 and feed["lr"].shape == (24, 32, 3)
-    assert np.array_equal(feed["lr"], rgb[7:31, 5:37]) and feed["guidance"].tolist() == [np.float32(1.8)]
+    assert np.array_equal(feed["lr"], rgb[7:31, 5:37]) and feed["guidance"].tolist() == [np.float32(2.2)]
     import dataclasses
 
     as_uint8 = make_feed(dataclasses.replace(spec, io="uint8"), image, Crop(0, 5, 7, 32, 24))

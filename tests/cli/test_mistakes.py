@@ -9,34 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-DATA = Path(__file__).parent / "data"
-
-
-def trtsr(*args, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trtsr", *map(str, args)], capture_output=True, text=True,
-                          input=stdin, timeout=timeout)
-
-
-def one_error(proc: subprocess.CompletedProcess, *parts: str) -> str:
-    """The run failed with status 1 and exactly one `error:` line holding every part; no traceback."""
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, proc.stderr
-    for part in parts:
-        assert part in errors[0], errors[0]
-    return errors[0]
-
-
-@pytest.fixture
-def read_only(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
-        pytest.skip("chattr +i is not available here (needs root and a filesystem with attributes)")
-    yield folder
-    subprocess.run(["chattr", "-i", str(folder)], check=True)
+from _cli import DATA, one_error, trtsr
 
 
 @pytest.mark.parametrize(("command", "what"), [
@@ -126,7 +99,7 @@ def test_an_overlap_above_half_the_tile_in_use_is_refused_before_any_work(tmp_pa
     source = tmp_path / "a.png"
     shutil.copy(DATA / "00017_gray.png", source)
     proc = trtsr("run", source, "--overlap", "100", "-b", "onnxruntime", "-o", tmp_path / "out.png")
-    one_error(proc, "overlap 100 is more than half the 128-pixel tiles this run uses", "--overlap 64 or less")
+    one_error(proc, "overlap 100 is more than half the 128-pixel tiles this run uses", "an overlap of 64 or less")
     assert not (tmp_path / "out.png").exists()
     given = trtsr("run", source, "--tile", "40", "--overlap", "30", "-o", tmp_path / "out.png")
     one_error(given, "overlap 30 is more than half the 40-pixel tile")
@@ -181,7 +154,7 @@ def test_a_graph_names_its_output_by_the_scale_it_runs(picture, tmp_path):
 
 @pytest.mark.parametrize(("args", "parts"), [
     (["-s", "2", "-m", "{x4}"], ["this graph upscales x4, not x2"]),
-    (["-m", "{x4}", "--no-padcfg"], ["this graph has PadCFG (w = 1.8, an input); it cannot run without PadCFG"]),
+    (["-m", "{x4}", "--no-padcfg"], ["this graph has PadCFG (w = 2.2, an input); it cannot run without PadCFG"]),
     (["-m", "{x4}", "-g", "1"], ["this graph has PadCFG", "cannot run without PadCFG"]),
     (["-m", "{x4nocfg}", "-g", "3"], ["this graph has no PadCFG; it cannot run with guidance 3"]),
     (["--no-padcfg", "-g", "2"], ["--no-padcfg and -g 2 contradict each other"]),
@@ -243,7 +216,8 @@ def test_a_file_that_appears_before_the_final_rename_is_kept(tmp_path):
 
 
 def test_a_concurrent_run_that_finishes_first_keeps_its_output(picture, tmp_path, monkeypatch):
-    """Two runs into one folder: the output the other run wrote while this one encoded is kept, and said so."""
+    """Two runs into one folder: the output the other run wrote while this one encoded is kept, said so, and
+    counted as failed (exit status 1), as any output that could not be written."""
     from PIL import Image
     from typer.testing import CliRunner
 
@@ -261,8 +235,8 @@ def test_a_concurrent_run_that_finishes_first_keeps_its_output(picture, tmp_path
 
     monkeypatch.setattr(Image.Image, "save", other_run_finishes_first)
     result = CliRunner().invoke(app, ["run", str(picture), "-o", f"{out}/"])
-    assert result.exit_code == 0, result.output
-    assert "was written meanwhile by another run (pass --overwrite to replace it)" in result.output
+    assert result.exit_code == 1, result.output
+    assert "was written meanwhile by another run; kept it (pass --overwrite to replace it)" in result.output
     assert target.read_bytes() == b"the other run's picture"
     assert sorted(p.name for p in out.iterdir()) == ["good_x4.png"]  # no temporary left behind
 

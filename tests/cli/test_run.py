@@ -29,7 +29,7 @@ def outputs(tmp_path_factory):
                                  "tree_alpha_16bit.png")]
     proc = _run(*inputs, "-o", folder, "--format", "png")
     assert proc.returncode == 0, proc.stderr
-    assert "upscaling x4 with onnxruntime-cpu" in proc.stderr
+    assert "upscaling x4, PadCFG w 2.2, with onnxruntime-cpu" in proc.stderr
     return folder, proc
 
 

@@ -172,18 +172,6 @@ def test_bad_option_values(tmp_path, options, message):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.fixture(scope="module")
-def engine(exports, tmp_path_factory):
-    """A real x4 TensorRT-RTX engine with its metadata (built ahead of time, no GPU needed)."""
-    pytest.importorskip("tensorrt_rtx", reason="builds the engine with TensorRT-RTX (the rtx extra)")
-    from trtsr.engines import BuildSettings, build_engine
-
-    folder = tmp_path_factory.mktemp("engine")
-    built = build_engine(exports.get(precision="fp16").onnx_path, folder / "x4.engine",
-                         BuildSettings(profiles=("720p",), backend="tensorrt-rtx", compute_capabilities=("sm86",)))
-    return built.engine_path
-
-
 def _copy_engine(engine: Path, folder: Path) -> Path:
     target = folder / "m.engine"
     target.write_bytes(engine.read_bytes())

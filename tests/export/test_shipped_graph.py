@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from trtsr import defaults
 from trtsr.files import sha256_of
 from trtsr.models import PixelUpscaler, load_model
 from trtsr.paths import shipped_graphs, shipped_onnx
@@ -16,7 +17,8 @@ from trtsr.spec import ExportSpec, spec_path_for
 def test_shipped_specs_match_their_files():
     expected = []
     for scale in (4, 3, 2):
-        expected += [("default", scale, "fp32", 1.8, "guidance", "float32"),
+        # the w a plain `trtsr run` uses at that scale
+        expected += [("default", scale, "fp32", defaults.guidance_for("default", scale), "guidance", "float32"),
                      ("default", scale, "fp32", None, None, "float32")]
     for path, want in zip(shipped_graphs(), expected, strict=True):
         spec = ExportSpec.load(spec_path_for(path))

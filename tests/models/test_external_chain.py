@@ -39,7 +39,7 @@ def test_run_a_folder_with_realesr_animevideov3_at_x2(tmp_path):
         with Image.open(DATA / name.replace("_x2", "")) as source, Image.open(tmp_path / "out" / name) as out:
             assert out.size == (source.width * 2, source.height * 2)
             assert out.mode == source.mode  # grey stays grey, alpha stays alpha
-    assert "upscaling x2 with onnxruntime" in proc.stdout + proc.stderr
+    assert "upscaling x2, no PadCFG, with onnxruntime" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize(("args", "needles"), [

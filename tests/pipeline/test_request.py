@@ -69,15 +69,15 @@ def test_no_padcfg_means_no_padcfg_for_a_model_name_and_for_its_graph_by_path():
 
 
 def test_the_default_models_own_w_reaches_its_shipped_graph_by_name_and_by_path():
-    """'auto' for the default model at x4 is 2.2, not the 1.8 its shipped graph records; the graph by path
-    runs its own 1.8 unless a w is given."""
+    """'auto' for the default model at x4 is 2.2, the w its shipped graph records; a w given by name or by path
+    replaces it."""
     rgb = np.random.default_rng(4).integers(0, 256, (24, 30, 3), dtype=np.uint8)
     with Upscaler("default", backend="onnxruntime") as own:
         ran = own.upscale(rgb)
-    with Upscaler(_shipped("default-x4.onnx"), guidance=2.2) as given:
-        assert np.array_equal(given.upscale(rgb), ran)
     with Upscaler(_shipped("default-x4.onnx")) as recorded:
-        assert not np.array_equal(recorded.upscale(rgb), ran)
+        assert recorded.guidance == 2.2 and np.array_equal(recorded.upscale(rgb), ran)
+    with Upscaler(_shipped("default-x4.onnx"), guidance=1.8) as given:
+        assert not np.array_equal(given.upscale(rgb), ran)
 
 
 @pytest.mark.parametrize(("fields", "why"), [

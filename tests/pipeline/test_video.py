@@ -125,6 +125,32 @@ def test_ten_bit_stays_ten_bit_and_webm_gets_vp9(tmp_path):
     assert len(web_out["frames"]) == 4 and web_out["audio"] == ["opus"]
 
 
+def test_webm_from_aac_audio_reencodes_it_to_opus(tmp_path):
+    """WebM holds no AAC: the audio is re-encoded to Opus, whole (the part's length) and at its time."""
+    clip = make_clip(tmp_path / "clip.mp4")
+    assert _streams(clip)["audio"] == ["aac"]
+    proc = _run(clip, "-s", "2", "-o", tmp_path / "web.webm")
+    assert proc.returncode == 0 and "not copied" not in proc.stderr, proc.stderr
+    got = _streams(tmp_path / "web.webm")
+    assert got["audio"] == ["opus"] and len(got["frames"]) == FRAMES
+    with av.open(str(clip)) as source, av.open(str(tmp_path / "web.webm")) as written:
+        before = sum(frame.samples for frame in source.decode(audio=0))
+        after = [frame for frame in written.decode(audio=0)]
+    assert abs(sum(frame.samples for frame in after) - before) < 960 and after[0].time < 0.03
+    part = _run(clip, "-s", "2", "--start", "0.25", "--duration", "0.5", "-o", tmp_path / "part.webm")
+    assert part.returncode == 0, part.stderr
+    with av.open(str(tmp_path / "part.webm")) as written:
+        seconds = sum(frame.samples for frame in written.decode(audio=0)) / 48000
+    assert abs(seconds - 0.5) < 0.05
+
+
+def test_av1_is_quiet_without_verbose(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, audio=False)
+    proc = _run(clip, "-s", "2", "--codec", "av1", "-o", tmp_path / "a.mp4")
+    assert proc.returncode == 0, proc.stderr
+    assert "Svt[" not in proc.stderr and (tmp_path / "a.mp4").is_file()
+
+
 def test_frames_through_the_python_api_one_at_a_time(upscaler):
     from trtsr.pipeline.video import upscale_frames
 
@@ -198,7 +224,7 @@ def test_video_options_without_a_video_say_so(tmp_path):
     photo = tmp_path / "photo.png"
     Image.fromarray(_frames(1)[0]).save(photo)
     proc = _run(photo, "--crf", "20")
-    assert proc.returncode == 0 and "warning: --crf apply to videos; no video among the inputs" in proc.stderr
+    assert proc.returncode == 0 and "warning: --crf applies to videos; no video among the inputs" in proc.stderr
 
 
 def test_without_the_video_extra_a_video_is_one_line(tmp_path):
