@@ -9,13 +9,16 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def engine(exports, tmp_path_factory):
-    """A real x4 TensorRT-RTX engine with its metadata (built ahead of time, no GPU needed)."""
+def engine(tmp_path_factory):
+    """A real x4 TensorRT-RTX engine with its metadata (built ahead of time, no GPU needed), from the default
+    model's shipped x4 graph without PadCFG (nothing to export first)."""
     pytest.importorskip("tensorrt_rtx", reason="builds the engine with TensorRT-RTX (the rtx extra)")
     from trtsr.engines import BuildSettings, build_engine
+    from trtsr.paths import shipped_graphs
 
+    graph = next(g for g in shipped_graphs() if g.stem == "default-x4-nocfg")
     folder = tmp_path_factory.mktemp("engine")
-    built = build_engine(exports.get(precision="fp16").onnx_path, folder / "x4.engine",
+    built = build_engine(graph, folder / "x4.engine",
                          BuildSettings(profiles=("720p",), backend="tensorrt-rtx", compute_capabilities=("sm86",)))
     return built.engine_path
 

@@ -185,8 +185,7 @@ def test_a_corrupt_engine(engine, tmp_path):
     data = bytearray(copy.read_bytes())
     data[100] ^= 0xFF
     copy.write_bytes(bytes(data))
-    # the engine is the tiny preset's (random weights), so the run opts in, as a user would
-    proc = _run(_good(tmp_path), "-e", copy, "--random-weights", "-o", tmp_path / "out")
+    proc = _run(_good(tmp_path), "-e", copy, "-o", tmp_path / "out")
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 1 and len(lines) == 1 and "m.engine" in lines[0] and "does not match its metadata" \
         in lines[0]
@@ -197,13 +196,13 @@ def test_metadata_of_another_engine(engine, tmp_path):
     meta = json.loads((tmp_path / "m.engine.json").read_text())
     meta["engine_sha256"] = "0" * 64  # as if it described another build
     (tmp_path / "m.engine.json").write_text(json.dumps(meta))
-    proc = _run(_good(tmp_path), "-e", copy, "--random-weights", "-o", tmp_path / "out")
+    proc = _run(_good(tmp_path), "-e", copy, "-o", tmp_path / "out")
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 1 and len(lines) == 1 and "does not match its metadata" in lines[0]
 
 
 def test_an_engine_for_another_scale(engine, tmp_path):
-    proc = _run(_good(tmp_path), "-e", engine, "--random-weights", "-s", "2", "-o", tmp_path / "out")
+    proc = _run(_good(tmp_path), "-e", engine, "-s", "2", "-o", tmp_path / "out")
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 1 and len(lines) == 1 and "upscales x4, not x2" in lines[0]
     assert not (tmp_path / "out").exists()

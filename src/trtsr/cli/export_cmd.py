@@ -70,6 +70,8 @@ def export_command(
 
         check_model_name(model)
         given = Guidance.parse(guidance, no_padcfg)
+        if output is not None:  # before torch is imported; a default name needs the model's scale, below
+            _check_target(output, model, overwrite)
         if catalog.is_external(model):
             require_extra("other models", "models", "onnx", "torch", "trtsr.export.onnx_export")
         else:
@@ -85,10 +87,7 @@ def export_command(
             io=io.lower(), guidance_input=not bake_guidance, opset=opset,
         )
         target = output or Path(_default_name(model, settings))
-        from trtsr.spec import spec_path_for
-
-        check_outputs([target, spec_path_for(target), target.with_name(target.name + ".data")], "graph",
-                      overwrite=overwrite, sources=(model,))
+        _check_target(target, model, overwrite)
         with status(f"exporting {model}") as say:
             result = export_onnx(model, target, settings, progress=say)
         spec = result.spec
@@ -98,6 +97,18 @@ def export_command(
             f"{pad}, {spec.io} I/O) and {result.spec_path} in {result.seconds:.0f} s",
             markup=False,
         )
+
+
+def _check_target(target: Path, model: str, overwrite: bool) -> None:
+    """The graph, its spec and its external data file: writable, not the model itself, and new unless
+    `overwrite`."""
+    from trtsr.errors import TrtsrError
+    from trtsr.spec import spec_path_for
+
+    if target.suffix != ".onnx":
+        raise TrtsrError("a graph's file name ends in .onnx", path=target)
+    check_outputs([target, spec_path_for(target), target.with_name(target.name + ".data")], "graph",
+                  overwrite=overwrite, sources=(model,))
 
 
 def _default_name(model: str, settings) -> str:
