@@ -101,7 +101,7 @@ def run_command(
         failed += plan.refused
         videos = [(src, dst) for src, dst in todo if is_video(src)]
         images = [(src, dst) for src, dst in todo if not is_video(src)]
-        video_settings = _video_settings(videos, codec, crf, start, duration)
+        video_settings = _video_settings([job for job in plan.jobs if is_video(job[0])], codec, crf, start, duration)
         if not todo:
             if failed:
                 console.print(f"[red]{failed} of {plan.total} failed[/red]")
