@@ -364,3 +364,19 @@ def test_the_chart_font_keeps_every_space():
     draw = chart_draw(PILImage.new("RGB", (10, 10)))
     spaced, joined = draw.textbbox((0, 0), "runs after"), draw.textbbox((0, 0), "runsafter")
     assert spaced[2] - joined[2] >= 3
+
+
+def test_a_torchvision_that_does_not_load_is_one_warning():
+    """Where pip's torchvision does not load beside the installed torch (as on this project's machines), trtsr
+    says so once, however often it looks; where it loads, nothing is said."""
+    import subprocess
+
+    pytest.importorskip("torch")
+    code = ("import logging, sys; logging.basicConfig(level=logging.WARNING)\n"
+            "from trtsr.models.torchvision_guard import guard\n"
+            "print(guard(), guard())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    loads = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True).returncode == 0
+    said = [line for line in proc.stderr.splitlines() if "torchvision" in line]
+    assert proc.stdout.split() == [str(loads)] * 2
+    assert len(said) == (0 if loads else 1) and (loads or "import spandrel" in said[0]), proc.stderr

@@ -278,7 +278,7 @@ def test_random_weights_need_an_explicit_flag(tmp_path):
     proc = _run(image, "-o", tmp_path / "out", "-m", "tiny", "--random-weights", "--no-padcfg")
     assert proc.returncode == 0, proc.stderr
     assert "warning: tiny has seeded random weights" in proc.stderr
-    assert "cached the tiny graph:" in proc.stderr and " GB in " in proc.stderr
+    assert "cached the tiny graph:" in proc.stderr and " MB in " in proc.stderr
 
 
 def test_each_file_reports_its_own_time(tmp_path):

@@ -55,7 +55,8 @@ def build_command(
     that engine, or quantise an fp32 graph with 'trtsr calibrate' for INT8/FP8
     (FP8 needs an sm89 or sm120 target: --cc). Profiles are named by output size; the input shapes follow from
     the graph's scale. Writes MODEL.engine and MODEL.engine.json (backend and
-    version, precision, profiles, ONNX sha256, GPU, build time, engine sha256).
+    version, precision, profiles, ONNX sha256, GPU, build time, engine sha256);
+    existing ones are kept unless --overwrite.
 
     Examples:
 

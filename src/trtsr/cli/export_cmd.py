@@ -50,6 +50,9 @@ def export_command(
     shape [1]; -g sets the default the spec records), so one graph and one engine
     serve every w; --bake-guidance builds it in instead. A JSON spec is written
     beside the .onnx; graphs above 2 GB keep their weights in a .onnx.data file.
+    Existing files are kept unless --overwrite. Without -g a PadCFG graph
+    records the w 'trtsr run' uses at its scale, so its engine and its
+    calibration give run's picture.
 
     Examples:
 
@@ -106,7 +109,7 @@ def _check_target(target: Path, model: str, overwrite: bool) -> None:
     from trtsr.spec import spec_path_for
 
     if target.suffix != ".onnx":
-        raise TrtsrError("a graph's file name ends in .onnx", path=target)
+        raise TrtsrError("output file name must end in .onnx", path=target)
     check_outputs([target, spec_path_for(target), target.with_name(target.name + ".data")], "graph",
                   overwrite=overwrite, sources=(model,))
 

@@ -100,9 +100,8 @@ def _train(config: Path | None, data: list[Path] | None, out_dir: Path, steps: i
            init: str | None, verbose: bool, minutes: float | None = None) -> None:
     with user_errors(verbose):
         check_writable(out_dir, "run folder", folder=True)
-        require_extra("training", "train", "diffusers", "torch")
-        from trtsr.training.config import TrainConfig
-        from trtsr.training.loop import Trainer
+        from trtsr.errors import TrtsrError
+        from trtsr.training.config import TrainConfig  # no torch: the config is checked before torch loads
 
         overrides = {"steps": steps, "init": init, "data": [str(d.resolve()) for d in data] if data else None,
                      "max_minutes": minutes}
@@ -112,6 +111,12 @@ def _train(config: Path | None, data: list[Path] | None, out_dir: Path, steps: i
             cfg = TrainConfig.from_json_file(out_dir / "config.json", **overrides)
         else:
             cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+        for folder in map(Path, cfg.data or ()):
+            if not folder.is_dir():
+                raise TrtsrError("training data folder does not exist", path=folder)
+        require_extra("training", "train", "diffusers", "torch")
+        from trtsr.training.loop import Trainer
+
         trainer = Trainer(cfg, out_dir)
         if resume:
             step = trainer.resume()
