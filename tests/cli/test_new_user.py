@@ -149,6 +149,18 @@ def test_the_batch_plan_leaves_out_its_own_outputs(tmp_path):
     assert [Path(job.target) for job in skipped] == [(folder / "up" / "small_x4.png").resolve()]
 
 
+def test_a_batch_input_named_and_found_in_its_folder_is_one_job(tmp_path):
+    pytest.importorskip("pyarrow")
+    from trtsr.distributed import plan_jobs
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _photo(folder / "a.png")
+    todo, skipped, failures = plan_jobs([str(folder / "a.png"), str(folder)], str(tmp_path / "out"), suffix="_x4",
+                                        fmt=None, overwrite=False)
+    assert len(todo) == 1 and skipped == [] and failures == []
+
+
 @pytest.mark.slow
 def test_running_a_batch_twice_goes_no_deeper(tmp_path):
     pytest.importorskip("ray")

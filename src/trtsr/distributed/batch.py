@@ -148,8 +148,10 @@ def _expand(items: list[str]) -> tuple[list[tuple[str, PurePosixPath, bool]], li
             found, trouble = _list_one(item)
         triples += found
         problems += trouble
-    unique = list(dict.fromkeys(triples))
-    return unique, problems
+    unique: dict[tuple[str, PurePosixPath], bool] = {}  # without repeats; named as a file by any item counts
+    for source, relative, named in triples:
+        unique[(source, relative)] = unique.get((source, relative), False) or named
+    return [(source, relative, named) for (source, relative), named in unique.items()], problems
 
 
 def _own_outputs(items: list[str], found: list[tuple[str, PurePosixPath, bool]], output: str, suffix: str
