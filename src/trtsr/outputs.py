@@ -279,10 +279,10 @@ def plan_run(items: list[str], output: str | None, *, suffix: str, fmt: str | No
     left_out: list[bool] = []
     if files:
         out_path, out_is_file = output_target(output, 1)  # its folder, if any; the count is checked below
-        out_dir = None if out_path is None or out_is_file else _posix(out_path)
-        input_dirs = {_posix(Path(item)) for item in items if Path(item).is_dir()}
-        left_out = own_outputs([_posix(f) for f in files], [f in named for f in files], out_dir, input_dirs,
-                               suffix)
+        out_dir = None if out_path is None or out_is_file else absolute_posix(out_path)
+        input_dirs = {absolute_posix(item) for item in items if Path(item).is_dir()}
+        left_out = own_outputs([absolute_posix(f) for f in files], [f in named for f in files], out_dir,
+                               input_dirs, suffix)
         files = [f for f, dropped in zip(files, left_out, strict=True) if not dropped]
     notes = [own_outputs_line(sum(left_out))] if any(left_out) else []
     total = len(files) + len(problems)
@@ -308,5 +308,6 @@ def plan_run(items: list[str], output: str | None, *, suffix: str, fmt: str | No
     return RunPlan([(src, dst) for src, dst in jobs if dst.parent not in blocked], problems, refused, total, notes)
 
 
-def _posix(path: Path) -> PurePosixPath:
-    return PurePosixPath(path.expanduser().resolve().as_posix())
+def absolute_posix(path: str | Path) -> PurePosixPath:
+    """A local path as `own_outputs` compares it: absolute, links resolved, POSIX form."""
+    return PurePosixPath(Path(path).expanduser().resolve().as_posix())

@@ -39,6 +39,7 @@ from trtsr.defaults import IMAGE_SUFFIXES
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import write_text_atomic
 from trtsr.outputs import (
+    absolute_posix,
     check_naming,
     collision_problems,
     find_collisions,
@@ -159,8 +160,7 @@ def _own_outputs(items: list[str], found: list[tuple[str, PurePosixPath, bool]],
     """`trtsr.outputs.own_outputs` for a batch: which inputs are this tool's outputs (below the output folder or
     named as another input's output beside it), compared as paths inside their filesystems."""
     def inner(location: str) -> PurePosixPath:
-        return PurePosixPath(location.split("://", 1)[-1] if _is_uri(location) else
-                             Path(location).expanduser().resolve().as_posix())
+        return PurePosixPath(location.split("://", 1)[-1]) if _is_uri(location) else absolute_posix(location)
 
     folders = {inner(item) for item in items if not item.startswith("@") and not glob.has_magic(item)
                and (_is_uri(item) or Path(item).is_dir())}

@@ -43,20 +43,13 @@ def guard() -> bool:
         sys.modules["torchvision"] = None  # type: ignore[assignment]
         import torch
 
+        from trtsr.measure import installed_version
+
         log.warning("torchvision %s is installed but does not load beside torch %s (%s): trtsr goes on without "
                     "it, but your own `import torchvision` or `import spandrel` fails here; install the torchvision "
-                    "release built for this torch", _installed("torchvision"), torch.__version__,
+                    "release built for this torch", installed_version("torchvision"), torch.__version__,
                     " ".join(str(exc).split())[:80])
         return False
-
-
-def _installed(distribution: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(distribution)
-    except PackageNotFoundError:
-        return "(unknown version)"
 
 
 @contextlib.contextmanager
