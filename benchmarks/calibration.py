@@ -39,8 +39,9 @@ PRECISIONS = ("int8", "fp8", "int8-weights")
 def default_model_part(args, work: Path) -> dict:
     import torch
 
+    from trtsr.backends import OnnxRuntimeSettings
     from trtsr.calibration import CalibrationSettings, calibrate
-    from trtsr.runtime import OnnxRuntimeSession
+    from trtsr.sessions.onnxruntime_session import OnnxRuntimeSession
     from trtsr.training.data import list_images, split_holdout
     from trtsr.training.evaluate import evaluate_methods, psnr
 
@@ -65,12 +66,12 @@ def default_model_part(args, work: Path) -> dict:
                                                                          "compute_layers")}}
         graphs[precision] = result.onnx_path
 
-    sessions = {name: OnnxRuntimeSession(path, use_cuda=False) for name, path in graphs.items()}
+    sessions = {name: OnnxRuntimeSession(path, OnnxRuntimeSettings(cuda=False)) for name, path in graphs.items()}
 
     def method(name):
         def run(lr: torch.Tensor) -> torch.Tensor:
             hwc = np.ascontiguousarray(lr.permute(1, 2, 0).numpy() * 255.0, dtype=np.float32)
-            out = sessions[name].infer(hwc)
+            out = sessions[name].infer(hwc, sessions[name].guidance)
             return torch.from_numpy(np.clip(out, 0, 255) / 255.0).permute(2, 0, 1).float()
         return run
 

@@ -74,12 +74,13 @@ def main() -> None:
     from trtsr.errors import TrtsrError
     from trtsr.measure import environment
     from trtsr.pipeline.resolve import GraphRequest, cached_export
-    from trtsr.runtime.sessions import EngineSession
+    from trtsr.sessions.engine_session import EngineSession
+    from trtsr.source import resolve_source
 
     commit = subprocess.run(["git", "-C", str(Path(trtsr.__file__).parent), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()  # the code as it was loaded
     request = GraphRequest(scale=4, guidance=defaults.GUIDANCE, precision="fp16", io="uint8")
-    onnx = cached_export(args.model, request, root=args.root, progress=print)
+    onnx = cached_export(resolve_source(args.model), request, root=args.root, progress=print)
     settings = BuildSettings(backend="tensorrt-rtx")
     first = cached_engine(onnx, settings, root=args.root, progress=print)
     engine_bytes = first.metadata.engine_bytes

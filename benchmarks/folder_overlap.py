@@ -4,7 +4,7 @@
 
 Both loops upscale the same pictures with the same Upscaler (the default model through ONNX Runtime
 unless -m / -b say otherwise) and write PNGs into a temporary folder: `threaded` is `trtsr run`'s own
-loop (`cli.run_cmd._run_jobs`: the next file is decoded and the last ones encoded in threads while the
+loop (`trtsr.pipeline.jobs.run_jobs`: the next file is decoded and the last ones encoded in threads while the
 current one runs); `serial` reads, upscales and writes each file in turn. The runs alternate, and
 the JSON keeps every time with the device, versions and command.
 """
@@ -30,10 +30,10 @@ def main() -> None:
     parser.add_argument("--format", default="png")
     args = parser.parse_args()
 
-    from trtsr.cli.run_cmd import _run_jobs
     from trtsr.measure import environment
     from trtsr.outputs import plan_run
     from trtsr.pipeline import RunRequest, Upscaler
+    from trtsr.pipeline.jobs import run_jobs, sort_jobs
     from trtsr.runtime.images import read_image, write_image
 
     times: dict[str, list[float]] = {"threaded": [], "serial": []}
@@ -48,8 +48,8 @@ def main() -> None:
                     dst.unlink(missing_ok=True)
                 started = time.perf_counter()
                 if loop == "threaded":
-                    failed = _run_jobs(upscaler, jobs, overwrite=True)
-                    assert failed == 0
+                    summary = run_jobs(upscaler, sort_jobs(jobs, overwrite=True), overwrite=True)
+                    assert not summary.failed, summary.failed[0].line
                 else:
                     for src, dst in jobs:
                         picture = upscaler.upscale_picture(read_image(src))

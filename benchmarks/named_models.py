@@ -79,7 +79,8 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as folder:
             for name in MODELS:
-                graph = engine_graph(name, scale=4, guidance=RunRequest(model=name, scale=4).w)
+                request = RunRequest(model=name, scale=4)
+                graph = engine_graph(request.source, guidance=request.w)
                 result = build_engine(graph, Path(folder) / f"{name}.engine", BuildSettings(backend="tensorrt-rtx"))
                 builds[name] = {"build_seconds": result.metadata.build_seconds,
                                 "engine_mb": result.metadata.engine_bytes / 1e6,

@@ -45,13 +45,14 @@ class ExportCache:
 
     def get(self, model: str = "tiny", **settings):
         from trtsr.export.onnx_export import ExportSettings, export_onnx
+        from trtsr.source import resolve_source
 
         key = (model, tuple(sorted(settings.items())))
         if key not in self.done:
             cfg = ExportSettings(**settings)
             pad = "nocfg" if cfg.guidance is None else f"{cfg.guidance}{'-input' if cfg.guidance_input else ''}"
             name = f"{model}-{cfg.precision}-{cfg.io}-{pad}-x{cfg.scale}-opset{cfg.opset}.onnx"
-            self.done[key] = export_onnx(model, self.root / name, cfg)
+            self.done[key] = export_onnx(resolve_source(model, scale=cfg.scale), self.root / name, cfg)
         return self.done[key]
 
 
@@ -82,6 +83,7 @@ def pytest_report_header(config):
 def full_export(tmp_path_factory):
     """The full-size model exported once (fp16, PadCFG 1.8): about 1.5 minutes and 4 GB of memory."""
     from trtsr.export.onnx_export import ExportSettings, export_onnx
+    from trtsr.source import resolve_source
 
     folder = tmp_path_factory.mktemp("full")
-    return export_onnx("gendr-pix", folder / "gendr-pix.onnx", ExportSettings(precision="fp16"))
+    return export_onnx(resolve_source("gendr-pix"), folder / "gendr-pix.onnx", ExportSettings(precision="fp16"))

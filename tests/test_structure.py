@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -99,24 +100,55 @@ def _reachable(start: str, graph: dict[str, set[str]]) -> set[str]:
 def test_the_runtime_reaches_neither_export_nor_the_builder_nor_the_pipeline():
     graph = _graph()
     runtime = [name for name in graph if name == "trtsr.runtime" or name.startswith("trtsr.runtime.")]
-    assert len(runtime) >= 4  # the package, sessions, tiling, images
+    assert len(runtime) >= 4  # the package, tiling, images, engine I/O
     forbidden = ("trtsr.export", "trtsr.engines.builder", "trtsr.engines.cache", "trtsr.pipeline", "trtsr.models",
-                 "trtsr.training", "trtsr.cli")
+                 "trtsr.training", "trtsr.cli", "trtsr.sessions")
     for name in runtime:
         bad = sorted(m for m in _reachable(name, graph) if m.startswith(forbidden))
         assert bad == [], f"{name} reaches {bad}"
 
 
+def test_the_sessions_reach_neither_export_nor_the_builder_nor_the_pipeline():
+    """One module per backend; only the torch session reaches the models (it runs them)."""
+    graph = _graph()
+    sessions = sorted(name for name in graph if name.startswith("trtsr.sessions."))
+    assert sessions == ["trtsr.sessions.base", "trtsr.sessions.engine_session", "trtsr.sessions.onnxruntime_session",
+                        "trtsr.sessions.torch_session"]
+    forbidden = ("trtsr.export", "trtsr.engines.builder", "trtsr.engines.cache", "trtsr.pipeline", "trtsr.training",
+                 "trtsr.cli")
+    for name in [*sessions, "trtsr.sessions"]:
+        models = () if name.endswith("torch_session") else ("trtsr.models",)
+        bad = sorted(m for m in _reachable(name, graph) if m.startswith(forbidden + models))
+        assert bad == [], f"{name} reaches {bad}"
+
+
+def test_every_session_follows_the_protocol():
+    from trtsr.sessions import Session, SessionBase
+    from trtsr.sessions.engine_session import EngineSession
+    from trtsr.sessions.onnxruntime_session import OnnxRuntimeSession
+    from trtsr.sessions.torch_session import TorchSession
+
+    for cls in (EngineSession, OnnxRuntimeSession, TorchSession):
+        assert issubclass(cls, SessionBase)
+        assert list(inspect.signature(cls.infer).parameters) == ["self", "picture", "w"]
+    from trtsr.paths import shipped_onnx
+
+    with OnnxRuntimeSession(shipped_onnx()) as session:
+        assert isinstance(session, Session)
+
+
 RUN_A_SESSION = """
 from trtsr.paths import shipped_onnx
-from trtsr.runtime import OnnxRuntimeSession, run_tiled
+from trtsr.runtime import run_tiled
+from trtsr.sessions.onnxruntime_session import OnnxRuntimeSession
 session = OnnxRuntimeSession(shipped_onnx())
-out = run_tiled(np.zeros((40, 40, 3), np.float32), session.infer, scale=4, tile=24, overlap=8)
+out = run_tiled(np.zeros((40, 40, 3), np.float32), lambda tile: session.infer(tile, session.guidance), scale=4,
+                tile=24, overlap=8)
 assert out.shape == (160, 160, 3)
 """
 OPEN_AN_ENGINE = """
 from trtsr.errors import TrtsrError
-from trtsr.runtime import EngineSession
+from trtsr.sessions.engine_session import EngineSession
 try:
     EngineSession.open('missing.engine')
 except TrtsrError as exc:

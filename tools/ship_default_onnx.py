@@ -20,6 +20,7 @@ from trtsr import defaults
 from trtsr.export.onnx_export import ExportSettings, export_onnx
 from trtsr.export.shared_data import share_external_data
 from trtsr.files import sha256_of
+from trtsr.source import resolve_source
 from trtsr.spec import ExportSpec, spec_path_for
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "trtsr" / "assets"
@@ -29,7 +30,7 @@ GRAPHS = {}
 for _scale in SCALES:
     # the spec's default w is the one `trtsr run` uses at that scale
     GRAPHS[f"default-x{_scale}.onnx"] = ExportSettings(scale=_scale, precision="fp32",
-                                                      guidance=defaults.guidance_for("default", _scale), io="float32")
+                                                      guidance=defaults.DEFAULT_MODEL_GUIDANCE[_scale], io="float32")
     GRAPHS[f"default-x{_scale}-nocfg.onnx"] = ExportSettings(scale=_scale, precision="fp32", guidance=None,
                                                             io="float32")
 
@@ -38,7 +39,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix=".ship.", dir=ASSETS.parent))
     try:
         for name, settings in GRAPHS.items():
-            export_onnx("default", work / name, settings, progress=print)
+            export_onnx(resolve_source("default"), work / name, settings, progress=print)
         graphs = [work / name for name in GRAPHS]
         shared = share_external_data(graphs, DATA_NAME)
         print(f"shared weights: {shared['tensors']} tensors, {shared['bytes'] / 1e6:.1f} MB, "

@@ -48,7 +48,7 @@ DRY_SIZES = {"1080p": (96, 64), "4k": (160, 96), "8k": (192, 128)}
 GPU_PROFILE = "640x360:1920x1080:3840x2160"  # output sizes: min, opt, max of the probe's engine
 DRY_PROFILE = "64x64:128x128:256x256"
 # tests/engines needs TensorRT-RTX to collect; it joins where the check's machine has it (an RTX card).
-GPU_TEST_FILES = ("tests/models/test_torch_session.py", "tests/pipeline/test_choose.py",
+GPU_TEST_FILES = ("tests/sessions/test_torch_session.py", "tests/pipeline/test_choose.py",
                   "tests/runtime/test_cuda_gpu.py", "tests/runtime/test_overlap.py")
 PACKAGES = ("torch", "triton", "diffusers", "onnxruntime", "onnxruntime-gpu", "numpy", "pillow", "cuda-bindings",
             "tensorrt", "tensorrt-rtx-cu12")
@@ -121,10 +121,12 @@ def engine_probe(work: Path, profile: str, dry_run: bool) -> dict[str, Any]:
             load_backend("tensorrt-rtx").check_runs_on(gpu)
         except TrtsrError as exc:
             return {"skipped": exc.reason}
+    from trtsr.backends import OnnxRuntimeSettings
     from trtsr.engines.builder import BuildSettings, build_engine
     from trtsr.engines.profiles import ShapeProfile
     from trtsr.paths import shipped_onnx
-    from trtsr.runtime.sessions import EngineSession, OnnxRuntimeSession
+    from trtsr.sessions.engine_session import EngineSession
+    from trtsr.sessions.onnxruntime_session import OnnxRuntimeSession
     from trtsr.spec import ExportSpec, spec_path_for
 
     graph = shipped_onnx()
@@ -143,7 +145,7 @@ def engine_probe(work: Path, profile: str, dry_run: bool) -> dict[str, Any]:
     probe["loaded"] = session is not None
     if session is None:
         return probe
-    reference = OnnxRuntimeSession(graph, use_cuda=False)
+    reference = OnnxRuntimeSession(graph, OnnxRuntimeSettings(cuda=False))
     spec = ExportSpec.load(spec_path_for(graph))
     runs = []
     try:
@@ -151,9 +153,9 @@ def engine_probe(work: Path, profile: str, dry_run: bool) -> dict[str, Any]:
                                 strict=True):
             lr = photo(shape[0], shape[1]).astype(np.float32)
             row: dict[str, Any] = {"point": label, "input": [shape[1], shape[0]]}
-            got = guarded(row, "engine", lambda lr=lr: session.infer(lr))
+            got = guarded(row, "engine", lambda lr=lr: session.infer(lr, session.guidance))
             if got is not None:
-                row["psnr_vs_onnxruntime"] = round(psnr(got, reference.infer(lr)), 2)
+                row["psnr_vs_onnxruntime"] = round(psnr(got, reference.infer(lr, reference.guidance)), 2)
             runs.append(row)
     finally:
         session.close()
@@ -291,11 +293,11 @@ class Bench:
         """session.infer (numpy in, numpy out): what the upscaler sees, copies included; median ms."""
         width, height = size
         lr = photo(height // session.scale, width // session.scale)
-        session.infer(lr)
+        session.infer(lr, session.guidance)
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
-            session.infer(lr)
+            session.infer(lr, session.guidance)
             times.append((time.perf_counter() - started) * 1000)
         return round(statistics.median(times), 2)
 
@@ -378,7 +380,7 @@ def measure_models(report, args, work: Path, save, say, left) -> None:
 
     from trtsr import defaults
     from trtsr.models import build_preset, load_model
-    from trtsr.models.torch_session import TorchSession, TorchSettings
+    from trtsr.sessions.torch_session import TorchSession, TorchSettings
 
     bench = Bench(args.dry_run)
     sizes = DRY_SIZES if args.dry_run else GPU_SIZES
@@ -392,7 +394,7 @@ def measure_models(report, args, work: Path, save, say, left) -> None:
     four_k = sizes["4k"]
 
     def session(model, guidance, **settings):
-        return TorchSession(model, scale=4, guidance=guidance, settings=TorchSettings(**settings))
+        return TorchSession(model, scale=4, w=guidance, settings=TorchSettings(**settings))
 
     # 5. attention kernels, full-size model, 4K, PadCFG, eager
     attention: dict[str, Any] = {"model": big, "output": list(four_k), "padcfg": True, "precision": "bf16",
@@ -476,14 +478,14 @@ def measure_models(report, args, work: Path, save, say, left) -> None:
 def agreement(compiled_session, net, size: tuple[int, int]) -> float:
     """PSNR of the compiled session's output against an eager session's on the same photo (same weights)."""
     from trtsr import defaults
-    from trtsr.models.torch_session import TorchSession
+    from trtsr.sessions.torch_session import TorchSession
 
     width, height = size
     lr = photo(height // compiled_session.scale, width // compiled_session.scale)
-    got = compiled_session.infer(lr)
-    eager = TorchSession(net, scale=compiled_session.scale, guidance=defaults.GUIDANCE)
+    got = compiled_session.infer(lr, compiled_session.guidance)
+    eager = TorchSession(net, scale=compiled_session.scale, w=defaults.GUIDANCE)
     try:
-        return round(psnr(got, eager.infer(lr)), 2)
+        return round(psnr(got, eager.infer(lr, eager.guidance)), 2)
     finally:
         eager.close()
 
@@ -495,7 +497,7 @@ def followup(args, save, report, say, left) -> None:
 
     from trtsr import defaults
     from trtsr.models import build_preset
-    from trtsr.models.torch_session import TorchSession, TorchSettings
+    from trtsr.sessions.torch_session import TorchSession, TorchSettings
 
     bench = Bench(args.dry_run)
     sizes = DRY_SIZES if args.dry_run else GPU_SIZES
@@ -511,7 +513,7 @@ def followup(args, save, report, say, left) -> None:
             cases[label] = {"skipped": "the check's time ran out"}
             continue
         say(f"followup {label}")
-        run = TorchSession(net, scale=4, guidance=defaults.GUIDANCE, settings=TorchSettings(**settings))
+        run = TorchSession(net, scale=4, w=defaults.GUIDANCE, settings=TorchSettings(**settings))
         cases[label] = guarded(cases, label, lambda run=run: bench.case(run, sizes["4k"], warmup=warm, repeats=reps))
         if settings.get("chunk_feed_forward"):  # undo, so later cases run the plain blocks
             for block in net.unet.modules():
@@ -522,13 +524,13 @@ def followup(args, save, report, say, left) -> None:
         save()
     if left() > 60:
         say("followup 8k no padcfg")
-        run = TorchSession(net, scale=4, guidance=None)
+        run = TorchSession(net, scale=4, w=None)
         cases["eager 8k no padcfg"] = guarded(cases, "8k", lambda: bench.case(run, sizes["8k"], warmup=1, repeats=2))
         run.close()
         save()
     if bench.cuda and left() > 150:
         say("followup compiled channels-last")
-        run = TorchSession(net, scale=4, guidance=defaults.GUIDANCE,
+        run = TorchSession(net, scale=4, w=defaults.GUIDANCE,
                            settings=TorchSettings(compile=True, channels_last=True))
         cases["compiled channels-last"] = row = guarded(cases, "compiled", lambda: bench.case(
             run, sizes["4k"], warmup=warm, repeats=reps))
@@ -540,18 +542,18 @@ def followup(args, save, report, say, left) -> None:
 
 def session_with(session, kernel: str):
     """The same session with another attention setting (the module and weights are shared)."""
-    from trtsr.models.torch_session import TorchSettings
+    from trtsr.sessions.torch_session import TorchSettings
 
     session.settings = TorchSettings(attention=kernel)
     return session
 
 
 def folder_throughput(session, bench: Bench, size: tuple[int, int], work: Path, warm: int, reps: int) -> dict:
-    """`trtsr run`'s own loop over FOLDER_PICTURES photos (JPEG, upscaled to `size`), against the bare module's
+    """`trtsr run`'s job runner over FOLDER_PICTURES photos (JPEG, upscaled to `size`), against the bare module's
     median on the same pictures and the host-to-host session call."""
     from PIL import Image
 
-    from trtsr.cli.run_cmd import _run_jobs
+    from trtsr.pipeline.jobs import run_jobs, sort_jobs
     from trtsr.pipeline.upscaler import Upscaler
 
     width, height = size
@@ -567,7 +569,7 @@ def folder_throughput(session, bench: Bench, size: tuple[int, int], work: Path, 
     host = bench.host_to_host(session, size, 3)
     upscaler = Upscaler.from_session(session)
     started = time.perf_counter()
-    failed = _run_jobs(upscaler, jobs, overwrite=True)
+    failed = len(run_jobs(upscaler, sort_jobs(jobs, overwrite=True), overwrite=True).failed)
     seconds = time.perf_counter() - started
     written = sum(1 for _, target in jobs if target.is_file())
     bare_total = bare["median_ms"] * FOLDER_PICTURES / 1000

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The default model's training visit on the GPU machine: a fixed wall-clock budget in bf16, checkpoints (files of
-# at most 16 MB) and the log written to OUT; a visit starts from the weights .gpu-train/resume brings (the last
+# The default model's training visit on the GPU machine: a fixed wall-clock budget in bf16, checkpoints (split into
+# files of at most 16 MB by checkpoint_parts.py, joined back before a resume) and the log written to OUT; a visit starts from the weights .gpu-train/resume brings (the last
 # visit's model.safetensors, fresh optimiser), or resumes exactly from OUT/run/checkpoint.pt where that exists.
 #   python benchmarks/gpu/train_prep.py -d ../shared/data/train [--resume runs/detail]   # here, first
 #   carry .gpu-train:  bash benchmarks/gpu/train.sh "$OUT" [MINUTES]                    # there (default 9)
@@ -26,7 +26,10 @@ mkdir -p "$out"
 run="${RUN_DIR:-$out/run}"
 resume=()
 init="default"
-[ -f "$run/checkpoint.pt" ] && resume=(--resume)
+if [ -f "$run/checkpoint.pt" ]; then
+  python3 "$here/benchmarks/gpu/checkpoint_parts.py" join "$run/checkpoint.pt"
+  resume=(--resume)
+fi
 [ -f "$carry/resume/model.safetensors" ] && init="$carry/resume/model.safetensors"
 config="$out/detail-${DEVICE:-cuda}.toml"
 {
@@ -49,6 +52,7 @@ config="$out/detail-${DEVICE:-cuda}.toml"
   python3 -m trtsr train -c "$config" -d "$carry/data" -o "$run" --minutes "$minutes" "${resume[@]}"
   date -u +"end %Y-%m-%dT%H:%M:%SZ"
 } 2>&1 | tee -a "$out/train.log"
+[ -f "$run/checkpoint.pt" ] && python3 "$here/benchmarks/gpu/checkpoint_parts.py" split "$run/checkpoint.pt"
 ls -l "$run" | tee -a "$out/train.log"
 if [ "$run" != "$out/run" ]; then
   mkdir -p "$out/run" && cp "$run/model.safetensors" "$run/config.json" "$out/run/"

@@ -6,10 +6,10 @@ Backends compared on the same machine in the same process:
     torch-eager-{fp32,fp16,bf16}   PyTorch eager with scaled-dot-product attention
     torch-compile-{fp16,bf16}      torch.compile of the same module (GPU)
 
-Latency is the median over `repeats` runs after `warmup` runs, measured around one
-whole image (uint8 in, uint8 out, host to host for the runtime; device tensors for
-PyTorch, timed with CUDA events on a GPU). Results are written as JSON naming the
-device, the software versions and the command, plus a PNG chart.
+Every case opens its session the way a run does (`trtsr.pipeline.request.open_session`). Latency is the
+median over `repeats` runs after `warmup` runs of the session's `infer` on one whole image, host to host
+(the session's I/O type in and out: uint8 for engines and torch on a GPU). Results are written as JSON
+naming the device, the software versions and the command, plus a PNG chart.
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trtsr import defaults
+from trtsr.backends import BackendSettings, EngineSettings, TorchPrecision, TorchSettings, member
+from trtsr.defaults import Backend, RunBackend
 from trtsr.errors import TrtsrError
 from trtsr.files import write_text_atomic
 from trtsr.gpu import detect_gpu
@@ -36,10 +39,31 @@ from trtsr.measure import environment, peak_rss_bytes, timed_runs
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("engine", "onnxruntime", "torch-eager-fp32", "torch-eager-fp16", "torch-eager-bf16",
-            "torch-compile-fp16", "torch-compile-bf16")
-GPU_DEFAULT_BACKENDS = ("engine", "torch-eager-bf16", "torch-eager-fp16", "torch-compile-bf16")
-CPU_DEFAULT_BACKENDS = ("onnxruntime", "torch-eager-fp32")
+class BenchCase(StrEnum):
+    """What `trtsr bench -b` times: an engine (the installed TensorRT backend), ONNX Runtime, or the torch
+    backend eager or compiled in one precision."""
+
+    ENGINE = "engine"
+    ONNXRUNTIME = Backend.ONNXRUNTIME.value
+    TORCH_EAGER_FP32 = f"{Backend.TORCH}-eager-fp32"
+    TORCH_EAGER_FP16 = f"{Backend.TORCH}-eager-fp16"
+    TORCH_EAGER_BF16 = f"{Backend.TORCH}-eager-bf16"
+    TORCH_COMPILE_FP16 = f"{Backend.TORCH}-compile-fp16"
+    TORCH_COMPILE_BF16 = f"{Backend.TORCH}-compile-bf16"
+
+    @property
+    def torch_settings(self) -> TorchSettings | None:
+        """The torch backend's settings for a torch case; None for the others."""
+        parts = self.value.split("-")
+        if parts[0] != Backend.TORCH:
+            return None
+        return TorchSettings(precision=parts[2], compile=parts[1] == "compile")
+
+
+BACKENDS = tuple(BenchCase)
+GPU_DEFAULT_BACKENDS = (BenchCase.ENGINE, BenchCase.TORCH_EAGER_BF16, BenchCase.TORCH_EAGER_FP16,
+                        BenchCase.TORCH_COMPILE_BF16)
+CPU_DEFAULT_BACKENDS = (BenchCase.ONNXRUNTIME, BenchCase.TORCH_EAGER_FP32)
 GPU_DEFAULT_SIZES = ("1080p", "1440p", "4k", "8k")
 CPU_DEFAULT_SIZES = ("256x256", "512x384")
 
@@ -88,115 +112,109 @@ def _lr_image(size: tuple[int, int], scale: int) -> np.ndarray:
     return rng.integers(0, 256, (height // scale, width // scale, 3), dtype=np.uint8)
 
 
-def _guidance(padcfg: bool) -> float | None:
-    return defaults.GUIDANCE if padcfg else None
+def _request(model: str, backend: Backend, scale: int, padcfg: bool, settings: BackendSettings):
+    from trtsr.pipeline.request import RunRequest
+
+    # the paper's w either way: the cost does not depend on it
+    return RunRequest(model=model, backend=RunBackend(backend), scale=scale,
+                      guidance=defaults.GUIDANCE if padcfg else None, settings=settings)
+
+
+def _timed_session(result: BenchResult, request, size, scale: int, warmup: int, repeats: int, say,
+                   memory_kind: str) -> Any:
+    """Open `request`'s session (`pipeline.request.open_session`, as every run does), time `infer` on one
+    picture of `size`, host to host, and close it; returns the session (closed) for what it recorded."""
+    from trtsr.pipeline.request import open_session
+
+    session, _ = open_session(request, progress=say)
+    try:
+        if result.backend == BenchCase.ENGINE:
+            result.backend = f"{BenchCase.ENGINE} ({session.backend_name})"
+        elif result.backend == BenchCase.ONNXRUNTIME:  # which provider ran
+            result.backend = session.backend_name
+        lr = _lr_image(size, scale).astype(session.io_dtype)
+        first, times = timed_runs(lambda: session.infer(lr, request.w), warmup, repeats)
+    finally:
+        session.close()
+    _summarise(result, first, times)
+    result.memory_kind = memory_kind
+    return session
 
 
 def bench_onnxruntime(model, size, padcfg, scale, warmup, repeats, say) -> BenchResult:
-    from trtsr.pipeline.resolve import resolve_onnx
-    from trtsr.runtime.sessions import OnnxRuntimeSession
-
-    result = BenchResult("onnxruntime", size, padcfg)
-    # float32 I/O: the graph that ships for the default model, and free on a CPU.
-    onnx = resolve_onnx(model, scale=scale, guidance=_guidance(padcfg), precision="fp32", io="float32",
-                        progress=say)
-    session = OnnxRuntimeSession(onnx)
-    result.backend = session.backend_name
-    lr = _lr_image(size, scale).astype(np.float32)
-    first, times = timed_runs(lambda: session.infer(lr), warmup, repeats)
-    _summarise(result, first, times)
-    result.peak_memory_bytes, result.memory_kind = peak_rss_bytes(), "host-rss-process-peak"
-    session.close()
+    result = BenchResult(BenchCase.ONNXRUNTIME, size, padcfg)
+    request = _request(model, Backend.ONNXRUNTIME, scale, padcfg, BackendSettings())
+    _timed_session(result, request, size, scale, warmup, repeats, say, "host-rss-process-peak")
+    result.peak_memory_bytes = peak_rss_bytes()
     return result
 
 
 def bench_engine(model, size, padcfg, scale, warmup, repeats, say) -> BenchResult:
-    result = BenchResult("engine", size, padcfg)
+    result = BenchResult(BenchCase.ENGINE, size, padcfg)
     if detect_gpu() is None:
         result.skipped = "no NVIDIA GPU"
         return result
-    from trtsr.engines.backend import load_backend
-    from trtsr.engines.builder import BuildSettings
-    from trtsr.engines.cache import cached_engine
+    from trtsr.engines.backend import installed_backends
     from trtsr.measure import MemoryHighWater
-    from trtsr.pipeline.resolve import resolve_onnx
-    from trtsr.runtime.sessions import EngineSession
 
-    load_backend("auto").check_runs_on(detect_gpu())  # before the export and the build
-    onnx = resolve_onnx(model, scale=scale, guidance=_guidance(padcfg), precision="fp16", io="uint8",
-                        progress=say)
+    installed = installed_backends()
+    if not installed:
+        result.skipped = "no TensorRT backend is installed (trtsr[trt] or trtsr[rtx])"
+        return result
     width, height = size
-    cached = cached_engine(onnx, BuildSettings(profiles=(f"{width}x{height}",)), progress=say)
-    result.build_seconds = cached.metadata.build_seconds
-    lr = _lr_image(size, scale)
+    # one profile, tuned at this size
+    settings = BackendSettings(engine=EngineSettings(profiles=(f"{width}x{height}",)))
+    request = _request(model, installed[0], scale, padcfg, settings)
     # The device's used-memory high-water mark from before the session loads to after the last run:
     # engine weights, activations, I/O buffers and whatever TensorRT allocates on the way.
     with MemoryHighWater() as memory:
-        session = EngineSession.open(cached.loaded or cached.engine_path)
-        try:
-            result.backend = f"engine ({session.backend_name})"
-            first, times = timed_runs(lambda: session.infer(lr), warmup, repeats)
-        finally:
-            session.close()
-    _summarise(result, first, times)
-    result.peak_memory_bytes, result.memory_kind = memory.peak_bytes, "gpu-device-used-high-water"
+        session = _timed_session(result, request, size, scale, warmup, repeats, say, "gpu-device-used-high-water")
+    result.build_seconds = session.metadata.build_seconds
+    result.peak_memory_bytes = memory.peak_bytes
     return result
 
 
 def bench_torch(model, size, padcfg, scale, warmup, repeats, say, *, precision: str, compile: bool) -> BenchResult:
-    name = f"torch-{'compile' if compile else 'eager'}-{precision}"
-    result = BenchResult(name, size, padcfg)
+    result = BenchResult(BenchCase(f"{Backend.TORCH}-{'compile' if compile else 'eager'}-{precision}"), size,
+                         padcfg)
     try:
         import torch
-
-        from trtsr.models import PixelUpscaler, load_model
     except ImportError:
         result.skipped = "torch is not installed (export extra)"
         return result
     cuda = torch.cuda.is_available()
-    if not cuda and (precision != "fp32" or compile):
+    if not cuda and (precision != TorchPrecision.FP32 or compile):
         result.skipped = "needs a CUDA GPU"
         return result
-    device = torch.device("cuda" if cuda else "cpu")
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     if cuda:
         # From before the weights load: the peak then counts weights and activations, as the engine's does.
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    net = load_model(model).eval().to(device=device, dtype=dtype)
-    module = PixelUpscaler(net, scale, _guidance(padcfg), dtype=dtype, io="uint8").eval()
-    if compile:
-        module = torch.compile(module, dynamic=False)
-    lr = torch.from_numpy(_lr_image(size, scale)).to(device)
-
-    def run():
-        with torch.inference_mode():
-            module(lr)
-
+    settings = BackendSettings(torch=TorchSettings(precision=precision, compile=compile))
+    request = _request(model, Backend.TORCH, scale, padcfg, settings)
     # The first timed call is the first call: it includes torch.compile's compilation and CUDA's warm-up.
-    first, times = timed_runs(run, warmup, repeats, sync=torch.cuda.synchronize if cuda else None)
-    _summarise(result, first, times)
+    _timed_session(result, request, size, scale, warmup, repeats, say,
+                   "gpu-torch-allocator-peak" if cuda else "host-rss-process-peak")
     if cuda:
         result.peak_memory_bytes = int(torch.cuda.max_memory_allocated() - base)
-        result.memory_kind = "gpu-torch-allocator-peak"
-        del module, net
         torch.cuda.empty_cache()
     else:
-        result.peak_memory_bytes, result.memory_kind = peak_rss_bytes(), "host-rss-process-peak"
+        result.peak_memory_bytes = peak_rss_bytes()
     return result
 
 
-def run_case(backend: str, model: str, size, padcfg: bool, scale: int, warmup: int, repeats: int,
+def run_case(backend: BenchCase | str, model: str, size, padcfg: bool, scale: int, warmup: int, repeats: int,
              say: Callable[[str], None]) -> BenchResult:
     try:
-        if backend == "engine":
+        case = member(BenchCase, backend, "benchmark backend")
+        if case is BenchCase.ENGINE:
             return bench_engine(model, size, padcfg, scale, warmup, repeats, say)
-        if backend == "onnxruntime":
+        if case is BenchCase.ONNXRUNTIME:
             return bench_onnxruntime(model, size, padcfg, scale, warmup, repeats, say)
-        kind, precision = backend.split("-")[1], backend.split("-")[2]
-        return bench_torch(model, size, padcfg, scale, warmup, repeats, say, precision=precision,
-                           compile=kind == "compile")
+        torch_settings = case.torch_settings
+        return bench_torch(model, size, padcfg, scale, warmup, repeats, say,
+                           precision=torch_settings.precision, compile=torch_settings.compile)
     except TrtsrError as exc:
         return BenchResult(backend, size, padcfg, skipped=str(exc))
     except Exception as exc:  # out of memory at 8K and the like: record it, go on with the rest
@@ -215,25 +233,26 @@ def _free_cuda() -> None:
         pass
 
 
-def bench_folder(model: str, folder: Path, backend: str) -> dict[str, Any]:
-    """End-to-end throughput of the Upscaler (decode, upscale, encode) over a folder of real images."""
+def bench_folder(model: str, folder: Path, backend: RunBackend | str) -> dict[str, Any]:
+    """End-to-end throughput of a run (decode, upscale, encode: the job runner `trtsr run` uses) over a folder of
+    real images."""
     import tempfile
 
     from trtsr.defaults import IMAGE_SUFFIXES
+    from trtsr.pipeline.jobs import run_jobs, sort_jobs
     from trtsr.pipeline.upscaler import Upscaler
-    from trtsr.runtime.images import read_image, write_image
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise TrtsrError("folder has no images", path=folder)
     with Upscaler(model, backend=backend) as up, tempfile.TemporaryDirectory() as tmp:
+        jobs = sort_jobs([(file, Path(tmp) / f"{file.stem}.png") for file in files], overwrite=False)
         started = time.perf_counter()
-        pixels = 0
-        for file in files:
-            result = up.upscale_picture(read_image(file))
-            write_image(result, Path(tmp) / f"{file.stem}.png")
-            pixels += result.rgb.shape[0] * result.rgb.shape[1]
+        summary = run_jobs(up, jobs)
         seconds = time.perf_counter() - started
+        if summary.failed:
+            raise TrtsrError(f"{len(summary.failed)} of {len(files)} images failed: {summary.failed[0].line}")
+        pixels = sum(done.size_out[0] * done.size_out[1] for done in summary.done)
         return {"backend": up.backend_name, "images": len(files), "seconds": round(seconds, 3),
                 "images_per_second": round(len(files) / seconds, 3),
                 "output_megapixels_per_second": round(pixels / 1e6 / seconds, 3), "folder": str(folder)}
@@ -292,7 +311,7 @@ def run_benchmarks(
     }
     if images is not None:
         say(f"end-to-end run over {images}")
-        report["end_to_end"] = bench_folder(model, images, "auto")
+        report["end_to_end"] = bench_folder(model, images, RunBackend.AUTO)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f"{name}.json"
     png_path = out_dir / f"{name}.png"
@@ -321,8 +340,8 @@ def plot_results(report: dict[str, Any], path: Path) -> None:
     draw.text((10, 44), f"median latency (ms) over {report['repeats']} runs after {report['warmup']} warm-up",
               fill="gray")
     longest = max([r["median_ms"] for r in rows], default=1.0)
-    palette = {"engine": (46, 125, 50), "onnxruntime": (21, 101, 192), "torch-eager": (230, 81, 0),
-               "torch-compile": (142, 36, 170)}
+    palette = {BenchCase.ENGINE: (46, 125, 50), BenchCase.ONNXRUNTIME: (21, 101, 192),
+               f"{Backend.TORCH}-eager": (230, 81, 0), f"{Backend.TORCH}-compile": (142, 36, 170)}
     y = 70
     for r in rows:
         label = f"{r['backend']}  {r['output_size'][0]}x{r['output_size'][1]}  {'PadCFG' if r['padcfg'] else 'noCFG'}"

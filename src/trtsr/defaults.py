@@ -24,14 +24,35 @@ class IoType(StrEnum):
     FLOAT32 = "float32"
 
 
-class RunBackend(StrEnum):
-    """What a run may ask for; `auto` picks (trtsr.pipeline.choose)."""
+class Backend(StrEnum):
+    """What runs a model: one session class each (`trtsr.sessions`); the two TensorRT flavours run engines."""
 
-    AUTO = "auto"
     ONNXRUNTIME = "onnxruntime"
     TORCH = "torch"
     TENSORRT = "tensorrt"
     TENSORRT_RTX = "tensorrt-rtx"
+
+    @property
+    def runs_engines(self) -> bool:
+        return self in ENGINE_BACKENDS
+
+
+class RunBackend(StrEnum):
+    """What a run may ask for: a `Backend`, or `auto`, which picks one (trtsr.pipeline.choose)."""
+
+    AUTO = "auto"
+    ONNXRUNTIME = Backend.ONNXRUNTIME.value
+    TORCH = Backend.TORCH.value
+    TENSORRT = Backend.TENSORRT.value
+    TENSORRT_RTX = Backend.TENSORRT_RTX.value
+
+    @property
+    def backend(self) -> Backend | None:
+        """The backend asked for; None for auto."""
+        return None if self is RunBackend.AUTO else Backend(self.value)
+
+
+ENGINE_BACKENDS = (Backend.TENSORRT, Backend.TENSORRT_RTX)
 
 
 class OutputFormat(StrEnum):
@@ -48,14 +69,10 @@ GUIDANCE = 1.8
 # `trtsr run`/`batch` and `Upscaler` without a guidance: the model's own w. For the shipped default model
 # that is per scale, measured on its held-out set (benchmarks/results/default-guidance.json): at x2 the
 # largest w tried that stays above Pillow's bicubic on clean input; at x4 the w whose detail matches the
-# model it replaced while staying above bicubic. Every other model gets GUIDANCE.
+# model it replaced while staying above bicubic. Every other model gets GUIDANCE (`trtsr.source.ModelSource.own_w`).
 AUTO_GUIDANCE = "auto"
 DEFAULT_MODEL_GUIDANCE = {2: 1.4, 3: 1.8, 4: 2.2}
 
-
-def guidance_for(model: str, scale: int) -> float:
-    """The w a run uses when none is given."""
-    return DEFAULT_MODEL_GUIDANCE.get(scale, GUIDANCE) if model == "default" else GUIDANCE
 
 # Guidance values `trtsr evaluate` scores by default: the plain path and the default.
 EVALUATE_GUIDANCES = (1.0, GUIDANCE)

@@ -22,15 +22,6 @@ def check_guidance(value: float | None) -> None:
                          f"got {value:g}")
 
 
-def guidance_warning(model: str, value: float | None) -> str | None:
-    """A line for a w above the range `model` was measured in (the shipped default model's sweep), else None."""
-    if model != "default" or value is None or float(value) <= defaults.DEFAULT_MODEL_MEASURED_GUIDANCE:
-        return None
-    return (f"guidance {float(value):g} is above the range the default model was measured in (up to "
-            f"{defaults.DEFAULT_MODEL_MEASURED_GUIDANCE:g}); expect an 8-pixel grid and colour fringes (seen from "
-            "4 up)")
-
-
 @dataclasses.dataclass(frozen=True)
 class Guidance:
     """`kind` is 'own' (the model's own w), 'off' (no PadCFG) or 'w' (the number `w`)."""
@@ -76,42 +67,29 @@ class Guidance:
             return cls.OFF
         return cls.OWN if guidance is None else cls.number(guidance)
 
-    def for_model(self, model: str, scale: int) -> float | None:
-        """The w a model name or checkpoint runs (and is exported) with; None = no PadCFG (always, for a model
-        that is not GenDR-Pix, which has none)."""
-        from trtsr.catalog import is_external
+    def decide(self, own: float | None, *, optional: bool, takes_input: bool, what: str = "graph") -> float | None:
+        """The w a model runs (None: no PadCFG), or one line where it cannot: the one place that decides it.
 
-        if self.kind == "own":
-            return None if is_external(model) else defaults.guidance_for(model, scale)
-        return self.w
-
-    def feed(self, built: float | None, takes_input: bool, what: str = "graph") -> float | None:
-        """The w to pass a graph or engine (None: its own), or one line when it cannot honour this.
-
-        `built` is its PadCFG w (None without PadCFG); `takes_input`: w is an input, so every w runs.
+        `own` is the model's own w (None: it has no PadCFG); `optional`: it may run with or without PadCFG and
+        at any w (weights, exported on demand); otherwise it is a `what` (graph or engine) made with `own`,
+        taking w as an input where `takes_input`.
         """
         if self.kind == "own":
-            return None
+            return own
         if self.kind == "off":
-            if built is None:
+            if own is None or optional:
                 return None
-            raise TrtsrError(f"this {what} has PadCFG (w = {built:g}{', an input' if takes_input else ''}); it "
+            raise TrtsrError(f"this {what} has PadCFG (w = {own:g}{', an input' if takes_input else ''}); it "
                              "cannot run without PadCFG: use one exported without PadCFG, or ask for PadCFG (guidance "
                              "'auto' or a w; on the command line, drop --no-padcfg / -g 1)")
-        if built is None:
+        if own is None and not optional:
             raise TrtsrError(f"this {what} has no PadCFG; it cannot run with guidance {self.w:g}: use one exported "
                              "with PadCFG, or run it without guidance (guidance=None; on the command line, drop -g)")
-        if self.w == float(built):
-            return None
-        if takes_input:
+        if optional or takes_input or self.w == float(own):
             return self.w
-        raise TrtsrError(f"this {what} has PadCFG with w = {built:g} built in; it cannot run with guidance "
+        raise TrtsrError(f"this {what} has PadCFG with w = {own:g} built in; it cannot run with guidance "
                          f"{self.w:g}: export one that takes w as an input (the default), or run its own w (guidance "
                          "'auto'; on the command line, drop -g)")
-
-    def warning(self, model: str) -> str | None:
-        """A line for a w above the range `model` was measured in, else None."""
-        return guidance_warning(model, self.w) if self.kind == "w" else None
 
     def __str__(self) -> str:
         return {"own": "the model's own w", "off": "no PadCFG"}.get(self.kind) or f"w = {self.w:g}"

@@ -91,11 +91,12 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _run(graph: Path, image: np.ndarray) -> np.ndarray:
-    from trtsr.runtime import OnnxRuntimeSession
+    from trtsr.backends import OnnxRuntimeSettings
+    from trtsr.sessions.onnxruntime_session import OnnxRuntimeSession
 
-    session = OnnxRuntimeSession(graph, use_cuda=False)
+    session = OnnxRuntimeSession(graph, OnnxRuntimeSettings(cuda=False))
     try:
-        return session.infer(np.ascontiguousarray(image[:96, :128].astype(np.float32)))
+        return session.infer(np.ascontiguousarray(image[:96, :128].astype(np.float32)), session.guidance)
     finally:
         session.close()
 

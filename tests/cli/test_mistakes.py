@@ -178,7 +178,7 @@ def test_the_api_refuses_what_a_graph_cannot_honour():
     with pytest.raises(TrtsrError, match="upscales x4, not x3"):
         Upscaler(str(_graph("default-x4.onnx")), scale=3)
     with Upscaler(str(_graph("default-x4.onnx"))) as own:  # auto: the graph's own w
-        assert own._guidance is None and own.scale == 4
+        assert own.guidance == 2.2 and own.scale == 4  # the w its spec records
 
 
 @pytest.mark.slow

@@ -184,7 +184,7 @@ def test_the_shipped_graph_by_path_runs_the_w_a_plain_run_uses(scale):
     rgb = np.asarray(Image.open(DATA / "0030.jpg").convert("RGB"))[50:80, 60:100]
     graph = next(g for g in shipped_graphs() if g.stem == f"default-x{scale}")
     with Upscaler("default", scale=scale, backend="onnxruntime") as plain, Upscaler(graph) as by_path:
-        assert plain.guidance == by_path.guidance == defaults.guidance_for("default", scale)
+        assert plain.guidance == by_path.guidance == defaults.DEFAULT_MODEL_GUIDANCE[scale]
         assert np.array_equal(plain.upscale(rgb), by_path.upscale(rgb))
 
 
@@ -194,7 +194,7 @@ def test_export_build_and_calibrate_keep_the_w_a_plain_run_uses(tmp_path, scale)
     """`trtsr export` (then `run -m` on it), `trtsr build` and `trtsr calibrate` give the picture, or record the
     w, that the plain `trtsr run` gives at each scale (an engine runs only on an RTX GPU: its w is compared)."""
     photo = _photo(tmp_path / "p.png", (48, 36))
-    w = defaults.guidance_for("default", scale)
+    w = defaults.DEFAULT_MODEL_GUIDANCE[scale]
     plain = trtsr("run", photo, "-s", scale, "-o", tmp_path / "plain.png")
     assert plain.returncode == 0 and f"PadCFG w {w:g}" in plain.stderr, plain.stderr
     graph = tmp_path / "g.onnx"
@@ -314,7 +314,8 @@ class _Upscaler:
 
 
 def test_after_ctrl_c_every_written_output_is_reported(tmp_path, capsys):
-    from trtsr.cli.run_cmd import _run_jobs
+    from trtsr.cli.run_cmd import ConsoleReport
+    from trtsr.pipeline.jobs import run_jobs, sort_jobs
 
     jobs = [(_photo(tmp_path / f"{n}.png"), tmp_path / f"{n}_x2.png") for n in ("a", "b", "c")]
 
@@ -323,7 +324,7 @@ def test_after_ctrl_c_every_written_output_is_reported(tmp_path, capsys):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _run_jobs(_Upscaler(interrupt_second), jobs, overwrite=False)
+        run_jobs(_Upscaler(interrupt_second), sort_jobs(jobs, overwrite=False), report=ConsoleReport())
     printed = capsys.readouterr().out
     assert (tmp_path / "a_x2.png").is_file() and f"-> {tmp_path / 'a_x2.png'}" in printed
     assert not (tmp_path / "b_x2.png").exists() and not (tmp_path / "c_x2.png").exists()

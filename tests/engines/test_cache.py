@@ -10,6 +10,7 @@ import pytest
 
 from trtsr.engines import BuildSettings, cached_engine
 from trtsr.export.onnx_export import ExportSettings, export_onnx
+from trtsr.source import resolve_source
 
 pytestmark = pytest.mark.slow  # engine builds, exports, Ray or training: the full tier only
 
@@ -37,9 +38,9 @@ def test_other_settings_get_another_engine(tiny_fp16, tmp_path):
 
 def test_changed_onnx_rebuilds(tmp_path):
     onnx = tmp_path / "m.onnx"
-    export_onnx("tiny", onnx, ExportSettings(precision="fp16", guidance=None))
+    export_onnx(resolve_source("tiny"), onnx, ExportSettings(precision="fp16", guidance=None))
     first = cached_engine(onnx, SETTINGS, root=tmp_path / "cache")
-    export_onnx("tiny", onnx, ExportSettings(precision="fp16", guidance=1.5))  # same path, new graph
+    export_onnx(resolve_source("tiny"), onnx, ExportSettings(precision="fp16", guidance=1.5))  # same path, new graph
     second = cached_engine(onnx, SETTINGS, root=tmp_path / "cache")
     assert second.built and second.engine_path != first.engine_path
     assert second.metadata.guidance == 1.5 and first.metadata.guidance is None
@@ -204,7 +205,7 @@ def test_a_start_from_the_cache_reads_and_hashes_the_engine_once(tiny_fp16, tmp_
 
     import trtsr.gpu as gpu
     from trtsr.errors import TrtsrError
-    from trtsr.runtime.sessions import EngineSession
+    from trtsr.sessions.engine_session import EngineSession
 
     if not Path("/proc/self/io").is_file():
         pytest.skip("counts bytes read through /proc/self/io (Linux)")

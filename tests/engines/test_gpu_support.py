@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from trtsr.engines import BuildSettings, build_engine, load_backend
-from trtsr.engines.backend import Backend, usable_backends
+from trtsr.engines.backend import TensorRTModule, usable_backends
 from trtsr.errors import TrtsrError
 from trtsr.gpu import GpuInfo
 
@@ -62,17 +62,17 @@ def test_which_gpus_tensorrt_rtx_runs_on(capability, runs):
 
 def test_full_tensorrt_leaves_the_verdict_to_its_own_load():
     # full TensorRT's API names no such list; the adapter is the same class, told it wraps full TensorRT
-    backend = Backend("tensorrt", load_backend("tensorrt-rtx").module)
+    backend = TensorRTModule("tensorrt", load_backend("tensorrt-rtx").module)
     assert backend.runnable_capabilities() is None
     backend.check_runs_on(H100)  # nothing to check against: not refused here
-    assert Backend("tensorrt-rtx", backend.module).runnable_capabilities() is not None
+    assert TensorRTModule("tensorrt-rtx", backend.module).runnable_capabilities() is not None
 
 
 def test_build_for_current_refuses_a_gpu_it_cannot_run_on_before_parsing(on_h100, exports, tmp_path, monkeypatch):
     def parse_onnx(*args, **kwargs):
         raise AssertionError("parsed the graph for an engine that could never load")
 
-    monkeypatch.setattr(Backend, "parse_onnx", parse_onnx)
+    monkeypatch.setattr(TensorRTModule, "parse_onnx", parse_onnx)
     graph = exports.get(precision="fp16")
     with pytest.raises(TrtsrError, match=r"does not run engines on this GPU \(NVIDIA H100 80GB HBM3, compute "
                                          r"capability 9\.0"):
@@ -85,7 +85,7 @@ def test_engine_session_refuses_before_reading_the_engine(exports, tmp_path, mon
     from pathlib import Path
 
     import trtsr.gpu as gpu
-    from trtsr.runtime.sessions import EngineSession
+    from trtsr.sessions.engine_session import EngineSession
 
     built = build_engine(exports.get(precision="fp16").onnx_path, tmp_path / "e.engine",
                          BuildSettings(profiles=("256x256",), backend="tensorrt-rtx", compute_capabilities=("sm86",)))

@@ -18,7 +18,7 @@ def test_shipped_specs_match_their_files():
     expected = []
     for scale in (4, 3, 2):
         # the w a plain `trtsr run` uses at that scale
-        expected += [("default", scale, "fp32", defaults.guidance_for("default", scale), "guidance", "float32"),
+        expected += [("default", scale, "fp32", defaults.DEFAULT_MODEL_GUIDANCE[scale], "guidance", "float32"),
                      ("default", scale, "fp32", None, None, "float32")]
     for path, want in zip(shipped_graphs(), expected, strict=True):
         spec = ExportSpec.load(spec_path_for(path))

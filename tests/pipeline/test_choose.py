@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from trtsr.defaults import Backend
 from trtsr.errors import TrtsrError
 from trtsr.gpu import GpuInfo
 from trtsr.pipeline.choose import MachineFacts, choose_backend
@@ -70,8 +71,20 @@ def test_named_backends_are_taken_as_asked():
     on_cpu = choose_backend("torch", facts(torch_cuda=False))
     assert on_cpu.backend == "torch" and "no CUDA device, so fp32 on the CPU" in on_cpu.reason
     assert choose_backend("torch", facts(torch_cuda=True)).reason == "asked for with -b torch"
-    with pytest.raises(TrtsrError, match="unknown backend 'cuda'"):
+    with pytest.raises(TrtsrError, match="backend must be one of auto, onnxruntime, torch, tensorrt, tensorrt-rtx, "
+                                         "got 'cuda'"):
         choose_backend("cuda", facts())
+
+
+def test_the_choice_carries_the_chosen_backends_own_settings():
+    from trtsr.backends import BackendSettings, EngineSettings, OnnxRuntimeSettings, TorchSettings
+
+    settings = BackendSettings(onnxruntime=OnnxRuntimeSettings(threads=3), torch=TorchSettings(compile=True),
+                               engine=EngineSettings(profiles=("4k",)))
+    assert choose_backend("onnxruntime", facts(), settings).settings == OnnxRuntimeSettings(threads=3)
+    assert choose_backend("torch", facts(torch_cuda=True), settings).settings.compile is True
+    rtx = choose_backend("auto", facts(gpu=RTX, installed=["tensorrt-rtx"], usable=["tensorrt-rtx"]), settings)
+    assert rtx.backend is Backend.TENSORRT_RTX and rtx.settings.profiles == ("4k",)
 
 
 def test_the_upscaler_runs_torch_when_asked_and_names_it():

@@ -10,6 +10,7 @@ from trtsr.guidance import Guidance
 from trtsr.paths import shipped_graphs
 from trtsr.pipeline.request import RunRequest
 from trtsr.pipeline.upscaler import Upscaler
+from trtsr.source import SourceKind
 
 
 def _shipped(name: str) -> str:
@@ -35,23 +36,27 @@ def test_the_api_argument_means_the_same_everywhere():
         Guidance.of("sharp")
 
 
-@pytest.mark.parametrize(("asked", "built", "takes_input", "fed"), [
-    (Guidance.OWN, 1.8, True, None), (Guidance.OWN, None, False, None),
-    (Guidance.OFF, None, False, None), (Guidance("w", 1.8), 1.8, False, None),
-    (Guidance("w", 2.5), 1.8, True, 2.5),
+@pytest.mark.parametrize(("asked", "own", "optional", "takes_input", "runs"), [
+    # a graph or an engine: its own w, or one it can take
+    (Guidance.OWN, 1.8, False, True, 1.8), (Guidance.OWN, None, False, False, None),
+    (Guidance.OFF, None, False, False, None), (Guidance("w", 1.8), 1.8, False, False, 1.8),
+    (Guidance("w", 2.5), 1.8, False, True, 2.5),
+    # weights, exported on demand: any w, or none
+    (Guidance.OWN, 2.2, True, True, 2.2), (Guidance.OFF, 2.2, True, True, None),
+    (Guidance("w", 3.0), 2.2, True, True, 3.0), (Guidance.OWN, None, True, False, None),
 ])
-def test_what_a_graph_is_fed(asked, built, takes_input, fed):
-    assert asked.feed(built, takes_input) == fed
+def test_the_w_a_model_runs_is_decided_in_one_place(asked, own, optional, takes_input, runs):
+    assert asked.decide(own, optional=optional, takes_input=takes_input) == runs
 
 
-@pytest.mark.parametrize(("asked", "built", "takes_input", "why"), [
+@pytest.mark.parametrize(("asked", "own", "takes_input", "why"), [
     (Guidance.OFF, 1.8, True, "cannot run without PadCFG"),
     (Guidance("w", 2.5), None, False, "has no PadCFG"),
     (Guidance("w", 2.5), 1.8, False, "built in"),
 ])
-def test_a_graph_that_cannot_honour_the_guidance_refuses(asked, built, takes_input, why):
+def test_a_graph_that_cannot_honour_the_guidance_refuses(asked, own, takes_input, why):
     with pytest.raises(TrtsrError, match=why):
-        asked.feed(built, takes_input, "engine")
+        asked.decide(own, optional=False, takes_input=takes_input, what="engine")
 
 
 def test_no_padcfg_means_no_padcfg_for_a_model_name_and_for_its_graph_by_path():
@@ -81,7 +86,7 @@ def test_the_default_models_own_w_reaches_its_shipped_graph_by_name_and_by_path(
 
 
 @pytest.mark.parametrize(("fields", "why"), [
-    (dict(backend="cuda"), "unknown backend 'cuda'"),
+    (dict(backend="cuda"), "backend must be one of auto, onnxruntime, torch, tensorrt, tensorrt-rtx, got 'cuda'"),
     (dict(scale=5), "scale must be one of"),
     (dict(tile=8), "tile must be at least"),
     (dict(tile=64, overlap=40), "more than half the 64-pixel tile"),
@@ -101,8 +106,8 @@ def test_every_cheap_check_is_one_line_when_the_request_is_built(fields, why):
 
 def test_a_graph_given_by_path_brings_its_own_scale_and_w():
     request = RunRequest(model=_shipped("default-x3.onnx"))
-    assert request.given is not None and request.given.what == "graph"
-    assert request.scale_out == 3 and request.w == request.given.guidance
+    assert request.source.kind is SourceKind.GRAPH and request.source.what == "graph"
+    assert request.scale_out == 3 and request.w == request.source.own_w
     named = RunRequest(model="default", scale=3)
-    assert named.given is None and named.scale_out == 3 and named.w == 1.8
+    assert named.source.kind is SourceKind.DEFAULT and named.scale_out == 3 and named.w == 1.8
     assert RunRequest(model="default", guidance=None).w is None

@@ -75,7 +75,7 @@ def test_tile_option_is_checked():
 
 
 def test_unknown_backend():
-    with pytest.raises(TrtsrError, match="unknown backend"):
+    with pytest.raises(TrtsrError, match="backend must be one of auto, onnxruntime"):
         Upscaler("default", backend="cuda")
 
 
@@ -125,15 +125,16 @@ class _MemoryLimited:
     def __init__(self, session, limit: int) -> None:
         self._session, self.limit, self.seen = session, limit, []
         self.scale, self.io, self.sizes, self.max_input = session.scale, session.io, session.sizes, None
-        self.backend_name, self.guidance, self.guidance_input = session.backend_name, None, None
+        self.backend_name, self.guidance, self.guidance_input = (session.backend_name, session.guidance,
+                                                                 session.guidance_input)
 
-    def infer(self, lr, guidance=None):
+    def infer(self, lr, w):
         from trtsr.errors import OutOfMemory
 
         self.seen.append(max(lr.shape[:2]))
         if max(lr.shape[:2]) > self.limit:
             raise OutOfMemory(f"simulated: {lr.shape[1]}x{lr.shape[0]} does not fit")
-        return self._session.infer(lr, guidance)
+        return self._session.infer(lr, w)
 
     def close(self):
         self._session.close()
@@ -141,7 +142,7 @@ class _MemoryLimited:
 
 def test_out_of_memory_retries_with_smaller_tiles():
     from trtsr.paths import shipped_onnx
-    from trtsr.runtime import OnnxRuntimeSession
+    from trtsr.sessions.onnxruntime_session import OnnxRuntimeSession
 
     limited = _MemoryLimited(OnnxRuntimeSession(shipped_onnx()), limit=40)
     image = read_image(DATA / "ADE_val_00000114.jpg").rgb[:70, :90]
@@ -155,7 +156,7 @@ def test_out_of_memory_retries_with_smaller_tiles():
 
 def test_out_of_memory_at_the_smallest_tile_is_one_clear_error():
     from trtsr.paths import shipped_onnx
-    from trtsr.runtime import OnnxRuntimeSession
+    from trtsr.sessions.onnxruntime_session import OnnxRuntimeSession
 
     limited = _MemoryLimited(OnnxRuntimeSession(shipped_onnx()), limit=10)  # below the graph's minimum
     with Upscaler.from_session(limited) as up, pytest.raises(TrtsrError, match="out of memory even at"):
@@ -175,7 +176,9 @@ def test_without_a_guidance_the_default_model_runs_its_own_w_per_scale(scale):
     other = 1.8 if own != 1.8 else 2.2
     with Upscaler("default", backend="onnxruntime", scale=scale, guidance=other) as different:
         assert not np.array_equal(got, different.upscale(rgb))
-    assert defaults.guidance_for("my-model", scale) == defaults.GUIDANCE
+    from trtsr.source import resolve_source
+
+    assert resolve_source("tiny", scale=scale).own_w == defaults.GUIDANCE  # other GenDR-Pix weights: the paper's
     with pytest.raises(TrtsrError, match="guidance must be a number or 'auto'"):
         Upscaler("default", backend="onnxruntime", scale=scale, guidance="sharp")
 

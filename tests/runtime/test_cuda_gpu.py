@@ -31,7 +31,7 @@ def cudart():
 
 def test_pinned_and_device_buffers_round_trip_on_a_stream(cudart):
     from trtsr.gpu import check_cuda
-    from trtsr.runtime.sessions import allocate_io
+    from trtsr.sessions.engine_session import allocate_io
 
     nbytes = 3 * 1023 * 517  # an odd size: no hidden alignment assumption
     with contextlib.ExitStack() as stack:
@@ -54,7 +54,7 @@ def test_pinned_and_device_buffers_round_trip_on_a_stream(cudart):
 
 def test_an_allocation_too_large_is_out_of_memory_and_the_device_recovers(cudart):
     from trtsr.gpu import check_cuda
-    from trtsr.runtime.sessions import DeviceMemory
+    from trtsr.sessions.engine_session import DeviceMemory
 
     _, total = check_cuda(cudart.cudaMemGetInfo())
     with pytest.raises(OutOfMemory, match="CUDA out of memory"):
@@ -74,7 +74,7 @@ def test_a_failed_call_that_is_not_memory_is_not_out_of_memory(cudart):
 def test_the_high_water_mark_sees_an_allocation_that_is_already_gone(cudart):
     from trtsr.gpu import device_memory_used
     from trtsr.measure import MemoryHighWater
-    from trtsr.runtime.sessions import DeviceMemory
+    from trtsr.sessions.engine_session import DeviceMemory
 
     size = 1 << 30
     with MemoryHighWater() as memory:
@@ -90,7 +90,7 @@ def test_the_backend_verdict_on_this_gpu_matches_the_library(cudart, tmp_path):
     from trtsr.engines import BuildSettings, build_engine, load_backend
     from trtsr.paths import shipped_onnx
     from trtsr.runtime.engine_io import make_error_capture
-    from trtsr.runtime.sessions import EngineSession
+    from trtsr.sessions.engine_session import EngineSession
 
     rtx = pytest.importorskip("tensorrt_rtx", reason="the verdict is TensorRT-RTX's (the rtx extra)")
     gpu = detect_gpu()
@@ -114,7 +114,7 @@ def test_the_backend_verdict_on_this_gpu_matches_the_library(cudart, tmp_path):
         session = EngineSession.open(built.engine_path)
         try:
             lr = np.full((64, 64, 3), 128, dtype=np.float32)
-            out = session.infer(lr)
+            out = session.infer(lr, session.guidance)
             assert out.shape == (256, 256, 3) and np.isfinite(out).all()
         finally:
             session.close()

@@ -150,13 +150,13 @@ class Errors:
 
 def session_over(cudart, context, max_side: int = 64):
     """An EngineSession around a stand-in context: the session's own infer, stream and buffers."""
-    from trtsr.runtime.sessions import EngineSession, allocate_io
+    from trtsr.sessions.engine_session import EngineSession, allocate_io
 
     session = object.__new__(EngineSession)
     session.metadata = types.SimpleNamespace(
         guidance=None, guidance_input=None, scale=SCALE, input_name="in", output_name="out",
         profile_for=lambda h, w: 0 if max(h, w) <= max_side else None)
-    session.io, session.scale = "uint8", SCALE
+    session.io, session.scale, session.guidance, session.guidance_input = "uint8", SCALE, None, None
     session._cudart, session._context, session._errors, session._profile = cudart, context, Errors(), -1
     session._resources = contextlib.ExitStack()
     in_bytes = max_side * max_side * 3
@@ -183,12 +183,12 @@ def test_every_result_is_its_own_inputs_and_closing_frees_everything():
     cudart = HostCudart()
     session = session_over(cudart, StandInContext(cudart))
     for run, lr in enumerate(inputs(5, 64), start=1):
-        check(session.infer(lr), lr, run)
+        check(session.infer(lr, session.guidance), lr, run)
     assert cudart.syncs == 5  # one synchronisation per picture
     session.close()
     assert cudart.blocks == {}
     with pytest.raises(TrtsrError, match="closed"):
-        session.infer(inputs(1, 64)[0])
+        session.infer(inputs(1, 64)[0], session.guidance)
 
 
 def test_a_failed_run_names_its_call_shape_and_profile():
@@ -198,14 +198,14 @@ def test_a_failed_run_names_its_call_shape_and_profile():
     lr = inputs(1, 64)[0]
     context.fail_next = True
     with pytest.raises(TrtsrError, match="execute_async_v3 at 64x64 on profile 0"):
-        session.infer(lr)
-    check(session.infer(lr), lr, 1)  # the session still works
+        session.infer(lr, session.guidance)
+    check(session.infer(lr, session.guidance), lr, 1)  # the session still works
     cudart.sync_error = "cudaErrorIllegalAddress"  # CUDA reports a failed run when the stream is waited for
     with pytest.raises(TrtsrError, match=r"cudaErrorIllegalAddress \(engine run at 64x64 on profile 0\)"):
-        session.infer(lr)
+        session.infer(lr, session.guidance)
     cudart.sync_error = "cudaErrorMemoryAllocation"
     with pytest.raises(OutOfMemory):  # still the upscaler's signal for smaller tiles
-        session.infer(lr)
+        session.infer(lr, session.guidance)
     cudart.sync_error = None
     session.close()
     assert cudart.blocks == {}
@@ -218,7 +218,7 @@ def test_an_input_too_large_for_every_profile_is_too_large():
     context = StandInContext(cudart)
     session = session_over(cudart, context)
     with pytest.raises(TooLarge):
-        session.infer(np.zeros((65, 64, 3), np.uint8))
+        session.infer(np.zeros((65, 64, 3), np.uint8), session.guidance)
     assert context.runs == 0
     session.close()
 
@@ -229,7 +229,7 @@ def test_profiles_switch_per_input_size():
     session.metadata.profile_for = lambda h, w: 0 if max(h, w) <= 32 else 1 if max(h, w) <= 64 else None
     small, large = inputs(3, 64)[2], inputs(1, 64)[0]  # 7x21 (profile 0) and 64x64 (profile 1)
     for run, lr in enumerate((small, large, small), start=1):
-        check(session.infer(lr), lr, run)
+        check(session.infer(lr, session.guidance), lr, run)
         assert session._profile == (0 if lr is small else 1)
     session.close()
 
@@ -244,7 +244,7 @@ def test_runs_on_a_gpu_keep_every_output_its_own():
         pytest.skip("no NVIDIA GPU visible")
     pytest.importorskip("cuda.bindings", reason="cuda-python (the gpu extra) runs engines")
     from trtsr.gpu import cudart as load
-    from trtsr.runtime.sessions import DeviceMemory
+    from trtsr.sessions.engine_session import DeviceMemory
 
     cudart = load()
     side = 1024
@@ -254,18 +254,18 @@ def test_runs_on_a_gpu_keep_every_output_its_own():
         context = StandInContext(cudart, slow=(b.ptr, a.ptr, 256 << 20))
         session = session_over(cudart, context, max_side=side)
         for run, lr in enumerate(inputs(12, side), start=1):
-            check(session.infer(lr), lr, run)
+            check(session.infer(lr, session.guidance), lr, run)
         session.close()
 
 
-# -- trtsr run's loop ------------------------------------------------------------------------------------
+# -- the job runner trtsr run uses ------------------------------------------------------------------------------------
 
 class FailingSecond:
     """ONNX Runtime on the shipped graph, whose second picture fails as a GPU run can."""
 
     def __init__(self) -> None:
         from trtsr.paths import shipped_onnx
-        from trtsr.runtime.sessions import OnnxRuntimeSession
+        from trtsr.sessions.onnxruntime_session import OnnxRuntimeSession
 
         self.inner = OnnxRuntimeSession(shipped_onnx())
         self.ran = 0
@@ -273,17 +273,17 @@ class FailingSecond:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def infer(self, lr, guidance=None):
+    def infer(self, lr, w):
         self.ran += 1
         if self.ran == 2:
             raise TrtsrError("CUDA error cudaErrorLaunchFailure")
-        return self.inner.infer(lr, guidance)
+        return self.inner.infer(lr, w)
 
 
 def test_trtsr_run_writes_every_output_and_a_failed_picture_fails_alone(real_rgb, tmp_path):
     from PIL import Image
 
-    from trtsr.cli.run_cmd import _run_jobs
+    from trtsr.pipeline.jobs import run_jobs, sort_jobs
     from trtsr.pipeline.upscaler import Upscaler
 
     sources = []
@@ -295,8 +295,9 @@ def test_trtsr_run_writes_every_output_and_a_failed_picture_fails_alone(real_rgb
     (tmp_path / "out").mkdir()
     session = FailingSecond()
     with Upscaler.from_session(session) as upscaler:
-        failed = _run_jobs(upscaler, jobs, overwrite=False)
-    assert failed == 1 and session.ran == 3
+        summary = run_jobs(upscaler, sort_jobs(jobs, overwrite=False))
+    assert len(summary.failed) == 1 and len(summary.done) == 2 and session.ran == 3
+    assert "cudaErrorLaunchFailure" in summary.failed[0].line
     assert not jobs[1][1].exists()  # nothing half-written for the failed one
     with Upscaler.from_session(FailingSecond().inner) as plain:
         for src, dst in (jobs[0], jobs[2]):

@@ -22,12 +22,13 @@ trt = pytest.importorskip("tensorrt_rtx", reason="the rtx extra builds the engin
 
 
 @pytest.fixture(scope="module")
-def engine_meta(exports, tmp_path_factory):
+def engine_meta(tmp_path_factory):
+    """A real engine of the default model's shipped x4 PadCFG graph (float32 I/O, w an input): nothing to export."""
     from trtsr.engines import BuildSettings, build_engine
     from trtsr.engines.metadata import EngineMetadata
+    from trtsr.paths import shipped_onnx
 
-    graph = exports.get(precision="fp16")
-    built = build_engine(graph.onnx_path, tmp_path_factory.mktemp("engine") / "t.engine",
+    built = build_engine(shipped_onnx(), tmp_path_factory.mktemp("engine") / "t.engine",
                          BuildSettings(profiles=("64x64:128x128:256x256",), backend="tensorrt-rtx"))
     return EngineMetadata.for_engine(built.engine_path)
 
@@ -72,8 +73,8 @@ def _as_engine(meta, **changes) -> StandInEngine:
 
 def test_the_engine_io_that_matches_its_metadata_passes(engine_meta):
     io = read_engine_io(_as_engine(engine_meta))
-    assert [(t.name, t.mode, t.dtype) for t in io] == [("lr", "input", "uint8"), ("guidance", "input", "float32"),
-                                                      ("hr", "output", "uint8")]
+    assert [(t.name, t.mode, t.dtype) for t in io] == [("lr", "input", "float32"), ("guidance", "input", "float32"),
+                                                      ("hr", "output", "float32")]
     assert io[0].profiles == (((16, 16, 3), (32, 32, 3), (64, 64, 3)),)
     check_engine_io(io, engine_meta)
 
@@ -83,9 +84,9 @@ def test_the_engine_io_that_matches_its_metadata_passes(engine_meta):
     ({"profiles": [[(16, 16, 3), (64, 64, 3), (128, 128, 3)]]}, "profiles"),
     # another network's output name
     ({"tensors": lambda ts: [dict(t, name="out") if t["mode"] == "output" else t for t in ts]}, "outputs ['out']"),
-    # a float32-I/O engine under uint8 metadata: the buffers would be a quarter of the size needed
-    ({"tensors": lambda ts: [dict(t, dtype=trt.DataType.FLOAT) if t["name"] == "lr" else t for t in ts]},
-     "lr is float32, metadata says uint8"),
+    # a uint8-I/O engine under float32 metadata: the buffers would be read as the wrong type
+    ({"tensors": lambda ts: [dict(t, dtype=trt.DataType.UINT8) if t["name"] == "lr" else t for t in ts]},
+     "lr is uint8, metadata says float32"),
     # w built in (no guidance input) while the metadata promises one
     ({"tensors": lambda ts: [t for t in ts if t["name"] != "guidance"]}, "inputs ['lr']"),
 ], ids=["swapped-profile", "renamed-output", "dtype", "missing-guidance"])
@@ -158,7 +159,7 @@ class _CountingCudart:
 # device w)
 @pytest.mark.parametrize("fail_at", [1, 2, 4, 7])
 def test_a_start_up_that_fails_halfway_frees_what_it_took(fail_at):
-    from trtsr.runtime.sessions import allocate_io
+    from trtsr.sessions.engine_session import allocate_io
 
     cuda = _CountingCudart(fail_at)
     stack = contextlib.ExitStack()
@@ -186,7 +187,7 @@ class _Payload:
 
 
 def _save_many(path: str, byte: int, times: int) -> None:
-    from trtsr.runtime.sessions import save_runtime_cache
+    from trtsr.sessions.engine_session import save_runtime_cache
 
     for i in range(times):
         save_runtime_cache(_Payload(bytes([byte]) * (200_000 + i)), Path(path))

@@ -30,12 +30,14 @@ def gpu():
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_engine_matches_onnxruntime_across_profile_range(gpu, exports, real_rgb, tmp_path, precision):
+    from trtsr.backends import OnnxRuntimeSettings
     from trtsr.engines import BuildSettings, build_engine
     from trtsr.engines.backend import usable_backends
-    from trtsr.runtime.sessions import EngineSession, OnnxRuntimeSession
+    from trtsr.sessions.engine_session import EngineSession
+    from trtsr.sessions.onnxruntime_session import OnnxRuntimeSession
 
     graph = exports.get(precision=precision, io="uint8")
-    reference = OnnxRuntimeSession(exports.get(precision="fp32", io="uint8").onnx_path, use_cuda=False)
+    reference = OnnxRuntimeSession(exports.get(precision="fp32", io="uint8").onnx_path, OnnxRuntimeSettings(cuda=False))
     built = build_engine(graph.onnx_path, tmp_path / "e.engine",
                          BuildSettings(profiles=("256x256:512x512:1024x1024",),
                                        backend=usable_backends(gpu)[0]))
@@ -45,8 +47,8 @@ def test_engine_matches_onnxruntime_across_profile_range(gpu, exports, real_rgb,
         # give NaN or black output away from the tuned shape.
         for height, width in [(64, 64), (97, 130), (128, 128), (200, 256), (256, 256)]:
             lr = np.ascontiguousarray(np.resize(real_rgb, (height, width, 3)))
-            got = session.infer(lr).astype(float)
-            ref = reference.infer(lr).astype(float)
+            got = session.infer(lr, session.guidance).astype(float)
+            ref = reference.infer(lr, reference.guidance).astype(float)
             assert got.shape == ref.shape == (height * 4, width * 4, 3)
             assert got.std() > 5, f"flat output at {width}x{height}"
             psnr = 10 * np.log10(255.0**2 / max(np.mean((got - ref) ** 2), 1e-12))

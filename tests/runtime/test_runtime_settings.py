@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from trtsr.backends import RuntimeSettings
 from trtsr.errors import TrtsrError
-from trtsr.runtime import RuntimeSettings
 
 trt = pytest.importorskip("tensorrt_rtx", reason="the enums come from the rtx extra")
 

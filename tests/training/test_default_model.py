@@ -69,7 +69,7 @@ def test_default_model_beats_bicubic_on_an_unseen_photo(photo, scale, guidance):
     from trtsr import defaults
 
     if guidance == "auto":
-        guidance = defaults.guidance_for("default", scale)
+        guidance = defaults.DEFAULT_MODEL_GUIDANCE[scale]
     truth = ev.prepare_truth(photo, scale)
     lr = (ev.DEGRADATIONS["bicubic"](truth, scale) * 255).round() / 255
     module = PixelUpscaler(load_model("default").eval(), scale, guidance, io="float32")

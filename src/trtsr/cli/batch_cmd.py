@@ -10,11 +10,28 @@ import typer
 from rich.markup import escape
 
 from trtsr.cli.common import console, out, require_extra, user_errors
-from trtsr.cli.options import RunOptions, VerboseOption, with_run_options
+from trtsr.cli.options import (
+    ColorFixOption,
+    EngineOption,
+    FormatOption,
+    OverlapOption,
+    OverwriteOption,
+    RandomWeightsOption,
+    RunBackendOption,
+    RunGuidanceOption,
+    RunModelOption,
+    RunNoPadcfgOption,
+    RunScaleOption,
+    SuffixOption,
+    TileOption,
+    VerboseOption,
+    run_request,
+)
+from trtsr.defaults import RunBackend
 from trtsr.files import check_writable
+from trtsr.outputs import check_naming
 
 
-@with_run_options
 def batch_command(
     inputs: Annotated[
         list[str],
@@ -33,7 +50,19 @@ def batch_command(
     threads: Annotated[
         int, typer.Option("--threads", help="ONNX Runtime threads per actor on a CPU-only cluster.")
     ] = 1,
-    run: RunOptions = RunOptions(),
+    model: RunModelOption = None,
+    engine: EngineOption = None,
+    backend: RunBackendOption = RunBackend.AUTO,
+    scale: RunScaleOption = None,
+    guidance: RunGuidanceOption = None,
+    no_padcfg: RunNoPadcfgOption = False,
+    tile: TileOption = None,
+    overlap: OverlapOption = None,
+    fmt: FormatOption = None,
+    suffix: SuffixOption = None,
+    overwrite: OverwriteOption = False,
+    random_weights: RandomWeightsOption = False,
+    color_fix: ColorFixOption = None,
     report: Annotated[
         Path, typer.Option("--report", help="Where the JSON report (counts, throughput, failures) goes.")
     ] = Path("trtsr-batch-report.json"),
@@ -61,10 +90,14 @@ def batch_command(
         if "://" not in output:  # a local folder; remote URIs are checked by their filesystem when written
             check_writable(Path(output), "output folder", folder=True)
         require_extra("trtsr batch", "distributed", "ray", "pyarrow")
-        request = run.request()  # checked before Ray starts
+        fmt = check_naming(fmt, suffix)
+        # checked before Ray starts; each actor opens this request
+        request = run_request(model=model, engine=engine, backend=backend, scale=scale, guidance=guidance,
+                              no_padcfg=no_padcfg, tile=tile, overlap=overlap, random_weights=random_weights,
+                              color_fix=color_fix)
         from trtsr.distributed.batch import BatchSettings, upscale_dataset
 
-        settings = BatchSettings(run=request, fmt=run.fmt, suffix=run.suffix, overwrite=run.overwrite, actors=actors,
+        settings = BatchSettings(run=request, fmt=fmt, suffix=suffix, overwrite=overwrite, actors=actors,
                                  threads=threads)
         # Plain lines, no spinner: Ray Data draws its own progress bars.
         result = upscale_dataset(inputs, output, settings, address=ray_address,

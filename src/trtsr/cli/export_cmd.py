@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trtsr import catalog, defaults
+from trtsr import defaults
 from trtsr.cli.common import out, require_extra, status, user_errors
 from trtsr.cli.options import ModelOption, NoPadcfgOption, OutputFile, OverwriteOption, VerboseOption
 from trtsr.files import check_outputs
@@ -69,30 +69,26 @@ def export_command(
     """
     with user_errors(verbose):
         from trtsr.guidance import Guidance
-        from trtsr.pipeline.request import check_model_name, external_scale
+        from trtsr.source import resolve_source
 
-        check_model_name(model)
         given = Guidance.parse(guidance, no_padcfg)
         if output is not None:  # before torch is imported; a default name needs the model's scale, below
             _check_target(output, model, overwrite)
-        if catalog.is_external(model):
+        # resolved once: a checkpoint spandrel reads is loaded for its scale (without the models extra, one line)
+        source = resolve_source(model, scale=scale, guidance=given)
+        if source.kind.is_external:
             require_extra("other models", "models", "onnx", "torch", "trtsr.export.onnx_export")
         else:
             require_extra("export", "export", "diffusers", "onnx", "torch", "trtsr.export.onnx_export")
         from trtsr.export.onnx_export import ExportSettings, export_onnx
 
-        model_scale = external_scale(model, scale, given)  # None for GenDR-Pix; checks a checkpoint here
         # the w a plain `trtsr run` uses, so the graph, its engine and its calibration run the same picture
-        scale_out = model_scale or scale or defaults.SCALE
-        settings = ExportSettings(
-            scale=scale_out, precision=precision.lower(),
-            guidance=None if model_scale is not None else given.for_model(model, scale_out),
-            io=io.lower(), guidance_input=not bake_guidance, opset=opset,
-        )
-        target = output or Path(_default_name(model, settings))
+        settings = ExportSettings(scale=source.scale, precision=precision.lower(), guidance=source.w(given),
+                                  io=io.lower(), guidance_input=not bake_guidance, opset=opset)
+        target = output or Path(_default_name(source.stem, settings))
         _check_target(target, model, overwrite)
         with status(f"exporting {model}") as say:
-            result = export_onnx(model, target, settings, progress=say)
+            result = export_onnx(source, target, settings, progress=say)
         spec = result.spec
         pad = "no PadCFG" if spec.guidance is None else f"PadCFG w={spec.guidance:g}"
         out.print(
@@ -114,7 +110,6 @@ def _check_target(target: Path, model: str, overwrite: bool) -> None:
                   overwrite=overwrite, sources=(model,))
 
 
-def _default_name(model: str, settings) -> str:
-    stem = model if model in ("default", "tiny", "gendr-pix", *catalog.NAMED_MODELS) else Path(model).stem
+def _default_name(stem: str, settings) -> str:
     pad = "nocfg" if settings.guidance is None else "padcfg"
     return f"{stem}-x{settings.scale}-{settings.precision}-{pad}.onnx"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import inspect
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from trtsr import catalog, defaults
+from trtsr.defaults import RunBackend
 
 ModelOption = Annotated[
     str,
@@ -46,7 +44,8 @@ NoPadcfgOption = Annotated[
 OutputFile = Annotated[Path | None, typer.Option("--output", "-o", help="Output file.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and library logs.")]
 
-# Upscaling options shared by `trtsr run` and `trtsr batch`.
+# Upscaling options shared by `trtsr run` and `trtsr batch` (each command writes them in its own signature and
+# passes them to `run_request`).
 RunModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="default (when neither -m nor -e is given), tiny, gendr-pix, "
                                                    + ", ".join(catalog.NAMED_MODELS)
@@ -55,10 +54,9 @@ RunModelOption = Annotated[
                                                    "diffusers folder, or an exported .onnx.", show_default=False)
 ]
 RunBackendOption = Annotated[
-    str, typer.Option("--backend", "-b", help="auto (an engine where a TensorRT backend runs on this GPU, else "
-                                              "PyTorch on CUDA, else ONNX Runtime), "
-                                              + ", ".join(defaults.RUN_BACKENDS[1:])
-                                              + ". The run says which ran and why.")
+    RunBackend, typer.Option("--backend", "-b", help="auto: an engine where a TensorRT backend runs on this GPU, "
+                                                     "else PyTorch on CUDA, else ONNX Runtime. The run says which "
+                                                     "ran and why.")
 ]
 CompileOption = Annotated[
     bool, typer.Option("--compile", help="torch backend: torch.compile the model. Compiles once per input size "
@@ -98,66 +96,19 @@ EngineOption = Annotated[
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class RunOptions:
-    """The options `trtsr run` and `trtsr batch` share, as the command line gave them (declared once: the
-    commands take them through `with_run_options`)."""
+def run_request(*, model: str | None, engine: Path | None, backend: RunBackend, scale: int | None,
+                guidance: float | None, no_padcfg: bool, tile: int | None, overlap: int | None, random_weights: bool,
+                color_fix: str | None, compile: bool = False, threads: int | None = None):
+    """The `RunRequest` the shared run options make (`trtsr run`, `trtsr batch`), checked in one place before
+    anything loads: -m with -e, -g with --no-padcfg, the ranges, then the model, resolved once."""
+    from trtsr.backends import BackendSettings, OnnxRuntimeSettings, TorchSettings
+    from trtsr.errors import TrtsrError
+    from trtsr.guidance import Guidance
+    from trtsr.pipeline.request import RunRequest
 
-    model: RunModelOption = None
-    engine: EngineOption = None
-    backend: RunBackendOption = "auto"
-    scale: RunScaleOption = None
-    guidance: RunGuidanceOption = None
-    no_padcfg: RunNoPadcfgOption = False
-    tile: TileOption = None
-    overlap: OverlapOption = None
-    fmt: FormatOption = None
-    suffix: SuffixOption = None
-    overwrite: OverwriteOption = False
-    random_weights: RandomWeightsOption = False
-    color_fix: ColorFixOption = None
-
-    def __post_init__(self) -> None:
-        """What needs nothing loaded is checked as the options are parsed: -g with --no-padcfg (into one
-        `Guidance`), --format (normalised) and --suffix."""
-        from trtsr.errors import TrtsrError
-        from trtsr.guidance import Guidance
-        from trtsr.outputs import check_naming
-
-        if self.model is not None and self.engine is not None:
-            raise TrtsrError("give a model (-m) or an engine (-e), not both: an engine holds its model")
-        object.__setattr__(self, "fmt", check_naming(self.fmt, self.suffix))
-        object.__setattr__(self, "parsed_guidance", Guidance.parse(self.guidance, self.no_padcfg))
-
-    def request(self, **more):
-        """The run request these options make, checked in one place (`trtsr.pipeline.request.RunRequest`)."""
-        from trtsr.pipeline.request import RunRequest
-
-        return RunRequest(model=self.model or "default", engine=self.engine, backend=self.backend, scale=self.scale,
-                          guidance=self.parsed_guidance, tile=self.tile, overlap=self.overlap,
-                          random_weights=self.random_weights, color_fix=self.color_fix, **more)
-
-
-def with_run_options(command):
-    """`command(..., run: RunOptions)` as a typer command whose signature has the shared run options in `run`'s
-    place (before `--verbose`)."""
-    own = list(inspect.signature(command, eval_str=True).parameters.values())
-    at = [p.name for p in own].index("run")
-    hints = inspect.get_annotations(RunOptions, eval_str=True)
-    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
-              for f in dataclasses.fields(RunOptions)]
-    rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[at + 1:]]
-    params = own[:at] + shared + rest
-
-    @functools.wraps(command)
-    def wrapper(**kwargs):
-        from trtsr.cli.common import user_errors
-
-        values = {f.name: kwargs.pop(f.name) for f in dataclasses.fields(RunOptions)}
-        with user_errors(kwargs.get("verbose", False)):
-            options = RunOptions(**values)
-        return command(**kwargs, run=options)
-
-    wrapper.__signature__ = inspect.Signature(params)
-    wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    return wrapper
+    if model is not None and engine is not None:
+        raise TrtsrError("give a model (-m) or an engine (-e), not both: an engine holds its model")
+    settings = BackendSettings(onnxruntime=OnnxRuntimeSettings(threads=threads), torch=TorchSettings(compile=compile))
+    return RunRequest(model=model, engine=engine, backend=backend, scale=scale,
+                      guidance=Guidance.parse(guidance, no_padcfg), tile=tile, overlap=overlap, settings=settings,
+                      random_weights=random_weights, color_fix=color_fix)

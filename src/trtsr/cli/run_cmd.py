@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -13,11 +11,29 @@ from rich.markup import escape
 
 from trtsr import defaults
 from trtsr.cli.common import console, out, status, user_errors
-from trtsr.cli.options import CompileOption, RunOptions, VerboseOption, with_run_options
-from trtsr.outputs import is_video, plan_run
+from trtsr.cli.options import (
+    ColorFixOption,
+    CompileOption,
+    EngineOption,
+    FormatOption,
+    OverlapOption,
+    OverwriteOption,
+    RandomWeightsOption,
+    RunBackendOption,
+    RunGuidanceOption,
+    RunModelOption,
+    RunNoPadcfgOption,
+    RunScaleOption,
+    SuffixOption,
+    TileOption,
+    VerboseOption,
+    run_request,
+)
+from trtsr.defaults import RunBackend
+from trtsr.outputs import check_naming, is_video, plan_run
+from trtsr.pipeline.jobs import run_jobs, sort_jobs
 
 
-@with_run_options
 def run_command(
     inputs: Annotated[
         list[str],
@@ -32,7 +48,19 @@ def run_command(
                                             "without an image extension), or with one input a file name ending "
                                             "in .png, .jpg, .webp or .tif. Default: beside each input."),
     ] = None,
-    run: RunOptions = RunOptions(),
+    model: RunModelOption = None,
+    engine: EngineOption = None,
+    backend: RunBackendOption = RunBackend.AUTO,
+    scale: RunScaleOption = None,
+    guidance: RunGuidanceOption = None,
+    no_padcfg: RunNoPadcfgOption = False,
+    tile: TileOption = None,
+    overlap: OverlapOption = None,
+    fmt: FormatOption = None,
+    suffix: SuffixOption = None,
+    overwrite: OverwriteOption = False,
+    random_weights: RandomWeightsOption = False,
+    color_fix: ColorFixOption = None,
     compile: CompileOption = False,
     codec: Annotated[
         str | None, typer.Option("--codec", help="Videos: h264, h265, vp9 or av1. Default: h264 (vp9 for .webm).")
@@ -76,40 +104,30 @@ def run_command(
       trtsr run clip.mp4 --start 10 --duration 3 # a video (the video extra): try 3 seconds first
     """
     with user_errors(verbose):
-        from trtsr.errors import MissingDependencyError
-
-        torch_settings = None
-        if compile:
-            try:
-                from trtsr.models.torch_session import TorchSettings
-            except ImportError:
-                raise MissingDependencyError("--compile (the torch backend)", "export") from None
-            torch_settings = TorchSettings(compile=True)
-        # Everything that can be checked without loading a model, first, once (a graph's or an engine's own scale
-        # and guidance come from its spec or metadata).
-        request = run.request(torch_settings=torch_settings)
-        suffix = f"_x{request.scale_out}" if run.suffix is None else run.suffix
-        plan = plan_run(inputs, output, suffix=suffix, fmt=run.fmt, recursive=recursive)
+        # Everything that can be checked without loading a model, first, once: the options, then the model,
+        # resolved (a graph's or an engine's own scale and guidance come from its spec or metadata).
+        fmt = check_naming(fmt, suffix)
+        request = run_request(model=model, engine=engine, backend=backend, scale=scale, guidance=guidance,
+                              no_padcfg=no_padcfg, tile=tile, overlap=overlap, random_weights=random_weights,
+                              color_fix=color_fix, compile=compile)
+        plan = plan_run(inputs, output, suffix=f"_x{request.scale_out}" if suffix is None else suffix, fmt=fmt,
+                        recursive=recursive)
         for note in plan.notes:
             console.print(escape(note))
         for problem in plan.problems:
             console.print(f"[red]error:[/red] {escape(problem)}")
         if not plan.jobs:
             raise typer.Exit(1)
-        # existing outputs are skipped here, before any model is loaded or exported
-        todo, failed = _to_do(plan.jobs, run.overwrite)
-        failed += plan.refused
-        videos = [(src, dst) for src, dst in todo if is_video(src)]
-        images = [(src, dst) for src, dst in todo if not is_video(src)]
-        video_settings = _video_settings([job for job in plan.jobs if is_video(job[0])], codec, crf, start, duration)
-        if not todo:
-            if failed:
-                console.print(f"[red]{failed} of {plan.total} failed[/red]")
-            raise typer.Exit(1 if failed else 0)
+        jobs = sort_jobs(plan.jobs, overwrite)  # existing outputs are skipped here, before any model loads
+        video = _video_settings([job for job in plan.jobs if is_video(job[0])], codec, crf, start, duration)
+        report = ConsoleReport()
+        if not jobs.todo:
+            summary = run_jobs(None, jobs, report=report)  # says what was skipped and refused; loads nothing
+            _end(summary, plan)
 
         from trtsr.pipeline.upscaler import Upscaler
 
-        with status(f"loading {run.engine or run.model or 'default'}") as say:
+        with status(f"loading {engine or model or 'default'}") as say:
             upscaler = Upscaler.from_request(request, progress=say)
         if compile and not upscaler.backend_name.startswith("torch"):
             console.print(f"[yellow]warning:[/yellow] --compile applies to the torch backend only; "
@@ -118,96 +136,64 @@ def run_command(
         pad = "no PadCFG" if w is None else f"PadCFG w {w:g}"
         console.print(f"upscaling x{upscaler.scale}, {pad}, with {escape(upscaler.backend_name)}: "
                       f"{escape(upscaler.backend_reason)}")
-        with upscaler:
-            failed += _run_jobs(upscaler, images, run.overwrite, quality, checked=True)
-            failed += _run_videos(upscaler, videos, run.overwrite, video_settings, checked=True)
-        if failed:
-            console.print(f"[red]{failed} of {plan.total} failed[/red]")
-            raise typer.Exit(1)
+        with upscaler, report:
+            summary = run_jobs(upscaler, jobs, overwrite=overwrite, quality=quality, video=video, report=report)
+        _end(summary, plan)
 
 
-def _to_do(jobs: list[tuple[Path, Path]], overwrite: bool) -> tuple[list[tuple[Path, Path]], int]:
-    """(the jobs to run, how many failed): an output that would replace its input fails; one that exists is
-    skipped unless `overwrite`. Each says so in one line."""
-    todo, failed = [], 0
-    for src, dst in jobs:
-        if dst.resolve() == src.resolve():
-            console.print(f"[red]error:[/red] {escape(str(src))}: output would replace the input; choose --suffix "
-                          "or --output")
-            failed += 1
-        elif dst.exists() and not overwrite:
-            console.print(f"skipped {escape(str(src))}: {escape(str(dst))} exists (pass --overwrite to replace it)")
-        else:
-            todo.append((src, dst))
-    return todo, failed
+def _end(summary, plan) -> None:
+    """The exit: 1 when any input failed (refused while planning, or in the run), with the count."""
+    failed = len(summary.failed) + plan.refused
+    if failed:
+        console.print(f"[red]{failed} of {plan.total} failed[/red]")
+    raise typer.Exit(1 if failed else 0)
 
 
-def _written_meanwhile(src: Path, dst: Path) -> int:
-    """One line for an output another process wrote while this run worked on it (kept, not replaced); it counts
-    as failed, as any output that could not be written."""
-    console.print(f"[red]error:[/red] {escape(str(src))}: {escape(str(dst))} was written meanwhile by another run; "
-                  "kept it (pass --overwrite to replace it)")
-    return 1
+class ConsoleReport:
+    """The job runner's report on the terminal: one line per output, skip and failure; progress bars for files,
+    the tiles of a large image and a video's frames (on a terminal only)."""
 
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-def _run_jobs(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, quality: int = defaults.QUALITY, *,
-              checked: bool = False) -> int:
-    """Upscale each job's input into its output; the next file is decoded and the last ones encoded in host
-    threads while the current one runs. Returns how many failed. `checked`: the jobs have been through
-    `_to_do` already. After Ctrl-C the outputs already being written are finished and reported."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        self._bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
+                              disable=not console.is_terminal)
+        self._files = self._bars.add_task("files", total=None, rate="", visible=False)
+        self._tiles = self._bars.add_task("tiles", total=None, rate="", visible=False)
+        self._frames = self._bars.add_task("frames", total=None, rate="", visible=False)
+        self._video_started: dict[str, float] = {}
 
-    from trtsr.errors import TrtsrError
-    from trtsr.runtime.images import read_image, write_image
+    def __enter__(self) -> ConsoleReport:
+        self._bars.start()
+        return self
 
-    todo, failed = (jobs, 0) if checked else _to_do(jobs, overwrite)
-    # Files, and the tiles of the image in hand (a large image is many tiles and minutes of work).
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=console, disable=not console.is_terminal)
+    def __exit__(self, *exc) -> None:
+        self._bars.stop()
 
-    def timed_write(result, dst: Path, fmt: str) -> float:
-        started = time.perf_counter()
-        write_image(result, dst, fmt, quality=quality, overwrite=overwrite)
-        return time.perf_counter() - started
+    def skipped(self, source, target) -> None:
+        console.print(f"skipped {escape(str(source))}: {escape(str(target))} exists (pass --overwrite to replace "
+                      "it)")
 
-    with progress, ThreadPoolExecutor(max_workers=2) as pool:
-        task = progress.add_task("files", total=len(todo))
-        tiles = progress.add_task("tiles", total=None, visible=False)
-        pending_read: Future | None = pool.submit(read_image, todo[0][0]) if todo else None
-        writes: list[tuple[Path, Path, Future, float, tuple, tuple]] = []
-        try:
-            for index, (src, dst) in enumerate(todo):
-                reading, pending_read = pending_read, None
-                if index + 1 < len(todo):
-                    pending_read = pool.submit(read_image, todo[index + 1][0])
-                started = time.perf_counter()
-                try:
-                    picture = reading.result()
-                    out_pixels = picture.size[0] * picture.size[1] * upscaler.scale**2
+    def failed(self, failure) -> None:
+        console.print(f"[red]error:[/red] {escape(failure.line)}")
 
-                    def on_tile(done: int, total: int, name: str = src.name, pixels: int = out_pixels) -> None:
-                        progress.update(tiles, completed=done, total=total, visible=total > 1,
-                                        description=tile_label(name, done, total, pixels))
+    def done(self, result) -> None:
+        out.print(result.line(), markup=False)
 
-                    result = upscaler.upscale_picture(picture, progress=on_tile)
-                except TrtsrError as exc:
-                    console.print(f"[red]error:[/red] {escape(str(exc))}")
-                    failed += 1
-                else:
-                    worked = time.perf_counter() - started  # this file's read wait and inference
-                    writing = pool.submit(timed_write, result, dst, dst.suffix.lstrip("."))
-                    writes.append((src, dst, writing, worked, picture.size, result.size))
-                progress.advance(task)
-                progress.update(tiles, visible=False)
-                failed += _finish_writes(writes, wait=False)
-        except KeyboardInterrupt:
-            # the outputs already being written finish (the pool waits for them): report each one
-            if pending_read is not None:
-                pending_read.cancel()
-            _finish_writes(writes, wait=True)
-            raise
-        failed += _finish_writes(writes, wait=True)
-    return failed
+    def files(self, done: int, total: int) -> None:
+        self._bars.update(self._files, completed=done, total=total, visible=True)
+        self._bars.update(self._tiles, visible=False)
+
+    def tiles(self, name: str, done: int, total: int, out_pixels: int) -> None:
+        self._bars.update(self._tiles, completed=done, total=total, visible=total > 1,
+                          description=tile_label(name, done, total, out_pixels))
+
+    def frames(self, name: str, done: int, total: int) -> None:
+        started = self._video_started.setdefault(name, time.perf_counter())
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        self._bars.update(self._frames, completed=done, total=total or None, visible=True,
+                          description=f"{name}: frames", rate=f"{rate:.1f} fps")
 
 
 def _video_settings(videos: list[tuple[Path, Path]], codec: str | None, crf: int | None, start: float | None,
@@ -231,71 +217,7 @@ def _video_settings(videos: list[tuple[Path, Path]], codec: str | None, crf: int
     return settings
 
 
-def _run_videos(upscaler, jobs: list[tuple[Path, Path]], overwrite: bool, settings, *, checked: bool = False) -> int:
-    """Upscale each video in turn, frames and frames per second on the progress bar; returns how many failed.
-    `checked`: the jobs have been through `_to_do` already."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from trtsr.errors import TrtsrError
-    from trtsr.pipeline.video import upscale_video
-
-    todo, failed = (jobs, 0) if checked else _to_do(jobs, overwrite)
-    for src, dst in todo:
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[fps]}"), TimeRemainingColumn(), console=console,
-                            disable=not console.is_terminal)
-        with progress:
-            task = progress.add_task(f"{src.name}: frames", total=None, fps="")
-            on_frame = functools.partial(_frame_progress, progress, task, time.perf_counter())
-            try:
-                report = upscale_video(upscaler, src, dst, settings, overwrite=overwrite, progress=on_frame)
-            except TrtsrError as exc:
-                console.print(f"[red]error:[/red] {escape(str(exc))}")
-                failed += 1
-                continue
-            except FileExistsError:
-                failed += _written_meanwhile(src, dst)
-                continue
-        (w_in, h_in), (w_out, h_out) = report.size_in, report.size_out
-        out.print(f"{src} -> {dst} ({w_in}x{h_in} -> {w_out}x{h_out}, {report.frames} frames, {report.fps:.1f} fps, "
-                  f"{report.seconds:.1f} s)", markup=False)
-    return failed
-
-
-def _frame_progress(progress, task, started: float, done: int, total: int) -> None:
-    rate = done / max(time.perf_counter() - started, 1e-9)
-    progress.update(task, completed=done, total=total or None, fps=f"{rate:.1f} fps")
-
-
 def tile_label(name: str, done: int, total: int, out_pixels: int) -> str:
     """The tile bar's text: the file, and its output megapixels done (tiles are about equal in size)."""
     total_mp = out_pixels / 1e6
     return f"{name}: {total_mp * done / max(total, 1):.1f}/{total_mp:.1f} MP, tiles"
-
-
-def _finish_writes(writes: list, *, wait: bool) -> int:
-    from trtsr.errors import TrtsrError
-
-    failed = 0
-    for entry in list(writes):
-        src, dst, future, worked, size_in, size_out = entry
-        if not wait and not future.done():
-            continue
-        writes.remove(entry)
-        try:
-            written = future.result()
-        except FileExistsError:
-            failed += _written_meanwhile(src, dst)
-            continue
-        except TrtsrError as exc:
-            console.print(f"[red]error:[/red] {escape(str(exc))}")
-            failed += 1
-            continue
-        except OSError as exc:
-            console.print(f"[red]error:[/red] {escape(str(dst))}: cannot write ({escape(exc.strerror or str(exc))})")
-            failed += 1
-            continue
-        seconds = worked + written
-        out.print(f"{src} -> {dst} ({size_in[0]}x{size_in[1]} -> {size_out[0]}x{size_out[1]}, {seconds:.1f} s)",
-                  markup=False)
-    return failed

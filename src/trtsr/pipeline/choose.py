@@ -14,16 +14,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from trtsr.backends import BackendSettings, EngineSettings, OnnxRuntimeSettings, TorchSettings, member
+from trtsr.defaults import Backend, RunBackend
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.gpu import GpuInfo
-
-ENGINE_BACKENDS = ("tensorrt", "tensorrt-rtx")
 
 
 @dataclasses.dataclass(frozen=True)
 class BackendChoice:
-    backend: str  # "tensorrt", "tensorrt-rtx", "torch" or "onnxruntime"
-    reason: str  # one line: why this one
+    """The backend a run uses, why (one line), and that backend's settings."""
+
+    backend: Backend
+    reason: str
+    settings: OnnxRuntimeSettings | TorchSettings | EngineSettings = OnnxRuntimeSettings()
 
 
 @dataclasses.dataclass
@@ -31,10 +34,10 @@ class MachineFacts:
     """What the choice depends on, each read only when the choice needs it."""
 
     gpu: Callable[[], GpuInfo | None] | None = None  # the visible GPU (trtsr.gpu.detect_gpu)
-    installed_engines: Callable[[], list[str]] | None = None  # TensorRT backends installed
-    engines_for: Callable[[GpuInfo], list[str]] | None = None  # those whose engines run on this GPU
+    installed_engines: Callable[[], list[Backend]] | None = None  # TensorRT backends installed
+    engines_for: Callable[[GpuInfo], list[Backend]] | None = None  # those whose engines run on this GPU
     engine_refusal: Callable[[GpuInfo], str] | None = None  # why the installed ones do not
-    engine_check: Callable[[str, GpuInfo], None] | None = None  # one line when the named backend cannot run here
+    engine_check: Callable[[Backend, GpuInfo], None] | None = None  # one line when that backend cannot run here
     torch_installed: Callable[[], bool] | None = None  # torch can be imported (the export extra)
     torch_cuda: Callable[[], bool] | None = None  # torch installed and sees a CUDA device
     onnxruntime_cuda: Callable[[], bool] | None = None  # ONNX Runtime has its CUDA provider (onnxruntime-gpu)
@@ -65,7 +68,7 @@ def _engine_refusal(gpu: GpuInfo) -> str:
 
 def _torch_cuda() -> bool:
     try:
-        from trtsr.models.torch_session import cuda_available  # imports torch only when it is installed
+        from trtsr.sessions.torch_session import cuda_available  # imports torch only when it is installed
     except ImportError:  # the base install: no torch
         return False
     return cuda_available()
@@ -90,40 +93,43 @@ def onnxruntime_has_cuda() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
-def choose_backend(asked: str, facts: MachineFacts | None = None) -> BackendChoice:
-    """The backend for a run that asked for `asked` (auto, onnxruntime, torch, tensorrt, tensorrt-rtx)."""
-    facts = facts or MachineFacts()
-    if asked == "onnxruntime":
-        return BackendChoice("onnxruntime", "asked for with -b onnxruntime")
-    if asked == "torch":
+def choose_backend(asked: RunBackend | str, facts: MachineFacts | None = None,
+                   settings: BackendSettings | None = None) -> BackendChoice:
+    """The backend for a run that asked for `asked` (auto or a `Backend`), with its settings from `settings`."""
+    choice = _choose(member(RunBackend, asked, "backend"), facts or MachineFacts())
+    return dataclasses.replace(choice, settings=(settings or BackendSettings()).for_backend(choice.backend))
+
+
+def _choose(asked: RunBackend, facts: MachineFacts) -> BackendChoice:
+    backend = asked.backend
+    if backend is Backend.ONNXRUNTIME:
+        return BackendChoice(backend, f"asked for with -b {backend}")
+    if backend is Backend.TORCH:
         if not facts.torch_installed():
             raise MissingDependencyError("the torch backend", "export")
         cuda = facts.torch_cuda()
-        return BackendChoice("torch", "asked for with -b torch" + ("" if cuda else "; no CUDA device, so fp32 on "
-                                                                     "the CPU, where ONNX Runtime is faster"))
-    if asked in ENGINE_BACKENDS:
-        # refused here, before any export or build: they would be for nothing
+        return BackendChoice(backend, f"asked for with -b {backend}" + ("" if cuda else "; no CUDA device, so fp32 "
+                                                                         "on the CPU, where ONNX Runtime is faster"))
+    if backend is not None:  # an engine backend: refused here, before any export or build would be for nothing
         gpu = facts.gpu()
         if gpu is None:
-            raise TrtsrError(f"--backend {asked} runs engines on an NVIDIA GPU and none is visible; "
-                             "use the onnxruntime backend (-b onnxruntime)")
-        facts.engine_check(asked, gpu)
-        return BackendChoice(asked, f"asked for with -b {asked}")
-    if asked != "auto":
-        raise TrtsrError(f"unknown backend {asked!r}")
+            raise TrtsrError(f"--backend {backend} runs engines on an NVIDIA GPU and none is visible; "
+                             f"use the onnxruntime backend (-b {Backend.ONNXRUNTIME})")
+        facts.engine_check(backend, gpu)
+        return BackendChoice(backend, f"asked for with -b {backend}")
     gpu = facts.gpu()
     if gpu is None:
-        return BackendChoice("onnxruntime", "no NVIDIA GPU visible")
+        return BackendChoice(Backend.ONNXRUNTIME, "no NVIDIA GPU visible")
     where = f"{gpu.name} (compute capability {gpu.compute_capability})"
     if facts.installed_engines():
-        usable = facts.engines_for(gpu)
+        usable = [Backend(name) for name in facts.engines_for(gpu)]
         if usable:
             return BackendChoice(usable[0], f"{usable[0]} engines run on {where}")
         why_not = facts.engine_refusal(gpu)
     else:
         why_not = "no TensorRT backend is installed (trtsr[trt] or trtsr[rtx])"
     if facts.torch_cuda():
-        return BackendChoice("torch", f"{why_not}; PyTorch runs on the GPU")
+        return BackendChoice(Backend.TORCH, f"{why_not}; PyTorch runs on the GPU")
     where = ("ONNX Runtime runs on the GPU (CUDA provider)" if facts.onnxruntime_cuda()
              else "ONNX Runtime runs on the CPU (trtsr[cuda] brings its CUDA provider)")
-    return BackendChoice("onnxruntime", f"{why_not}, and torch with CUDA is not installed; {where}")
+    return BackendChoice(Backend.ONNXRUNTIME, f"{why_not}, and torch with CUDA is not installed; {where}")

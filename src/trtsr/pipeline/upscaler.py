@@ -15,14 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from trtsr import defaults
+from trtsr.backends import BackendSettings, EngineSettings, OnnxRuntimeSettings, RuntimeSettings, TorchSettings
+from trtsr.defaults import IoType, RunBackend
 from trtsr.errors import OutOfMemory, TooLarge, TrtsrError
 from trtsr.guidance import Guidance
 from trtsr.pipeline.request import RunRequest, check_tiles, open_session
 from trtsr.runtime.color import check_color_fix, color_fix
 from trtsr.runtime.images import Picture, from_array, picture_from_pil, resize_plane, to_array
-from trtsr.runtime.sessions import EngineSession
-from trtsr.runtime.settings import RuntimeSettings
 from trtsr.runtime.tiling import run_tiled
+from trtsr.sessions.base import Session
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,9 @@ class Upscaler:
     """Upscale images with GenDR-Pix.
 
     Args:
-        model: 'default', 'tiny', 'gendr-pix', a checkpoint, a diffusers folder, or an exported .onnx.
-        engine: a built engine (MODEL.engine); overrides `model` and needs an NVIDIA GPU.
+        model: None or 'default' (the shipped model), 'tiny', 'gendr-pix', a named Real-ESRGAN model, a checkpoint,
+            a diffusers folder, or an exported .onnx.
+        engine: a built engine (MODEL.engine), instead of a model; needs an NVIDIA GPU.
         backend: 'auto' (an engine where a TensorRT backend runs on this GPU, else PyTorch on CUDA where
             installed, else ONNX Runtime), 'onnxruntime', 'torch', 'tensorrt' or 'tensorrt-rtx'.
             `backend_name` says which ran and `backend_reason` why (`trtsr.pipeline.choose`).
@@ -45,10 +47,11 @@ class Upscaler:
         overlap: input pixels neighbouring tiles share, blended with a raised-cosine window; None follows the
             tile (16, or half a smaller tile). An overlap above half the tile in use is refused.
         profiles: engine profiles when `model` is turned into a cached engine (default 1080p, 4k, 8k).
-        runtime: how an engine runs (`trtsr.runtime.RuntimeSettings`: runtime cache, TensorRT-RTX kernel
+        runtime: how an engine runs (`trtsr.backends.RuntimeSettings`: runtime cache, TensorRT-RTX kernel
             specialisation and CUDA graphs, activation memory per profile); None = the safe defaults.
-        torch_settings: how the torch backend runs (`trtsr.models.torch_session.TorchSettings`: device,
-            precision, torch.compile, attention kernel); None = CUDA in bf16, eager, PyTorch's attention.
+        torch_settings: how the torch backend runs (`trtsr.backends.TorchSettings`: device, precision,
+            torch.compile, attention kernel); None = CUDA in bf16, eager, PyTorch's attention.
+        threads: ONNX Runtime's intra-op threads (None: its own choice).
         color_fix: None (the default), 'wavelet' or 'adain': each output takes its large-scale colour from its
             input (`trtsr.runtime.color`), for models whose colours drift.
 
@@ -59,23 +62,26 @@ class Upscaler:
 
     def __init__(
         self,
-        model: str | Path = "default",
+        model: str | Path | None = None,
         *,
         engine: str | Path | None = None,
-        backend: str = "auto",
+        backend: RunBackend | str = RunBackend.AUTO,
         scale: int | None = None,
         guidance: Guidance | float | str | None = defaults.AUTO_GUIDANCE,
         tile: int | None = None,
         overlap: int | None = None,
         profiles: tuple[str, ...] | None = None,
         runtime: RuntimeSettings | None = None,
-        torch_settings=None,
+        torch_settings: TorchSettings | None = None,
+        threads: int | None = None,
         color_fix: str | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
+        settings = BackendSettings(onnxruntime=OnnxRuntimeSettings(threads=threads),
+                                   torch=torch_settings or TorchSettings(),
+                                   engine=EngineSettings(profiles=profiles, runtime=runtime or RuntimeSettings()))
         request = RunRequest(model=model, engine=engine, backend=backend, scale=scale, guidance=guidance, tile=tile,
-                             overlap=overlap, profiles=profiles, runtime=runtime, torch_settings=torch_settings,
-                             color_fix=color_fix)
+                             overlap=overlap, settings=settings, color_fix=color_fix)
         self._open(request, progress)
 
     @classmethod
@@ -86,18 +92,21 @@ class Upscaler:
         return upscaler
 
     @classmethod
-    def from_session(cls, session, *, tile: int | None = None, overlap: int | None = None,
+    def from_session(cls, session: Session, *, tile: int | None = None, overlap: int | None = None,
                      guidance: Guidance | float | str | None = defaults.AUTO_GUIDANCE,
                      color_fix: str | None = None) -> Upscaler:
-        """An Upscaler around a session you opened (an EngineSession, an OnnxRuntimeSession, or one of your
-        own with the same `infer`, `scale`, `io`, `sizes`, `max_input`, `backend_name` and `close`).
-        `guidance` as for `Upscaler`: 'auto' runs the session's own w, None no PadCFG, a number that w."""
+        """An Upscaler around a session you opened (one of `trtsr.sessions`, or your own that follows the
+        `trtsr.sessions.Session` protocol). `guidance` as for `Upscaler`: 'auto' runs the session's own w, None
+        no PadCFG, a number that w (refused in one line where the session cannot run it)."""
         check_tiles(tile, overlap)
         check_color_fix(color_fix)
+        what = "graph" if getattr(session, "metadata", None) is None else "engine"
+        w = Guidance.of(guidance).decide(session.guidance, optional=False,
+                                         takes_input=session.guidance_input is not None, what=what)
         upscaler = cls.__new__(cls)
         upscaler.backend_reason = "a session was given"
         upscaler.color_fix = color_fix
-        upscaler._attach(session, tile, overlap, Guidance.of(guidance))
+        upscaler._attach(session, tile, overlap, w)
         return upscaler
 
     def _open(self, request: RunRequest, progress: Callable[[str], None] | None) -> None:
@@ -106,13 +115,13 @@ class Upscaler:
         self.color_fix = request.color_fix
         session, self.backend_reason = open_session(request, progress)
         try:
-            self._attach(session, request.tile, request.overlap, request.session_guidance)
+            self._attach(session, request.tile, request.overlap, request.w)
         except TrtsrError:
             session.close()  # opened here: freed here
             raise
 
-    def _attach(self, session, tile: int | None, overlap: int | None, guidance: Guidance) -> None:
-        """Take `session`, held to `guidance` (refused in one line where the session cannot honour it)."""
+    def _attach(self, session: Session, tile: int | None, overlap: int | None, w: float | None) -> None:
+        """Take `session`, run at `w` (decided by whoever opened it; None: no PadCFG)."""
         self._lock = threading.Lock()
         self.tile = tile
         self._session = session
@@ -122,17 +131,14 @@ class Upscaler:
                              f"({session.backend_name}); use an overlap of {largest} or less, or a larger tile "
                              "(--overlap, --tile)")
         self.overlap = min(defaults.OVERLAP, largest) if overlap is None else max(0, int(overlap))
-        what = "engine" if isinstance(session, EngineSession) else "graph"
-        # None: the session's own w (or none, without PadCFG)
-        self._guidance = guidance.feed(getattr(session, "guidance", None),
-                                       getattr(session, "guidance_input", None) is not None, what)
+        self._w = w
         self.backend_name: str = session.backend_name
         self.scale: int = session.scale
 
     @property
     def guidance(self) -> float | None:
         """The PadCFG w each picture runs with; None without PadCFG."""
-        return self._guidance if self._guidance is not None else getattr(self._session, "guidance", None)
+        return self._w
 
     # -- public API ---------------------------------------------------------------------------------
     def upscale(self, image):
@@ -182,7 +188,7 @@ class Upscaler:
         """`lr` in the session's I/O type, edge-padded up to the graph's minimum size where below it (the
         result is cropped back)."""
         session = self._session
-        if session.io == "uint8":
+        if session.io == IoType.UINT8:
             lr = np.clip(np.rint(lr), 0, 255).astype(np.uint8)
         else:
             lr = lr.astype(np.float32, copy=False)
@@ -194,7 +200,7 @@ class Upscaler:
 
     def _infer(self, lr: np.ndarray) -> np.ndarray:
         height, width = lr.shape[:2]
-        out = self._session.infer(self._session_input(lr), guidance=self._guidance).astype(np.float32)
+        out = self._session.infer(self._session_input(lr), self._w).astype(np.float32)
         return out[: height * self.scale, : width * self.scale]
 
     def _fits_engine(self, height: int, width: int) -> bool:

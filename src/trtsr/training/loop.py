@@ -108,55 +108,11 @@ class StepLosses:
         return ", ".join(parts)
 
 
-# Checkpoint files stay at most this size: a larger state is written as numbered parts beside a small index, so
-# that every file fits what one transfer may bring back (the GPU script's output files).
-PART_BYTES = 16_000_000
-
-
-def save_in_parts(state: dict, path: Path, part_bytes: int | None = None) -> list[Path]:
-    """`torch.save(state)` into `path`, or, above `part_bytes`, into `path.partNNN` files and an index at `path`
-    (written last, so a reader never sees an index whose parts are not all there). Each file is atomic."""
-    import hashlib
-    import io
-
-    part_bytes = part_bytes or PART_BYTES
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    blob = buffer.getvalue()
-    written: list[Path] = []
-    names: list[str] = []
-    if len(blob) <= part_bytes:
-        with atomic_path(path, suffix=".pt") as tmp:
-            tmp.write_bytes(blob)
-    else:
-        for index, offset in enumerate(range(0, len(blob), part_bytes)):
-            part = path.with_name(f"{path.name}.part{index:03d}")
-            with atomic_path(part) as tmp:
-                tmp.write_bytes(blob[offset:offset + part_bytes])
-            names.append(part.name)
-            written.append(part)
-        index_state = {"parts": names, "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
-        with atomic_path(path, suffix=".pt") as tmp:
-            torch.save(index_state, tmp)
-    for stale in path.parent.glob(f"{path.name}.part*"):
-        if stale.name not in names:
-            stale.unlink()
-    return [*written, path]
-
-
-def load_in_parts(path: Path, device) -> dict:
-    """What `save_in_parts` wrote (one file, or an index and its parts)."""
-    import hashlib
-    import io
-
-    state = torch.load(path, weights_only=True, map_location=device)
-    if not (isinstance(state, dict) and "parts" in state and "sha256" in state):
-        return state
-    blob = b"".join((path.parent / name).read_bytes() for name in state["parts"])
-    if hashlib.sha256(blob).hexdigest() != state["sha256"]:
-        raise TrtsrError("the checkpoint's parts do not add up to what was saved (a part is missing or changed)",
-                         path=path)
-    return torch.load(io.BytesIO(blob), weights_only=True, map_location=device)
+def save_state(state: dict, path: Path) -> Path:
+    """`torch.save(state)` into `path`, atomically (a reader never sees a torn checkpoint)."""
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+    return path
 
 
 class Trainer:
@@ -380,7 +336,7 @@ class Trainer:
             "history": json.dumps(self.history),
         }
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        save_in_parts(state, self.checkpoint_path)
+        save_state(state, self.checkpoint_path)
         write_text_atomic(self.config_path, self.config.to_json() + "\n")
         save_checkpoint(self.ema, self.model_path, extra_metadata=checkpoint_metadata(self.config, self.step,
                                                                                       self.history))
@@ -390,7 +346,7 @@ class Trainer:
     def resume(self, path: str | Path | None = None) -> int:
         path = Path(path) if path is not None else self.checkpoint_path
         try:
-            state = load_in_parts(path, self.device)
+            state = torch.load(path, weights_only=True, map_location=self.device)
         except FileNotFoundError:
             raise TrtsrError("no checkpoint to resume from", path=path) from None
         except TrtsrError:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from trtsr.errors import TrtsrError
-from trtsr.models.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoint_metadata, training_history
+from trtsr.models.checkpoint import read_checkpoint_metadata, training_history
 from trtsr.models.pixel import PixelUpscaler
 from trtsr.training.data import list_images, split_holdout
 from trtsr.training.evaluate import (
@@ -54,13 +54,19 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
         held = images
     if not held:
         raise TrtsrError("no held-out images: add images or lower --holdout-every")
-    model = load_model(model_name).eval()
+    from trtsr.source import SourceKind, resolve_source
+
+    source = resolve_source(model_name)  # GenDR-Pix weights: the default, a preset, a checkpoint or a folder
+    if not source.kind.is_gendr:
+        raise TrtsrError("trtsr evaluate scores GenDR-Pix weights (the default, a trtsr checkpoint or a diffusers "
+                         "folder); compare other models with benchmarks/named_models.py", path=model_name)
+    model = source.load_gendr().eval()
     teacher = None
     if with_teacher:
         from trtsr.training.teacher import load_teacher, teacher_upscale
 
         teacher = load_teacher()
-    label = "model" if model_name != "default" else "default"
+    label = "default" if source.kind is SourceKind.DEFAULT else "model"
 
     kept: list[tuple[str, np.ndarray]] = []
     first = {"name": None}
@@ -112,9 +118,9 @@ def evaluate_model(model_name: str, folders: list[Path], *, holdout_every: int, 
             "gflop_per_mp": count_flops(up, lr_flop.permute(1, 2, 0) * 255) / 1e9 / flop_mp,
             "cpu_s_per_mp": cpu_latency(lambda run=run: run(lr_cost)) / out_mp,
         }
-    weights = DEFAULT_WEIGHTS if model_name == "default" else Path(model_name)
+    weights = source.path if source.kind in (SourceKind.DEFAULT, SourceKind.CHECKPOINT) else None
     meta = {}
-    if weights.is_file():
+    if weights is not None:
         meta = {k: v for k, v in read_checkpoint_metadata(weights).items() if k in ("teacher", "steps")}
         stages = training_history(weights)  # oldest first; fine-tuned weights have several
         if stages:

@@ -1,11 +1,5 @@
-"""Sessions: one `infer(lr, guidance=None) -> hr` interface over ONNX Runtime and TensorRT engines.
-
-`infer` takes a (H, W, 3) array in the graph's I/O type (uint8, or float32 in
-[0, 255]) and returns the (sH, sW, 3) result. `guidance` is the PadCFG w for
-graphs that take it as an input (None: the default the spec records); a graph
-with w built in accepts only that w (`trtsr.guidance.Guidance.feed`). One thread
-at a time uses a session; `Upscaler` adds locking, tiling and image handling on top.
-"""
+"""The engine session: a TensorRT or TensorRT-RTX engine behind the `Session` protocol, and the CUDA
+resources it owns (stream, pinned host memory, device memory), each freeing itself."""
 
 from __future__ import annotations
 
@@ -15,72 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
-from trtsr.errors import MissingDependencyError, OutOfMemory, TooLarge, TrtsrError
+from trtsr.backends import RuntimeSettings
+from trtsr.defaults import IoType
+from trtsr.errors import OutOfMemory, TooLarge, TrtsrError
 from trtsr.files import file_lock
 from trtsr.gpu import check_cuda, cudart, handle
 from trtsr.paths import lock_path_for
-from trtsr.runtime.settings import RuntimeSettings
+from trtsr.sessions.base import SessionBase
 from trtsr.sizes import SizeRequirements
-from trtsr.spec import ExportSpec
 
 log = logging.getLogger(__name__)
 
 
-class OnnxRuntimeSession:
-    """An exported graph through ONNX Runtime (CUDA provider where installed and wanted, else CPU)."""
-
-    def __init__(self, onnx_path: str | Path, *, use_cuda: bool = True, threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise MissingDependencyError("running ONNX graphs", "base", package="onnxruntime") from None
-        onnx_path = Path(onnx_path)
-        self.spec = ExportSpec.for_graph(onnx_path)
-        providers = ["CPUExecutionProvider"]
-        if use_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # the fp16 graph logs a warning per unfoldable node
-        if threads:
-            options.intra_op_num_threads = threads
-        if self.spec.quantization is not None:
-            # ONNX Runtime's extended Q/DQ rewrites (1.32) fail on these opset-23 graphs: a propagated
-            # QuantizeLinear gets an int8 output type with a uint8 zero point. Basic fusions are safe.
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        try:
-            self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
-        except Exception as exc:  # ORT raises its own exception types for bad graphs
-            raise TrtsrError(f"ONNX Runtime cannot load the graph ({str(exc).splitlines()[0][:200]})",
-                             path=onnx_path) from None
-        self.provider = self._session.get_providers()[0]
-        self.backend_name = "onnxruntime-cuda" if self.provider == "CUDAExecutionProvider" else "onnxruntime-cpu"
-        self.max_input: tuple[int, int] | None = None
-        self.scale, self.io = self.spec.scale, self.spec.io
-        self.guidance, self.guidance_input = self.spec.guidance, self.spec.guidance_input
-        self.sizes: SizeRequirements = self.spec.sizes
-
-    @property
-    def io_dtype(self):
-        return np.uint8 if self.spec.io == "uint8" else np.float32
-
-    def infer(self, lr: np.ndarray, guidance: float | None = None) -> np.ndarray:
-        feed = {self.spec.input_name: lr}
-        w = guidance_feed(self.spec.guidance, self.spec.guidance_input, guidance)
-        if self.spec.guidance_input is not None:
-            feed[self.spec.guidance_input] = w
-        try:
-            return self._session.run(None, feed)[0]
-        except Exception as exc:
-            text = str(exc)
-            if "alloc" in text.lower() or "memory" in text.lower():
-                raise OutOfMemory(f"ONNX Runtime ran out of memory at {lr.shape[1]}x{lr.shape[0]}") from None
-            raise
-
-    def close(self) -> None:
-        self._session = None
-
-
-class EngineSession:
+class EngineSession(SessionBase):
     """A TensorRT / TensorRT-RTX engine with I/O buffers allocated once for its largest profile.
 
     Open one with `EngineSession.open(path)`: it checks the metadata, the file's size, the GPU and the
@@ -149,11 +90,11 @@ class EngineSession:
             check_engine_io(read_engine_io(self._engine), meta)
         except TrtsrError as exc:
             raise TrtsrError(exc.reason, path=engine_path) from None
-        self.scale, self.io = meta.scale, meta.io
+        self.scale, self.io = meta.scale, IoType(meta.io)
         self.guidance, self.guidance_input = meta.guidance, meta.guidance_input
         self.sizes: SizeRequirements = meta.sizes
         self.max_input = max((p.input_max[:2] for p in meta.profiles), key=lambda hw: hw[0] * hw[1])
-        itemsize = 1 if meta.io == "uint8" else 4
+        itemsize = np.dtype(self.io_dtype).itemsize
         largest_in = max(p.input_max[0] * p.input_max[1] * 3 for p in meta.profiles) * itemsize
         largest_out = largest_in * meta.scale * meta.scale
         try:
@@ -197,11 +138,7 @@ class EngineSession:
             raise TrtsrError(f"create_execution_context failed: {self._last_error('no message from TensorRT')}")
         return context
 
-    @property
-    def io_dtype(self):
-        return np.uint8 if self.io == "uint8" else np.float32
-
-    def infer(self, lr: np.ndarray, guidance: float | None = None) -> np.ndarray:
+    def infer(self, picture: np.ndarray, w: float | None) -> np.ndarray:
         """Copy `lr` in, run the engine, copy the output back: one synchronisation per picture.
 
         The copies are small beside the run (at 4K, 1.5 MB in and 25 MB out against hundreds of
@@ -212,7 +149,8 @@ class EngineSession:
             raise TrtsrError("this engine session is closed")
         cudart = self._cudart
         meta = self.metadata
-        w = guidance_feed(meta.guidance, meta.guidance_input, guidance)
+        w_in = self.w_feed(w)
+        lr = picture
         height, width = lr.shape[:2]
         index = meta.profile_for(height, width)
         if index is None:
@@ -227,7 +165,7 @@ class EngineSession:
         io.host_in.view(lr.shape, self.io_dtype)[...] = lr
         check_cuda(cudart.cudaMemcpyAsync(io.dev_in.ptr, io.host_in.ptr, lr.nbytes, kind_h2d, stream))
         if meta.guidance_input is not None:
-            io.host_w.view((1,), np.float32)[...] = w
+            io.host_w.view((1,), np.float32)[...] = w_in
             check_cuda(cudart.cudaMemcpyAsync(io.dev_w.ptr, io.host_w.ptr, 4, kind_h2d, stream))
         if index != self._profile:
             self._profile = -1  # unknown until the call succeeds
@@ -372,13 +310,3 @@ class PinnedMemory:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def guidance_feed(default: float | None, input_name: str | None, asked: float | None) -> np.ndarray | None:
-    """The w input to feed a graph (None when w is not an input): `asked`, else the graph's default `w`;
-    refused in one line when the graph cannot take `asked`."""
-    from trtsr.guidance import Guidance
-
-    wanted = Guidance.OWN if asked is None else Guidance.number(asked)
-    w = wanted.feed(default, input_name is not None)
-    return None if input_name is None else np.array([default if w is None else w], dtype=np.float32)
