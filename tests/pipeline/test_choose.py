@@ -71,9 +71,6 @@ def test_named_backends_are_taken_as_asked():
     on_cpu = choose_backend("torch", facts(torch_cuda=False))
     assert on_cpu.backend == "torch" and "no CUDA device, so fp32 on the CPU" in on_cpu.reason
     assert choose_backend("torch", facts(torch_cuda=True)).reason == "asked for with -b torch"
-    with pytest.raises(TrtsrError, match="backend must be one of auto, onnxruntime, torch, tensorrt, tensorrt-rtx, "
-                                         "got 'cuda'"):
-        choose_backend("cuda", facts())
 
 
 def test_the_choice_carries_the_chosen_backends_own_settings():

@@ -29,7 +29,7 @@ from trtsr.cli.options import (
     VerboseOption,
     run_request,
 )
-from trtsr.defaults import RunBackend
+from trtsr.defaults import Backend, RunBackend
 from trtsr.outputs import check_naming, is_video, plan_run
 from trtsr.pipeline.jobs import run_jobs, sort_jobs
 
@@ -129,7 +129,7 @@ def run_command(
 
         with status(f"loading {engine or model or 'default'}") as say:
             upscaler = Upscaler.from_request(request, progress=say)
-        if compile and not upscaler.backend_name.startswith("torch"):
+        if compile and upscaler.backend is not Backend.TORCH:
             console.print(f"[yellow]warning:[/yellow] --compile applies to the torch backend only; "
                           f"{escape(upscaler.backend_name)} runs")
         w = upscaler.guidance

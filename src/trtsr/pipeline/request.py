@@ -133,10 +133,11 @@ def choose(request: RunRequest) -> BackendChoice:
     return choice
 
 
-def open_session(request: RunRequest, progress: Callable[[str], None] | None = None) -> tuple[Session, str]:
-    """(the session that serves `request`, why its backend), in one pass down: choose the backend (refused
-    before any slow work where it cannot run), resolve or export the graph, then open the torch module, the
-    graph in ONNX Runtime, or the cached engine (built once), whose file is read once."""
+def open_session(request: RunRequest,
+                 progress: Callable[[str], None] | None = None) -> tuple[Session, BackendChoice]:
+    """(the session that serves `request`, the backend choice: which and why), in one pass down: choose the
+    backend (refused before any slow work where it cannot run), resolve or export the graph, then open the torch
+    module, the graph in ONNX Runtime, or the cached engine (built once), whose file is read once."""
     from trtsr.gpu import detect_gpu
     from trtsr.pipeline.choose import onnxruntime_has_cuda
     from trtsr.pipeline.resolve import engine_graph, resolve_onnx
@@ -149,14 +150,14 @@ def open_session(request: RunRequest, progress: Callable[[str], None] | None = N
             from trtsr.sessions.torch_session import TorchSession
         except ImportError:
             raise MissingDependencyError("the torch backend", "export") from None
-        return TorchSession(source, w=w, settings=settings), choice.reason
+        return TorchSession(source, w=w, settings=settings), choice
     if choice.backend is Backend.ONNXRUNTIME:
         from trtsr.sessions.onnxruntime_session import OnnxRuntimeSession
 
         # ONNX Runtime's CUDA provider takes the fp16 graph with uint8 I/O, as engines do; its CPU the fp32 one
         on_gpu = settings.cuda and detect_gpu() is not None and onnxruntime_has_cuda()
         graph = (engine_graph if on_gpu else resolve_onnx)(source, guidance=w, progress=say)
-        return OnnxRuntimeSession(graph, settings), choice.reason
+        return OnnxRuntimeSession(graph, settings), choice
     from trtsr.sessions.engine_session import EngineSession
 
     engine = source.path
@@ -168,4 +169,4 @@ def open_session(request: RunRequest, progress: Callable[[str], None] | None = N
         cached = cached_engine(graph, BuildSettings(profiles=settings.profiles, backend=choice.backend),
                                progress=say)
         engine = cached.loaded or cached.engine_path  # a reused entry was read and checked once, there
-    return EngineSession.open(engine, settings.runtime), choice.reason
+    return EngineSession.open(engine, settings.runtime), choice

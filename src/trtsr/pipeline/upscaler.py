@@ -16,7 +16,7 @@ import numpy as np
 
 from trtsr import defaults
 from trtsr.backends import BackendSettings, EngineSettings, OnnxRuntimeSettings, RuntimeSettings, TorchSettings
-from trtsr.defaults import IoType, RunBackend
+from trtsr.defaults import Backend, IoType, RunBackend
 from trtsr.errors import OutOfMemory, TooLarge, TrtsrError
 from trtsr.guidance import Guidance
 from trtsr.pipeline.request import RunRequest, check_tiles, open_session
@@ -37,7 +37,8 @@ class Upscaler:
         engine: a built engine (MODEL.engine), instead of a model; needs an NVIDIA GPU.
         backend: 'auto' (an engine where a TensorRT backend runs on this GPU, else PyTorch on CUDA where
             installed, else ONNX Runtime), 'onnxruntime', 'torch', 'tensorrt' or 'tensorrt-rtx'.
-            `backend_name` says which ran and `backend_reason` why (`trtsr.pipeline.choose`).
+            `backend` (a `trtsr.defaults.Backend`) and `backend_name` say which ran, `backend_reason` why
+            (`trtsr.pipeline.choose`).
         scale, guidance: scale None (the default) is a graph's or engine's own, else 4; one it cannot do is
             refused. guidance None = no PadCFG; 'auto' (the default) is the model's own w: for the shipped default
             model 1.4 at x2, 1.8 at x3 and 2.2 at x4 (`defaults.DEFAULT_MODEL_GUIDANCE`), for other models 1.8,
@@ -100,11 +101,11 @@ class Upscaler:
         no PadCFG, a number that w (refused in one line where the session cannot run it)."""
         check_tiles(tile, overlap)
         check_color_fix(color_fix)
-        what = "graph" if getattr(session, "metadata", None) is None else "engine"
         w = Guidance.of(guidance).decide(session.guidance, optional=False,
-                                         takes_input=session.guidance_input is not None, what=what)
+                                         takes_input=session.guidance_input is not None,
+                                         what=getattr(session, "what", "graph"))
         upscaler = cls.__new__(cls)
-        upscaler.backend_reason = "a session was given"
+        upscaler.backend, upscaler.backend_reason = None, "a session was given"
         upscaler.color_fix = color_fix
         upscaler._attach(session, tile, overlap, w)
         return upscaler
@@ -113,7 +114,9 @@ class Upscaler:
         for line in request.warnings():
             log.warning(line)
         self.color_fix = request.color_fix
-        session, self.backend_reason = open_session(request, progress)
+        session, choice = open_session(request, progress)
+        self.backend: Backend | None = choice.backend
+        self.backend_reason: str = choice.reason
         try:
             self._attach(session, request.tile, request.overlap, request.w)
         except TrtsrError:

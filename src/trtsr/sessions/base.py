@@ -42,7 +42,10 @@ class Session(Protocol):
 
 
 class SessionBase:
-    """What the sessions share: the I/O dtype, feeding w, and use as a context manager."""
+    """What the sessions share: the I/O dtype, feeding w, and use as a context manager. `what` names the kind of
+    file it runs in messages."""
+
+    what = "graph"
 
     scale: int
     io: IoType

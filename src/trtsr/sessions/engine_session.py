@@ -43,6 +43,8 @@ class EngineSession(SessionBase):
     or in TensorRT's reported errors) is `OutOfMemory`.
     """
 
+    what = "engine"
+
     @classmethod
     def open(cls, engine, settings: RuntimeSettings | None = None) -> EngineSession:
         """A session for `engine`: a path, or the `LoadedEngine` the engine cache checked."""
