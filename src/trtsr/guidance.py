@@ -1,8 +1,9 @@
 """PadCFG guidance as a value with three states: the model's own w, off (no PadCFG), or a number.
 
 It is parsed once, from `-g` / `--no-padcfg` (`Guidance.parse`) or from the Python API's
-argument (`Guidance.of`: 'auto', None or a number), and checked against a graph or an engine
-in one place (`Guidance.feed`). A leaf module: the CLI, the pipeline and the runtime read it.
+argument (`Guidance.of`: 'auto', None or a number), and turned into the w a model runs in one
+place (`Guidance.decide`), which refuses what a graph or an engine cannot honour. A leaf module:
+the CLI, model resolution and the pipeline read it.
 """
 
 from __future__ import annotations

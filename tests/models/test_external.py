@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from trtsr.catalog import NAMED_MODELS, is_external
+from trtsr.catalog import NAMED_MODELS
 from trtsr.errors import TrtsrError
 from trtsr.export.onnx_export import ExportSettings, export_onnx
 from trtsr.models.external import ExternalUpscaler, import_spandrel, load_external
-from trtsr.source import resolve_source
+from trtsr.source import SourceKind, resolve_source
 
 spandrel = import_spandrel()
 DATA = Path(__file__).parents[1] / "data"
@@ -57,7 +57,7 @@ def test_converted_models_match_the_wheels_own_program(name, scale):
 
 def test_named_models_are_external_and_their_table_is_true():
     for name, named in NAMED_MODELS.items():
-        assert is_external(name)
+        assert resolve_source(name).kind is SourceKind.NAMED
         loaded = load_external(name)
         assert loaded.parameters == named.parameters
         assert loaded.architecture == named.architecture and loaded.scale == named.native
@@ -184,12 +184,13 @@ def test_trtsrs_own_checkpoint_is_not_external(tmp_path):
     from trtsr.models import build_preset, save_checkpoint
 
     ours = save_checkpoint(build_preset("tiny"), tmp_path / "mine.safetensors")
-    assert not is_external(str(ours))
+    assert resolve_source(str(ours)).kind is SourceKind.CHECKPOINT
     theirs = tmp_path / "theirs.safetensors"
     from safetensors.torch import save_file
 
     save_file(_small("RealESRGAN Compact").state_dict(), str(theirs))
-    assert is_external(str(theirs)) and load_external(str(theirs)).architecture == "RealESRGAN Compact"
+    assert resolve_source(str(theirs)).kind is SourceKind.SPANDREL
+    assert load_external(str(theirs)).architecture == "RealESRGAN Compact"
 
 
 def test_torch_and_onnxruntime_backends_agree_on_a_checkpoint(tmp_path):

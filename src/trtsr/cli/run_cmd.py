@@ -31,7 +31,6 @@ from trtsr.cli.options import (
 )
 from trtsr.defaults import Backend, RunBackend
 from trtsr.outputs import check_naming, is_video, plan_run
-from trtsr.pipeline.jobs import run_jobs, sort_jobs
 
 
 def run_command(
@@ -118,6 +117,8 @@ def run_command(
             console.print(f"[red]error:[/red] {escape(problem)}")
         if not plan.jobs:
             raise typer.Exit(1)
+        from trtsr.pipeline.jobs import run_jobs, sort_jobs
+
         jobs = sort_jobs(plan.jobs, overwrite)  # existing outputs are skipped here, before any model loads
         video = _video_settings([job for job in plan.jobs if is_video(job[0])], codec, crf, start, duration)
         report = ConsoleReport()
