@@ -165,6 +165,9 @@ def bench_engine(model, size, padcfg, scale, warmup, repeats, say) -> BenchResul
     # one profile, tuned at this size
     settings = BackendSettings(engine=EngineSettings(profiles=(f"{width}x{height}",)))
     request = _request(model, installed[0], scale, padcfg, settings)
+    from trtsr.pipeline.request import choose
+
+    choose(request)  # a backend that cannot run engines on this GPU is refused here, before any export or build
     # The device's used-memory high-water mark from before the session loads to after the last run:
     # engine weights, activations, I/O buffers and whatever TensorRT allocates on the way.
     with MemoryHighWater() as memory:

@@ -52,6 +52,15 @@ class RunBackend(StrEnum):
         return None if self is RunBackend.AUTO else Backend(self.value)
 
 
+class BuildBackend(StrEnum):
+    """What an engine build may ask for: a TensorRT flavour, or `auto` (full TensorRT if installed, else
+    TensorRT-RTX)."""
+
+    AUTO = RunBackend.AUTO.value
+    TENSORRT = Backend.TENSORRT.value
+    TENSORRT_RTX = Backend.TENSORRT_RTX.value
+
+
 ENGINE_BACKENDS = (Backend.TENSORRT, Backend.TENSORRT_RTX)
 
 

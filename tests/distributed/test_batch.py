@@ -160,7 +160,7 @@ def test_bad_settings_are_one_line_errors():
                          (dict(threads=0), "threads must be")):
         with pytest.raises(TrtsrError, match=message):
             BatchSettings(**bad)
-    with pytest.raises(TrtsrError, match="unknown backend"):  # the run request the actors open, checked once
+    with pytest.raises(TrtsrError, match="backend must be one of"):  # the run request the actors open, checked once
         BatchSettings(run=RunRequest(backend="cuda"))
 
 

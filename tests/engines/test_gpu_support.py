@@ -127,8 +127,9 @@ def test_a_named_backend_that_cannot_serve_the_gpu_fails_before_export(on_h100, 
 
 def test_bench_records_the_refusal_without_building(on_h100, monkeypatch):
     import trtsr.bench as bench
+    import trtsr.pipeline.resolve as resolve
 
-    monkeypatch.setattr(bench, "resolve_onnx", lambda *a, **k: pytest.fail("exported for an engine"), raising=False)
+    monkeypatch.setattr(resolve, "engine_graph", lambda *a, **k: pytest.fail("exported for an engine"))
     result = bench.run_case("engine", "default", (256, 256), True, 4, 1, 1, lambda message: None)
     assert result.median_ms is None and "compute capability 9.0" in result.skipped
 

@@ -9,6 +9,7 @@ import typer
 
 from trtsr.cli.common import out, status, user_errors
 from trtsr.cli.options import OverwriteOption, VerboseOption
+from trtsr.defaults import BuildBackend
 from trtsr.files import check_outputs
 
 
@@ -24,9 +25,8 @@ def build_command(
         ),
     ] = None,
     backend: Annotated[
-        str, typer.Option("--backend", "-b", help="auto (TensorRT if installed, else TensorRT-RTX), tensorrt, "
-                                                  "tensorrt-rtx.")
-    ] = "auto",
+        BuildBackend, typer.Option("--backend", "-b", help="auto: full TensorRT if installed, else TensorRT-RTX.")
+    ] = BuildBackend.AUTO,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Engine file, ending in .engine. Default: "
                                                                         "the graph's name with .engine.")] = None,
     overwrite: OverwriteOption = False,

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from trtsr.defaults import ENGINE_BACKENDS, Backend, RunBackend
+from trtsr.defaults import Backend, BuildBackend
 from trtsr.errors import MissingDependencyError, TrtsrError
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ BACKENDS: dict[Backend, tuple[str, str]] = {
     Backend.TENSORRT_RTX: ("tensorrt_rtx", "rtx"),
 }
 # What `trtsr build --backend` and BuildSettings accept.
-BUILD_BACKENDS = (RunBackend.AUTO, *(RunBackend(b.value) for b in ENGINE_BACKENDS))
+BUILD_BACKENDS = tuple(BuildBackend)
 
 
 def _import(module_name: str):
@@ -43,11 +43,11 @@ def installed_backends() -> list[Backend]:
     return [name for name, (module, _) in BACKENDS.items() if _import(module) is not None]
 
 
-def load_backend(name: Backend | RunBackend | str = RunBackend.AUTO) -> TensorRTModule:
+def load_backend(name: Backend | BuildBackend | str = BuildBackend.AUTO) -> TensorRTModule:
     """The named backend, or for `auto` full TensorRT if installed, else TensorRT-RTX."""
     if name not in BUILD_BACKENDS:
         raise TrtsrError(f"unknown backend {name!r}; use one of {', '.join(BUILD_BACKENDS)}")
-    if name == RunBackend.AUTO:
+    if name == BuildBackend.AUTO:
         for candidate in BACKENDS:
             module = _import(BACKENDS[candidate][0])
             if module is not None:

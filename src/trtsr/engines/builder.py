@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trtsr._version import __version__
-from trtsr.defaults import PROFILES, RunBackend
+from trtsr.defaults import PROFILES, BuildBackend
 from trtsr.engines.backend import BUILD_BACKENDS, load_backend
 from trtsr.engines.metadata import EngineMetadata, metadata_path_for
 from trtsr.engines.profiles import parse_profiles
@@ -38,7 +38,7 @@ class BuildSettings:
     """
 
     profiles: tuple[str, ...] = PROFILES
-    backend: RunBackend = RunBackend.AUTO
+    backend: BuildBackend = BuildBackend.AUTO
     optimization_level: int | None = None
     compute_capabilities: tuple[str, ...] = ()
     workspace_gb: float | None = None
@@ -47,7 +47,7 @@ class BuildSettings:
     def __post_init__(self) -> None:
         if self.backend not in BUILD_BACKENDS:
             raise TrtsrError(f"unknown backend {self.backend!r}; use one of {', '.join(BUILD_BACKENDS)}")
-        object.__setattr__(self, "backend", RunBackend(self.backend))
+        object.__setattr__(self, "backend", BuildBackend(self.backend))
         if self.optimization_level is not None and not 0 <= self.optimization_level <= 5:
             raise TrtsrError(f"optimization level must be 0 to 5, got {self.optimization_level}")
         object.__setattr__(self, "profiles", tuple(p.strip().lower() for p in self.profiles))

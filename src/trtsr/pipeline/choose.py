@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Callable
 
 from trtsr.backends import BackendSettings, EngineSettings, OnnxRuntimeSettings, TorchSettings
-from trtsr.defaults import Backend, RunBackend
+from trtsr.defaults import Backend, BuildBackend, RunBackend
 from trtsr.errors import MissingDependencyError, TrtsrError
 from trtsr.gpu import GpuInfo
 
@@ -60,7 +60,7 @@ def _engine_refusal(gpu: GpuInfo) -> str:
     from trtsr.engines.backend import load_backend
 
     try:
-        load_backend("auto").check_runs_on(gpu)
+        load_backend(BuildBackend.AUTO).check_runs_on(gpu)
     except TrtsrError as exc:
         return exc.reason
     return f"no installed TensorRT backend runs engines on {gpu.name}"

