@@ -25,7 +25,6 @@ from trtsr.cli.options import (
     SuffixOption,
     TileOption,
     VerboseOption,
-    run_request,
 )
 from trtsr.defaults import RunBackend
 from trtsr.files import check_writable
@@ -90,11 +89,14 @@ def batch_command(
         if "://" not in output:  # a local folder; remote URIs are checked by their filesystem when written
             check_writable(Path(output), "output folder", folder=True)
         require_extra("trtsr batch", "distributed", "ray", "pyarrow")
+        from trtsr.guidance import Guidance
+        from trtsr.pipeline.request import RunRequest
+
         fmt = check_naming(fmt, suffix)
         # checked before Ray starts; each actor opens this request
-        request = run_request(model=model, engine=engine, backend=backend, scale=scale, guidance=guidance,
-                              no_padcfg=no_padcfg, tile=tile, overlap=overlap, random_weights=random_weights,
-                              color_fix=color_fix)
+        request = RunRequest(model=model, engine=engine, backend=backend, scale=scale,
+                             guidance=Guidance.parse(guidance, no_padcfg), tile=tile, overlap=overlap,
+                             random_weights=random_weights, color_fix=color_fix)
         from trtsr.distributed.batch import BatchSettings, upscale_dataset
 
         settings = BatchSettings(run=request, fmt=fmt, suffix=suffix, overwrite=overwrite, actors=actors,

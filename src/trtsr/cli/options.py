@@ -45,7 +45,7 @@ OutputFile = Annotated[Path | None, typer.Option("--output", "-o", help="Output 
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and library logs.")]
 
 # Upscaling options shared by `trtsr run` and `trtsr batch` (each command writes them in its own signature and
-# passes them to `run_request`).
+# hands them to `trtsr.pipeline.request.RunRequest`, which checks them).
 RunModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="default (when neither -m nor -e is given), tiny, gendr-pix, "
                                                    + ", ".join(catalog.NAMED_MODELS)
@@ -94,21 +94,3 @@ EngineOption = Annotated[
     Path | None, typer.Option("--engine", "-e", help="A built engine (trtsr build); needs an NVIDIA GPU (trtsr batch: "
                                                      "at the same path on every GPU node).")
 ]
-
-
-def run_request(*, model: str | None, engine: Path | None, backend: RunBackend, scale: int | None,
-                guidance: float | None, no_padcfg: bool, tile: int | None, overlap: int | None, random_weights: bool,
-                color_fix: str | None, compile: bool = False, threads: int | None = None):
-    """The `RunRequest` the shared run options make (`trtsr run`, `trtsr batch`), checked in one place before
-    anything loads: -m with -e, -g with --no-padcfg, the ranges, then the model, resolved once."""
-    from trtsr.backends import BackendSettings, OnnxRuntimeSettings, TorchSettings
-    from trtsr.errors import TrtsrError
-    from trtsr.guidance import Guidance
-    from trtsr.pipeline.request import RunRequest
-
-    if model is not None and engine is not None:
-        raise TrtsrError("give a model (-m) or an engine (-e), not both: an engine holds its model")
-    settings = BackendSettings(onnxruntime=OnnxRuntimeSettings(threads=threads), torch=TorchSettings(compile=compile))
-    return RunRequest(model=model, engine=engine, backend=backend, scale=scale,
-                      guidance=Guidance.parse(guidance, no_padcfg), tile=tile, overlap=overlap, settings=settings,
-                      random_weights=random_weights, color_fix=color_fix)

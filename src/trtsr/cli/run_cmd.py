@@ -27,7 +27,6 @@ from trtsr.cli.options import (
     SuffixOption,
     TileOption,
     VerboseOption,
-    run_request,
 )
 from trtsr.defaults import Backend, RunBackend
 from trtsr.outputs import check_naming, is_video, plan_run
@@ -105,10 +104,15 @@ def run_command(
     with user_errors(verbose):
         # Everything that can be checked without loading a model, first, once: the options, then the model,
         # resolved (a graph's or an engine's own scale and guidance come from its spec or metadata).
+        from trtsr.backends import BackendSettings, TorchSettings
+        from trtsr.guidance import Guidance
+        from trtsr.pipeline.request import RunRequest
+
         fmt = check_naming(fmt, suffix)
-        request = run_request(model=model, engine=engine, backend=backend, scale=scale, guidance=guidance,
-                              no_padcfg=no_padcfg, tile=tile, overlap=overlap, random_weights=random_weights,
-                              color_fix=color_fix, compile=compile)
+        request = RunRequest(model=model, engine=engine, backend=backend, scale=scale,
+                             guidance=Guidance.parse(guidance, no_padcfg), tile=tile, overlap=overlap,
+                             settings=BackendSettings(torch=TorchSettings(compile=compile)),
+                             random_weights=random_weights, color_fix=color_fix)
         plan = plan_run(inputs, output, suffix=f"_x{request.scale_out}" if suffix is None else suffix, fmt=fmt,
                         recursive=recursive)
         for note in plan.notes:
