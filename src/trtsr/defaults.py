@@ -115,9 +115,6 @@ PROFILES = ("1080p", "4k", "8k")
 # The engine cache evicts least recently used engines above this many GB (TRTSR_CACHE_MAX_GB overrides).
 ENGINE_CACHE_MAX_GB = 20.0
 
-# Running: backends a run may use; `auto` = an engine where a TensorRT backend runs on this GPU, else PyTorch on
-# CUDA where installed, else ONNX Runtime (trtsr.pipeline.choose).
-RUN_BACKENDS = tuple(RunBackend)
 # Input pixels neighbouring tiles share, blended with a raised-cosine window.
 OVERLAP = 16
 # On ONNX Runtime the top-level self-attention grows with the square of the tile's pixels:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trtsr.pipeline.jobs import REPLACES_INPUT, Collect, run_jobs, sort_jobs
+from trtsr.pipeline.jobs import REPLACES_INPUT, JobReport, run_jobs, sort_jobs
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -38,7 +38,7 @@ def test_sorting_loads_nothing_and_keeps_what_exists(tmp_path):
     assert sort_jobs(jobs, overwrite=True).todo == jobs[:2]  # overwrite replaces outputs, never an input
 
 
-class Recorder(Collect):
+class Recorder(JobReport):
     def __init__(self) -> None:
         self.lines: list[str] = []
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from trtsr import defaults
 from trtsr.errors import TrtsrError
@@ -101,24 +101,10 @@ class RunSummary:
     failed: list[Failure] = dataclasses.field(default_factory=list)
 
 
-class JobReport(Protocol):
-    """What a runner tells its caller as it goes (the command line prints it; `Collect` keeps it)."""
-
-    def skipped(self, source: Any, target: Any) -> None: ...
-
-    def failed(self, failure: Failure) -> None: ...
-
-    def done(self, result: JobResult) -> None: ...
-
-    def files(self, done: int, total: int) -> None: ...
-
-    def tiles(self, name: str, done: int, total: int, out_pixels: int) -> None: ...
-
-    def frames(self, name: str, done: int, total: int) -> None: ...
-
-
-class Collect:
-    """A `JobReport` that says nothing and keeps nothing beyond what `RunSummary` holds."""
+class JobReport:
+    """What a runner tells its caller as it goes. This base says nothing (the `RunSummary` keeps the results);
+    a caller overrides what it wants. The command line's `cli.run_cmd.ConsoleReport` has every method itself,
+    so the CLI imports this module only when it runs jobs."""
 
     def skipped(self, source: Any, target: Any) -> None:
         pass
@@ -150,7 +136,7 @@ def run_jobs(upscaler, jobs: SortedJobs, *, overwrite: bool = False, quality: in
              video=None, report: JobReport | None = None) -> RunSummary:
     """Run `jobs.todo` with `upscaler` (images first, then videos with `video`, a `VideoSettings`), reporting
     the skipped and refused ones first. Returns what was done, skipped and failed."""
-    report = report or Collect()
+    report = report or JobReport()
     summary = RunSummary(skipped=list(jobs.skipped), failed=[])
     for src, dst in jobs.skipped:
         report.skipped(src, dst)

@@ -61,8 +61,7 @@ class SessionBase:
         made for is one line: whoever opened it decided w for another model."""
         if self.guidance_input is not None and w is not None:
             return np.array([w], dtype=np.float32)
-        if self.guidance_input is None and (w is None) == (self.guidance is None) and (w is None or
-                                                                                      w == self.guidance):
+        if self.guidance_input is None and w == self.guidance:  # no PadCFG, or w built in: nothing to feed
             return None
         has = "no PadCFG" if self.guidance is None else f"PadCFG w {self.guidance:g}" + (
             " (an input)" if self.guidance_input else "")
