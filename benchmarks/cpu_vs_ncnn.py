@@ -4,11 +4,13 @@ same weights, same inputs: seconds per output megapixel, side by side.
     python benchmarks/cpu_vs_ncnn.py -o benchmarks/results/cpu-vs-ncnn [--models realesr-animevideov3 ...]
         [--sizes 256 512] [--tiles default 256 0] [--repeats 3]
 
-For each model and input size (a square crop of a real photo), the runs are interleaved: ncnn, then trtsr at
-each tile setting (`default`: what `trtsr run` does today; a number: that tile side in input pixels; 0: the
-whole picture in one call), repeated; the median of `--repeats` timed runs after one warm-up each. trtsr runs
-through `Upscaler` (ONNX Runtime on the CPU, its cached fp32 graph), so tiling, padding and the copies count,
-as they do for a user. Writes NAME.json (device, versions, command, every time) and NAME.png.
+For each model and input size (a square crop of a real photo), every contender is warmed up once, then the runs
+are interleaved: ncnn, then trtsr at each tile setting (`default`: what `trtsr run` does, tiles planned from the
+graph's probed cost, the side it chose recorded; a number: that tile side in input pixels; 0: the whole picture
+in one call); the median of `--repeats` timed rounds (one round above `--large` input pixels a side, where a
+run takes minutes). trtsr runs through `Upscaler` (ONNX Runtime on the CPU, its cached fp32 graph), so tiling,
+padding and the copies count, as they do for a user. `default` (the shipped model) has no ncnn twin: trtsr
+alone. Writes NAME.json (device, versions, command, every time) and NAME.png.
 """
 
 from __future__ import annotations
@@ -37,23 +39,14 @@ def photo(side: int) -> np.ndarray:
     return np.ascontiguousarray(np.tile(rgb, reps)[:side, :side])
 
 
-def timed(run, repeats: int) -> list[float]:
-    run()  # warm-up: sessions, kernels, the first allocation
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-o", "--output", type=Path, required=True, help="NAME: writes NAME.json and NAME.png")
-    parser.add_argument("--models", nargs="+", default=list(NCNN_INDEX))
+    parser.add_argument("--models", nargs="+", default=[*NCNN_INDEX, "default"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512, 1024])
     parser.add_argument("--tiles", nargs="+", default=["default", "0"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--large", type=int, default=768, help="input side above which one round is timed")
     args = parser.parse_args()
 
     from PIL import Image
@@ -64,7 +57,7 @@ def main() -> None:
 
     rows = []
     for model in args.models:
-        ncnn = Realesrgan(gpuid=-1, model=NCNN_INDEX[model])
+        ncnn = Realesrgan(gpuid=-1, model=NCNN_INDEX[model]) if model in NCNN_INDEX else None
         for side in args.sizes:
             lr = photo(side)
             pil = Image.fromarray(lr)
@@ -72,23 +65,30 @@ def main() -> None:
             # 0: a tile as large as the picture, so one call runs it whole
             upscalers = {tile: Upscaler(model, backend="onnxruntime", tile=None if tile == "default" else
                                         int(tile) or side) for tile in args.tiles}
-            runs = {"ncnn": lambda pil=pil, ncnn=ncnn: ncnn.process_pil(pil)}
+            runs = {} if ncnn is None else {"ncnn": lambda pil=pil, ncnn=ncnn: ncnn.process_pil(pil)}
             for tile, up in upscalers.items():
                 runs[f"trtsr tile {tile}"] = lambda up=up, lr=lr: up.upscale(lr)
+            for run in runs.values():
+                run()  # warm-up: sessions, kernels, the first allocation
             times: dict[str, list[float]] = {name: [] for name in runs}
-            for _ in range(args.repeats):  # interleaved: each round runs every contender once
+            for _ in range(1 if side > args.large else args.repeats):  # interleaved rounds
                 for name, run in runs.items():
-                    times[name] += timed(run, 1)
+                    started = time.perf_counter()
+                    run()
+                    times[name].append(time.perf_counter() - started)
             for name, measured in times.items():
                 median = statistics.median(measured)
-                rows.append({"model": model, "input": side, "contender": name, "seconds": measured,
-                             "median_s": round(median, 3), "s_per_output_mp": round(median / out_mp, 4)})
+                row = {"model": model, "input": side, "contender": name, "seconds": measured,
+                       "median_s": round(median, 3), "s_per_output_mp": round(median / out_mp, 4)}
+                if name.startswith("trtsr"):
+                    row["tile_used"] = upscalers[name.split()[-1]].tile_for(side, side)
+                rows.append(row)
                 print(f"{model} {side}px {name}: {median / out_mp:.3f} s/MP", file=sys.stderr, flush=True)
             for up in upscalers.values():
                 up.close()
     report = {**environment(), "command": " ".join(["python", *sys.argv]), "repeats": args.repeats,
               "what": "seconds per output megapixel at x4, median, interleaved; ncnn = the wheel's program, "
-                      "gpuid=-1", "rows": rows}
+                      "gpuid=-1; tile_used = the input tile side trtsr ran (>= the input: whole)", "rows": rows}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, args.output.with_suffix(".png"))
@@ -112,7 +112,8 @@ def plot(report: dict, path: Path) -> None:
     for r in rows:
         colour = (21, 101, 192) if r["contender"].startswith("trtsr") else (120, 120, 120)
         bar = int((width - left - 90) * r["s_per_output_mp"] / longest)
-        draw.text((10, y + 3), f"{r['model']}  {r['input']}px  {r['contender']}", fill="black")
+        tile = f" (ran {r['tile_used']})" if "tile_used" in r else ""
+        draw.text((10, y + 3), f"{r['model']}  {r['input']}px  {r['contender']}{tile}", fill="black")
         draw.rectangle([left, y + 3, left + max(bar, 1), y + row_h - 3], fill=colour)
         draw.text((left + bar + 6, y + 3), f"{r['s_per_output_mp']:.3f}", fill="black")
         y += row_h

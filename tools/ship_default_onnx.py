@@ -1,6 +1,7 @@
 """Re-export the graphs that ship in the package for the `default` model.
 
 Run after the default weights change:  python tools/ship_default_onnx.py
+With --cost-only it writes only the probed cost (`trtsr.cost`) into the shipped specs, leaving the graphs.
 One graph per scale the default model is trained for (x2, x3, x4), with and without PadCFG,
 all fp32 with float32 I/O: ONNX Runtime on a CPU runs them without torch, and 16-bit images
 keep their depth through them.
@@ -60,5 +61,20 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def write_costs() -> None:
+    """Probe the default model as each shipped graph runs it and record the cost in that graph's spec."""
+    from trtsr.cost_probe import probe_cost
+    from trtsr.export.onnx_export import _module_for
+
+    for name, settings in GRAPHS.items():
+        module = _module_for(resolve_source("default"), settings).module.eval()
+        cost = probe_cost(module, io=settings.io, guidance=settings.guidance if settings.guidance_input else None)
+        spec_path = spec_path_for(ASSETS / name)
+        dataclasses.replace(ExportSpec.load(spec_path), cost=cost.to_dict()).save(spec_path)
+        print(f"{name}: {cost}")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    write_costs() if sys.argv[1:] == ["--cost-only"] else main()

@@ -117,9 +117,12 @@ ENGINE_CACHE_MAX_GB = 20.0
 
 # Input pixels neighbouring tiles share, blended with a raised-cosine window.
 OVERLAP = 16
-# On ONNX Runtime the top-level self-attention grows with the square of the tile's pixels:
-# 128 input pixels a side (512 out at x4) keeps a CPU run within a few GB.
+# Tiles are planned per picture from the graph's probed cost (`trtsr.cost`): whole pictures where they fit the
+# memory budget, else the tile with the least work. A graph exported before graphs carried their cost runs
+# in tiles of this side, in input pixels (512 out at x4; the default model's attention stays within a few GB).
 ONNXRUNTIME_TILE = 128
+# Smallest tile side a planned run uses, in input pixels.
+PLANNED_MIN_TILE = 64
 # Smallest tile side a user may ask for, in input pixels.
 MIN_TILE = 16
 # Largest overlap without a tile size (with one: half the tile, what tiling uses).

@@ -81,6 +81,8 @@ class ExportSpec(SizeRules, JsonRecord):
             (precision int8/fp8/int8-weights, quantizer, method, samples, sizes, seed, images' sha256,
             excluded layers, quantised layer count, the source graph's file and sha256). `precision`
             is then the type of the layers left unquantised.
+        cost: how the graph's activation memory and work grow with its input (`trtsr.cost.GraphCost` as a
+            dict), probed when it was exported; None in graphs from before (they run in fixed tiles).
     """
 
     model: str
@@ -104,6 +106,7 @@ class ExportSpec(SizeRules, JsonRecord):
     guidance_input: str | None = None
     architecture: str | None = None
     quantization: dict | None = None
+    cost: dict | None = None
     spec_version: int = SPEC_VERSION
 
     what = "export spec"
@@ -123,3 +126,16 @@ class ExportSpec(SizeRules, JsonRecord):
         if self.min_input_size < self.sizes.rule_minimum:
             raise TrtsrError(f"export spec's min_input_size {self.min_input_size} is below its alignment rule's "
                              f"({self.sizes.rule_minimum})", path=path)
+        if self.cost is not None:
+            try:
+                self.graph_cost
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise TrtsrError("export spec's cost is not {bytes: [3 numbers], flops: [3 numbers]}",
+                                 path=path) from None
+
+    @property
+    def graph_cost(self):
+        """The `trtsr.cost.GraphCost` the exporter probed, or None (a graph from before it did)."""
+        from trtsr.cost import GraphCost
+
+        return None if self.cost is None else GraphCost.from_dict(self.cost)

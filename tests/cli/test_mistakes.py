@@ -98,8 +98,9 @@ def test_a_small_tile_takes_a_smaller_overlap_by_itself(tmp_path):
 def test_an_overlap_above_half_the_tile_in_use_is_refused_before_any_work(tmp_path):
     source = tmp_path / "a.png"
     shutil.copy(DATA / "00017_gray.png", source)
-    proc = trtsr("run", source, "--overlap", "100", "-b", "onnxruntime", "-o", tmp_path / "out.png")
-    one_error(proc, "overlap 100 is more than half the 128-pixel tiles this run uses", "an overlap of 64 or less")
+    # planned tiles are at least twice the overlap; above the largest overlap is refused
+    proc = trtsr("run", source, "--overlap", "200", "-b", "onnxruntime", "-o", tmp_path / "out.png")
+    one_error(proc, "overlap 200 is more than the largest overlap (128 input pixels)")
     assert not (tmp_path / "out.png").exists()
     given = trtsr("run", source, "--tile", "40", "--overlap", "30", "-o", tmp_path / "out.png")
     one_error(given, "overlap 30 is more than half the 40-pixel tile")

@@ -70,7 +70,8 @@ RunScaleOption = Annotated[
 RunNoPadcfgOption = Annotated[bool, typer.Option("--no-padcfg", help="Run without PadCFG (twice as fast).")]
 TileOption = Annotated[
     int | None, typer.Option("--tile", "-t", help="Tile side in input pixels; default: whole image when it "
-                                                  f"fits (ONNX Runtime: {defaults.ONNXRUNTIME_TILE}).")
+                                                  "fits the memory budget (TRTSR_TILE_MEMORY_GB, 4), else the "
+                                                  "tile with the least work for this model.")
 ]
 OverlapOption = Annotated[
     int | None, typer.Option("--overlap", help="Input pixels shared by neighbouring tiles; default: "

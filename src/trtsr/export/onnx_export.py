@@ -19,6 +19,7 @@ from pathlib import Path
 from trtsr import defaults
 from trtsr.defaults import IO_TYPES, PRECISIONS, SCALES
 from trtsr.errors import TrtsrError
+from trtsr.cost_probe import probe_cost
 from trtsr.files import sha256_of
 from trtsr.guidance import check_guidance
 from trtsr.sizes import SizeRequirements
@@ -130,6 +131,8 @@ def export_onnx(
     built = _module_for(model_source, settings)
     module, model_name, parameters, sizes = built.module, built.name, built.parameters, built.sizes
     module.eval()
+    say("probing memory and work per pixel")
+    cost = probe_cost(module, io=settings.io, guidance=settings.guidance if settings.guidance_input else None)
 
     in_dtype = torch.uint8 if settings.io == "uint8" else torch.float32
     example = torch.zeros(*trace_size(sizes.minimum), 3, dtype=in_dtype)
@@ -180,6 +183,7 @@ def export_onnx(
             parameters=parameters, onnx_file=output.name, onnx_data_file=data_name,
             onnx_sha256=sha256_of(tmp_onnx, tmp_data),
             opset=opset, trtsr_version=__version__, torch_version=torch.__version__, architecture=built.architecture,
+            cost=cost.to_dict(),
         )
         spec_path = publish_graph(spec, tmp_onnx, tmp_data, output)
     except OSError as exc:

@@ -75,8 +75,9 @@ def resolve_onnx(
     return _shipped_graph(source, request) or cached_export(source, request, progress=progress)
 
 
-# What the exporter writes, beyond the settings: 2 = the plain (no-PadCFG) path takes the positive branch's pad.
-GRAPH_LAYOUT = 2
+# What the exporter writes, beyond the settings: 2 = the plain (no-PadCFG) path takes the positive branch's pad;
+# 3 = the spec carries the graph's probed cost, which sizes its tiles.
+GRAPH_LAYOUT = 3
 
 
 def export_key(source: ModelSource, request: GraphRequest) -> str:

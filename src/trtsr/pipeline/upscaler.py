@@ -19,6 +19,7 @@ from trtsr.backends import BackendSettings, EngineSettings, OnnxRuntimeSettings,
 from trtsr.defaults import Backend, IoType, RunBackend
 from trtsr.errors import OutOfMemory, TooLarge, TrtsrError
 from trtsr.guidance import Guidance
+from trtsr.cost import ONNXRUNTIME_MEMORY_FACTOR, memory_budget
 from trtsr.pipeline.request import RunRequest, check_tiles, open_session
 from trtsr.runtime.color import check_color_fix, color_fix
 from trtsr.runtime.images import Picture, from_array, picture_from_pil, resize_plane, to_array
@@ -43,8 +44,10 @@ class Upscaler:
             refused. guidance None = no PadCFG; 'auto' (the default) is the model's own w: for the shipped default
             model 1.4 at x2, 1.8 at x3 and 2.2 at x4 (`defaults.DEFAULT_MODEL_GUIDANCE`), for other models 1.8,
             for a graph or engine the w it was exported with. A w a graph or engine cannot honour is refused.
-        tile: input tile side for tiled runs; None = whole image when it fits (engines: the largest
-            profile; ONNX Runtime: 128).
+        tile: input tile side for tiled runs; None = planned per picture: engines run whole pictures up to their
+            largest profile; ONNX Runtime and torch on the CPU run whole pictures where the graph's probed memory
+            fits the budget (`trtsr.cost`: 4 GB, at most half the free memory; TRTSR_TILE_MEMORY_GB), else
+            the tile side with the least work (`tile_for(height, width)` says which).
         overlap: input pixels neighbouring tiles share, blended with a raised-cosine window; None follows the
             tile (16, or half a smaller tile). An overlap above half the tile in use is refused.
         profiles: engine profiles when `model` is turned into a cached engine (default 1080p, 4k, 8k).
@@ -128,9 +131,10 @@ class Upscaler:
         self._lock = threading.Lock()
         self.tile = tile
         self._session = session
-        largest = self._tile_size() // 2
+        fixed = self._fixed_tile()
+        largest = defaults.MAX_OVERLAP if fixed is None else fixed // 2
         if overlap is not None and overlap > largest:
-            raise TrtsrError(f"overlap {overlap} is more than half the {self._tile_size()}-pixel tiles this run uses "
+            raise TrtsrError(f"overlap {overlap} is more than half the {fixed}-pixel tiles this run uses "
                              f"({session.backend_name}); use an overlap of {largest} or less, or a larger tile "
                              "(--overlap, --tile)")
         self.overlap = min(defaults.OVERLAP, largest) if overlap is None else max(0, int(overlap))
@@ -210,16 +214,32 @@ class Upscaler:
         max_input = self._session.max_input
         return max_input is not None and self.tile is None and height <= max_input[0] and width <= max_input[1]
 
-    def _tile_size(self) -> int | None:
+    def _fixed_tile(self) -> int | None:
+        """The tile side every picture uses, where one does: the one asked for, or an engine's (a GPU torch
+        session's) largest input side; None where each picture's tile is planned."""
         if self.tile is not None:
             return self.tile
         max_input = self._session.max_input
-        return defaults.ONNXRUNTIME_TILE if max_input is None else min(max_input)
+        return None if max_input is None else min(max_input)
+
+    def tile_for(self, height: int, width: int) -> int:
+        """The tile side a height x width picture runs in (at least its longer side: whole). Planned from the
+        session's cost; a graph exported before graphs carried one runs in fixed ONNXRUNTIME_TILE tiles."""
+        fixed = self._fixed_tile()
+        if fixed is not None:
+            return fixed
+        session = self._session
+        cost = getattr(session, "cost", None)  # a session of the caller's own may not say
+        if cost is None:
+            return max(defaults.ONNXRUNTIME_TILE, 2 * self.overlap)
+        return cost.plan_tile(height, width, self.overlap, memory_budget(),
+                              memory_factor=getattr(session, "memory_factor", ONNXRUNTIME_MEMORY_FACTOR),
+                              smallest=max(defaults.PLANNED_MIN_TILE, 2 * self.overlap))
 
     def _upscale_rgb(self, rgb: np.ndarray, progress) -> np.ndarray:
         """`rgb` upscaled, whole or in tiles, halving the tile after each out-of-memory."""
         height, width = rgb.shape[:2]
-        tile = self._tile_size()
+        tile = self.tile_for(height, width)
         fits_engine = self._fits_engine(height, width)
         failure = None
         while True:

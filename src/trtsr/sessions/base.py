@@ -6,6 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from trtsr.cost import ONNXRUNTIME_MEMORY_FACTOR, GraphCost
 from trtsr.defaults import IoType
 from trtsr.errors import TrtsrError
 from trtsr.sizes import SizeRequirements
@@ -21,13 +22,17 @@ class Session(Protocol):
     PadCFG: the run decided it once (`trtsr.guidance.Guidance.decide`) and the session only feeds it.
     `guidance` is the session's own w (None without PadCFG) and `guidance_input` the name of its w input
     (None where w is built in or there is none). `max_input` is the largest (height, width) one call takes
-    whole, None where the caller should tile (`defaults.ONNXRUNTIME_TILE`).
+    whole, None where the caller plans tiles: from `cost` (`trtsr.cost.GraphCost`, how memory and work grow
+    with the input) times `memory_factor` (the runtime's peak over the probed bytes), or in fixed
+    `defaults.ONNXRUNTIME_TILE` tiles where `cost` is None.
     """
 
     scale: int
     io: IoType
     sizes: SizeRequirements
     max_input: tuple[int, int] | None
+    cost: GraphCost | None
+    memory_factor: float
     guidance: float | None
     guidance_input: str | None
     backend_name: str
@@ -46,6 +51,8 @@ class SessionBase:
     file it runs in messages."""
 
     what = "graph"
+    cost: GraphCost | None = None
+    memory_factor: float = ONNXRUNTIME_MEMORY_FACTOR
 
     scale: int
     io: IoType

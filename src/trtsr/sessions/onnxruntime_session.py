@@ -31,6 +31,9 @@ class OnnxRuntimeSession(SessionBase):
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # the fp16 graph logs a warning per unfoldable node
+        # Subnormal floats flushed to zero: 4-5 % faster on the 2-core CPU (realesr-animevideov3 at 512 px,
+        # realesrgan-x4plus-anime at 384 px); values below 1e-38 change no pixel.
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
         if settings.threads:
             options.intra_op_num_threads = settings.threads
         if self.spec.quantization is not None:
@@ -45,6 +48,7 @@ class OnnxRuntimeSession(SessionBase):
         self.provider = self._session.get_providers()[0]
         self.backend_name = "onnxruntime-cuda" if self.provider == "CUDAExecutionProvider" else "onnxruntime-cpu"
         self.max_input: tuple[int, int] | None = None
+        self.cost = self.spec.graph_cost
         self.scale, self.io = self.spec.scale, IoType(self.spec.io)
         self.guidance, self.guidance_input = self.spec.guidance, self.spec.guidance_input
         self.sizes: SizeRequirements = self.spec.sizes

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 
 import numpy as np
@@ -70,7 +71,7 @@ class TorchSession(SessionBase):
         # uint8 in and out on a GPU (a quarter of the bytes over PCIe); float32 on the CPU, as the shipped graphs
         self.io = IoType.UINT8 if cuda else IoType.FLOAT32
         # A GPU runs whole pictures up to the exported graphs' largest side and answers out of memory with
-        # tiles; the CPU tiles as ONNX Runtime does.
+        # tiles; the CPU plans tiles from the module's probed cost, as ONNX Runtime does from its graph's.
         self.max_input = (MAX_INPUT_SIDE, MAX_INPUT_SIDE) if cuda else None
         if isinstance(model, ModelSource) and model.kind.is_external:
             module = self._external(model, dtype, settings)
@@ -134,6 +135,17 @@ class TorchSession(SessionBase):
         others = [getattr(SDPBackend, kernel.sdp_name) for kernel in AttentionKernel
                   if kernel is not AttentionKernel.AUTO and kernel is not self.settings.attention]
         return sdpa_kernel([first, *others], set_priority=True)
+
+    @functools.cached_property
+    def cost(self):
+        """The module's probed cost (`trtsr.cost.GraphCost`) where pictures are tiled (the CPU), probed on first
+        use (a few seconds); None on a GPU, which runs whole pictures."""
+        if self.max_input is not None or self._module is None:
+            return None
+        from trtsr.cost_probe import probe_cost
+
+        module = getattr(self._module, "_orig_mod", self._module)
+        return probe_cost(module, io=self.io, guidance=self.guidance if self.guidance_input else None)
 
     def infer(self, picture: np.ndarray, w: float | None) -> np.ndarray:
         torch = self._torch
