@@ -14,7 +14,7 @@ import dataclasses
 import os
 
 from trtsr.errors import TrtsrError
-from trtsr.runtime.tiling import plan_tiles
+from trtsr.runtime.tiling import axis_spans
 
 # ONNX Runtime's peak on the CPU over the probed (eager) activation bytes, measured on realesr-animevideov3,
 # realesrgan-x4plus and the default model at 64-512 px inputs (`benchmarks/tile_memory.py`): it holds more
@@ -25,10 +25,11 @@ ONNXRUNTIME_MEMORY_FACTOR = 2.5
 TILE_MEMORY_GB = 4.0
 # Tile sides tried, in input pixels: multiples of this step.
 TILE_STEP = 16
-# Work a larger tile may add over the least. On the 2-core CPU the default model ran a 512-pixel picture in
-# 6.48-6.70 s at 64- to 160-pixel tiles, though its probed FLOPs ranged from 620 to 758 G (160: 22 % above the
-# least, 1 % slower than the fastest); at 192 (966 G) it took 9.11 s. The larger tile sees more of the picture.
-WORK_SLACK = 0.25
+# Work a larger tile may add over the least (it sees more of the picture). The probed FLOPs track the default
+# model's time on the 2-core CPU to within the noise of one run: at 1024 px, 96-pixel tiles (the least FLOPs)
+# ran at 1.45 s/MP, 144-pixel tiles (+20 % FLOPs) at 1.80 (benchmarks/README.md). Small, so the plan keeps
+# close to the least work.
+WORK_SLACK = 0.10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +71,10 @@ class GraphCost:
         for side in range(start, longest, TILE_STEP):
             if memory_factor * self.peak_bytes(side * side) > budget_bytes:
                 break
-            boxes = plan_tiles(height, width, side, overlap)
-            works[side] = sum(self.work((y1 - y0) * (x1 - x0)) for y0, y1, x0, x1 in boxes)
+            shared = max(0, min(overlap, side // 2))  # as plan_tiles clamps it
+            rows, cols = axis_spans(height, side, shared), axis_spans(width, side, shared)
+            # every tile along an axis has one size (tiling.plan_tiles): count x count tiles of one work each
+            works[side] = len(rows) * len(cols) * self.work((rows[0][1] - rows[0][0]) * (cols[0][1] - cols[0][0]))
         if not works:
             return smallest
         least = min(works.values())

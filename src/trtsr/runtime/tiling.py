@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 
-def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+def axis_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     """The fewest tiles of at most `tile` pixels that cover `length` with >= `overlap` shared between neighbours,
     all of one size and evenly spaced: a side just over the tile is two tiles of about half, not two full ones."""
     if length <= tile:
@@ -38,7 +38,8 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[tuple[i
     if tile <= 0:
         raise ValueError("tile must be positive")
     overlap = max(0, min(overlap, tile // 2))
-    return [(y0, y1, x0, x1) for y0, y1 in _spans(height, tile, overlap) for x0, x1 in _spans(width, tile, overlap)]
+    return [(y0, y1, x0, x1) for y0, y1 in axis_spans(height, tile, overlap)
+            for x0, x1 in axis_spans(width, tile, overlap)]
 
 
 def _rising(fade: int) -> np.ndarray:

@@ -23,7 +23,7 @@ class OnnxRuntimeSession(SessionBase):
             import onnxruntime as ort
         except ImportError:
             raise MissingDependencyError("running ONNX graphs", "base", package="onnxruntime") from None
-        onnx_path = Path(onnx_path)
+        self.path = onnx_path = Path(onnx_path)
         self.settings = settings = settings or OnnxRuntimeSettings()
         self.spec = ExportSpec.for_graph(onnx_path)
         providers = ["CPUExecutionProvider"]
@@ -31,9 +31,8 @@ class OnnxRuntimeSession(SessionBase):
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # the fp16 graph logs a warning per unfoldable node
-        # Subnormal floats flushed to zero: 4-5 % faster on the 2-core CPU (realesr-animevideov3 at 512 px,
-        # realesrgan-x4plus-anime at 384 px); values below 1e-38 change no pixel.
-        options.add_session_config_entry("session.set_denormal_as_zero", "1")
+        # ONNX Runtime's own defaults otherwise: none of subnormal flushing, no spinning, no arena or a lower graph
+        # optimisation level ran faster on the 2-core CPU (benchmarks/ort_options.py, results/ort-options.json).
         if settings.threads:
             options.intra_op_num_threads = settings.threads
         if self.spec.quantization is not None:
