@@ -223,6 +223,17 @@ def test_an_input_too_large_for_every_profile_is_too_large():
     session.close()
 
 
+def test_a_tensor_on_the_host_goes_the_host_way_and_comes_back_a_tensor():
+    torch = pytest.importorskip("torch", reason="device arrays are torch tensors")
+    cudart = HostCudart()
+    session = session_over(cudart, StandInContext(cudart))
+    lr = inputs(1, 64)[0]
+    out = session.infer_tensor(torch.from_numpy(lr), session.guidance)  # a CPU tensor: not on this GPU
+    assert isinstance(out, torch.Tensor) and out.device.type == "cpu"
+    check(out.numpy(), lr, 1)
+    session.close()
+
+
 def test_profiles_switch_per_input_size():
     cudart = HostCudart()
     session = session_over(cudart, StandInContext(cudart))

@@ -163,9 +163,45 @@ class Upscaler:
             # every mode as the command line reads it: CMYK and float pictures come back RGB, not RGBA
             result = to_array(self.upscale_picture(picture_from_pil(image, image.info.get("icc_profile"))))
             return Image.fromarray(result)
-        if not isinstance(image, np.ndarray):
-            raise TrtsrError(f"upscale takes a numpy array, a PIL image or a Picture, not {type(image).__name__}")
-        return to_array(self.upscale_picture(from_array(image)))
+        if isinstance(image, np.ndarray):
+            return to_array(self.upscale_picture(from_array(image)))
+        if hasattr(image, "__dlpack__"):
+            return self.upscale_tensor(image)
+        raise TrtsrError("upscale takes a numpy array, a PIL image, a Picture or a device array (DLPack), not "
+                         f"{type(image).__name__}")
+
+    def upscale_tensor(self, image):
+        """Upscale an (H, W, 3) picture held as a device array (a torch tensor, a CuPy array: anything with
+        `__dlpack__`), uint8 or floats in 0-255; the result is the same kind of array on the same device, uint8
+        for uint8, else float32 in 0-255. Where the session runs on that device (torch on CUDA, an engine) and
+        the picture fits one call, it never passes through host memory, and the result is ordered on torch's
+        current CUDA stream rather than waited for. Otherwise (ONNX Runtime, tiles, a color fix) it goes the
+        host way, tiled as `upscale` tiles."""
+        from trtsr.runtime import dlpack
+
+        torch, x = dlpack.as_torch(image)
+        height, width = x.shape[:2]
+        as_uint8 = x.dtype == torch.uint8
+        session = self._session
+        direct = getattr(session, "infer_tensor", None)
+        smallest = session.sizes.minimum if session is not None else 0
+        if (direct is not None and self.color_fix is None and min(height, width) >= smallest
+                and (self._fits_engine(height, width) or self.tile_for(height, width) >= max(height, width))):
+            try:
+                with self._lock:
+                    if self._session is None:
+                        raise TrtsrError("this Upscaler is closed")
+                    out = direct(x, self._w)
+                return dlpack.like(image, dlpack.finish(torch, out, as_uint8=as_uint8))
+            except (OutOfMemory, TooLarge) as exc:
+                log.warning("%s; running %dx%d through host memory in tiles", exc, width, height)
+        host = x.detach().to("cpu", torch.uint8 if as_uint8 else torch.float32).numpy()  # bf16 has no numpy
+        if as_uint8:
+            result = torch.from_numpy(to_array(self.upscale_picture(from_array(host))))
+        else:
+            rgb = np.ascontiguousarray(host, dtype=np.float32)
+            result = torch.from_numpy(self.upscale_picture(Picture(rgb, None, False, 8, None)).rgb)
+        return dlpack.like(image, result.to(x.device))
 
     def upscale_picture(self, picture: Picture, progress: Callable[[int, int], None] | None = None) -> Picture:
         """Upscale a Picture (`trtsr.runtime.read_image`); `progress(done, total)` follows its tiles."""

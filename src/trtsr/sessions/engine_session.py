@@ -150,44 +150,20 @@ class EngineSession(SessionBase):
         if self._cudart is None:
             raise TrtsrError("this engine session is closed")
         cudart = self._cudart
-        meta = self.metadata
         w_in = self.w_feed(w)
         lr = picture
         height, width = lr.shape[:2]
-        index = meta.profile_for(height, width)
-        if index is None:
-            raise TooLarge(f"{width}x{height} input fits no profile of this engine")
-        where = f"at {width}x{height} on profile {index}"
+        index = self._profile_for(height, width)  # before anything is copied
         lr = np.ascontiguousarray(lr, dtype=self.io_dtype)
-        out_shape = (height * meta.scale, width * meta.scale, 3)
-        io, stream, context = self._buffers, self._stream.handle, self._context
-        self._errors.take()  # only this call's messages explain its failure
-        kind_h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        kind_d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        out_shape = (height * self.metadata.scale, width * self.metadata.scale, 3)
+        io, stream = self._buffers, self._stream.handle
         io.host_in.view(lr.shape, self.io_dtype)[...] = lr
-        check_cuda(cudart.cudaMemcpyAsync(io.dev_in.ptr, io.host_in.ptr, lr.nbytes, kind_h2d, stream))
-        if meta.guidance_input is not None:
-            io.host_w.view((1,), np.float32)[...] = w_in
-            check_cuda(cudart.cudaMemcpyAsync(io.dev_w.ptr, io.host_w.ptr, 4, kind_h2d, stream))
-        if index != self._profile:
-            self._profile = -1  # unknown until the call succeeds
-            _expect(context.set_optimization_profile_async(index, stream), "set_optimization_profile_async",
-                    where, self)
-            self._profile = index
-        _expect(context.set_input_shape(meta.input_name, (height, width, 3)), "set_input_shape", where, self)
-        _expect(context.set_tensor_address(meta.input_name, handle(io.dev_in.ptr)), "set_tensor_address",
-                where, self)
-        if meta.guidance_input is not None:
-            _expect(context.set_tensor_address(meta.guidance_input, handle(io.dev_w.ptr)), "set_tensor_address",
-                    where, self)
-        _expect(context.set_tensor_address(meta.output_name, handle(io.dev_out.ptr)), "set_tensor_address",
-                where, self)
-        if not context.execute_async_v3(stream):
-            from trtsr.runtime.engine_io import execution_failure
-
-            raise execution_failure(self._errors.take(), f"execute_async_v3 {where}")
+        check_cuda(cudart.cudaMemcpyAsync(io.dev_in.ptr, io.host_in.ptr, lr.nbytes,
+                                          cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
+        where = self._launch(index, height, width, io.dev_in.ptr, io.dev_out.ptr, w_in, stream)
         out_bytes = int(np.prod(out_shape)) * np.dtype(self.io_dtype).itemsize
-        check_cuda(cudart.cudaMemcpyAsync(io.host_out.ptr, io.dev_out.ptr, out_bytes, kind_d2h, stream))
+        check_cuda(cudart.cudaMemcpyAsync(io.host_out.ptr, io.dev_out.ptr, out_bytes,
+                                          cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
         try:
             check_cuda(cudart.cudaStreamSynchronize(stream))
         except TrtsrError as exc:
@@ -195,6 +171,67 @@ class EngineSession(SessionBase):
             kind = OutOfMemory if isinstance(exc, OutOfMemory) else TrtsrError
             raise kind(f"{exc.reason} (engine run {where})") from None
         return io.host_out.view(out_shape, self.io_dtype).copy()
+
+    def infer_tensor(self, picture, w: float | None):
+        """`infer` on a torch tensor (H, W, 3) on this session's GPU: the engine reads it and writes a new tensor
+        on the same device, both where torch keeps them, on torch's current stream, with no host copy and no
+        wait (a later use on that stream is ordered after the run). A tensor elsewhere (the CPU, another GPU)
+        goes through host memory."""
+        import torch
+
+        if self._cudart is None:
+            raise TrtsrError("this engine session is closed")
+        io_dtype = torch.uint8 if self.io == IoType.UINT8 else torch.float32
+        x = picture.detach()
+        if x.dtype != io_dtype:
+            x = x.float().round_().clamp_(0, 255).to(io_dtype) if io_dtype == torch.uint8 else x.to(io_dtype)
+        if x.device.type != "cuda" or x.device.index != torch.cuda.current_device():
+            return torch.from_numpy(self.infer(x.cpu().numpy(), w)).to(picture.device)
+        w_in = self.w_feed(w)
+        x = x.contiguous()
+        height, width = x.shape[:2]
+        index = self._profile_for(height, width)
+        out = torch.empty((height * self.metadata.scale, width * self.metadata.scale, 3), dtype=io_dtype,
+                          device=x.device)
+        stream = torch.cuda.current_stream(x.device).cuda_stream
+        self._launch(index, height, width, x.data_ptr(), out.data_ptr(), w_in, stream)
+        x.record_stream(torch.cuda.current_stream(x.device))  # kept until the run has read it
+        return out
+
+    def _profile_for(self, height: int, width: int) -> int:
+        """The profile that runs this size; TooLarge where none holds it."""
+        index = self.metadata.profile_for(height, width)
+        if index is None:
+            raise TooLarge(f"{width}x{height} input fits no profile of this engine")
+        return index
+
+    def _launch(self, index: int, height: int, width: int, in_ptr: int, out_ptr: int, w_in, stream) -> str:
+        """Queue one run on `stream` on profile `index`, reading `in_ptr` and writing `out_ptr` (device addresses)
+        at this size, w copied in first where the engine takes it; returns where it ran, for messages."""
+        cudart, meta, context = self._cudart, self.metadata, self._context
+        where = f"at {width}x{height} on profile {index}"
+        io = self._buffers
+        self._errors.take()  # only this call's messages explain its failure
+        if meta.guidance_input is not None:
+            io.host_w.view((1,), np.float32)[...] = w_in
+            check_cuda(cudart.cudaMemcpyAsync(io.dev_w.ptr, io.host_w.ptr, 4,
+                                              cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
+        if index != self._profile:
+            self._profile = -1  # unknown until the call succeeds
+            _expect(context.set_optimization_profile_async(index, stream), "set_optimization_profile_async",
+                    where, self)
+            self._profile = index
+        _expect(context.set_input_shape(meta.input_name, (height, width, 3)), "set_input_shape", where, self)
+        _expect(context.set_tensor_address(meta.input_name, handle(in_ptr)), "set_tensor_address", where, self)
+        if meta.guidance_input is not None:
+            _expect(context.set_tensor_address(meta.guidance_input, handle(io.dev_w.ptr)), "set_tensor_address",
+                    where, self)
+        _expect(context.set_tensor_address(meta.output_name, handle(out_ptr)), "set_tensor_address", where, self)
+        if not context.execute_async_v3(stream):
+            from trtsr.runtime.engine_io import execution_failure
+
+            raise execution_failure(self._errors.take(), f"execute_async_v3 {where}")
+        return where
 
     def close(self) -> None:
         if getattr(self, "_cudart", None) is None:

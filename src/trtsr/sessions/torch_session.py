@@ -165,6 +165,28 @@ class TorchSession(SessionBase):
             height, width = picture.shape[:2]
             raise OutOfMemory(f"the GPU ran out of memory at {width}x{height} input") from None
 
+    def infer_tensor(self, picture, w: float | None):
+        """`infer` on a torch tensor (H, W, 3), uint8 or floats in 0-255, wherever it lives: moved to the session's
+        device and I/O type only where it is not there already; the result stays on the device, in the I/O type,
+        ordered on torch's current stream. Gradients are off but the result is an ordinary tensor."""
+        torch = self._torch
+        if self._module is None:
+            raise TrtsrError("this torch session is closed")
+        w_in = self.w_feed(w)
+        io = torch.uint8 if self.io == IoType.UINT8 else torch.float32
+        try:
+            with torch.no_grad(), self._attention():
+                x = picture.to(self.device)
+                if x.dtype != io:
+                    x = x.float().round_().clamp_(0, 255).to(io) if io == torch.uint8 else x.to(io)
+                if w_in is not None:
+                    return self._module(x.contiguous(), torch.from_numpy(w_in).to(self.device))
+                return self._module(x.contiguous())
+        except torch.OutOfMemoryError:
+            _release(torch)
+            height, width = picture.shape[:2]
+            raise OutOfMemory(f"the GPU ran out of memory at {width}x{height} input") from None
+
     def close(self) -> None:
         if self._module is None:
             return
