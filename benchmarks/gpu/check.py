@@ -6,6 +6,14 @@
 Stages, in order of what matters most, each recorded whatever happens (an exception becomes its exact
 message) and the JSON rewritten after each, so a check stopped from outside keeps what it measured:
 1. `environment`: GPU, driver, CUDA, cuDNN, package versions, SDPA kernels torch has.
+1a. `architectures`: the networks people run through `-b torch`, bf16, eager (then RRDB compiled, the target),
+   at 512->2048 and 1080p->4K: frames per second and peak memory. Real-ESRGAN x4plus (RRDB) and animevideov3 (Compact) and a
+   SwinIR (classical x4), each built by spandrel with seeded weights: the compute and memory of the real
+   networks, without carrying their weights.
+1b. `mixed_sizes`: the default model at its w, first call at each new picture size against a warm call, then
+   `trtsr run`'s loop over a folder of mixed sizes against a folder of one size (pictures per second).
+1c. `dlpack`: a 4K frame already on the GPU through `Upscaler.upscale_tensor` (no host copies) against the same
+   frame as a numpy array through `Upscaler.upscale`, default model, ms per frame.
 2. `engine_probe`: a TensorRT-RTX engine of the shipped graph built, loaded and run against ONNX Runtime,
    only where TensorRT-RTX is installed and lists this GPU (on an H100/H200 it is skipped with the reason).
 3. `gpu_tests`: `pytest -m gpu` on the GPU test files (log in OUT/gpu-tests.log).
@@ -354,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         save()
         print(json.dumps(report.get("followup"), indent=1), flush=True)
         return 0
+    for stage, measure in (("architectures", architectures), ("mixed_sizes", mixed_sizes), ("dlpack", dlpack)):
+        say(stage)
+        guarded(report, stage, lambda measure=measure: measure(report, args, work, save, say, left))
+        save()
     say("engine probe")
     report["engine_probe"] = guarded(report, "engine_probe", lambda: engine_probe(
         work, DRY_PROFILE if args.dry_run else GPU_PROFILE, args.dry_run))
@@ -373,6 +385,192 @@ def main(argv: list[str] | None = None) -> int:
     say(f"wrote {args.out / 'gpu-check.json'}")
     print(summary(report), flush=True)
     return 0
+
+
+# Architectures people run, as spandrel builds them: (label, constructor arguments), seeded. Real sizes on the
+# GPU; the dry run keeps the families at toy widths.
+ARCHITECTURES = {
+    "RRDB (realesrgan-x4plus)": ("ESRGAN.ESRGAN", dict(in_nc=3, out_nc=3, num_filters=64, num_blocks=23, scale=4)),
+    "Compact (realesr-animevideov3)": ("Compact.Compact",
+                                       dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4,
+                                            act_type="prelu")),
+    "SwinIR (classical x4)": ("SwinIR.SwinIR", dict(upscale=4, img_size=64, window_size=8, img_range=1.0,
+                                                    depths=[6] * 6, embed_dim=180, num_heads=[6] * 6, mlp_ratio=2,
+                                                    upsampler="pixelshuffle", resi_connection="1conv")),
+}
+DRY_ARCHITECTURES = {
+    "RRDB (realesrgan-x4plus)": ("ESRGAN.ESRGAN", dict(in_nc=3, out_nc=3, num_filters=16, num_blocks=2, scale=4)),
+    "Compact (realesr-animevideov3)": ("Compact.Compact",
+                                       dict(num_in_ch=3, num_out_ch=3, num_feat=16, num_conv=4, upscale=4,
+                                            act_type="prelu")),
+    "SwinIR (classical x4)": ("SwinIR.SwinIR", dict(upscale=4, img_size=32, window_size=8, img_range=1.0,
+                                                    depths=[2], embed_dim=12, num_heads=[2], mlp_ratio=2,
+                                                    upsampler="pixelshuffle", resi_connection="1conv")),
+}
+ARCH_SIZES = {"512->2048": (2048, 2048), "1080p->4k": (3840, 2160)}
+COMPILED = ("RRDB (realesrgan-x4plus)",)  # the 15 fps target; the others compile in a later check
+DRY_ARCH_SIZES = {"64->256": (256, 256), "96x54->384x216": (384, 216)}
+# Output sizes of the mixed folder (x4 of photos people take and scan), and the size of the same-size folder.
+MIXED_SIZES = [(1920, 1280), (2560, 1704), (3200, 2132), (1600, 2400), (4000, 2668), (2400, 1800), (1280, 960),
+               (3840, 2160)]
+DRY_MIXED_SIZES = [(96, 64), (128, 84), (160, 104), (80, 120), (192, 128), (120, 88), (64, 48), (176, 96)]
+
+
+def seeded_checkpoint(work: Path, label: str, spec: tuple[str, dict]) -> Path:
+    """A .pth of the architecture `spec` names (spandrel's module.Class and its arguments), seeded weights."""
+    import importlib
+
+    import torch
+
+    from trtsr.models.external import import_spandrel
+
+    import_spandrel()
+    module_name, cls_name = spec[0].rsplit(".", 1)
+    cls = getattr(importlib.import_module(f"spandrel.architectures.{module_name}"), cls_name)
+    torch.manual_seed(0)
+    net = cls(**spec[1])
+    path = work / (label.split()[0].lower() + ".pth")
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def architectures(report, args, work: Path, save, say, left) -> None:
+    from trtsr.sessions.torch_session import TorchSession, TorchSettings
+    from trtsr.source import resolve_source
+
+    bench = Bench(args.dry_run)
+    specs = DRY_ARCHITECTURES if args.dry_run else ARCHITECTURES
+    sizes = DRY_ARCH_SIZES if args.dry_run else ARCH_SIZES
+    warm, reps = (1, 2) if args.dry_run else (3, 10)
+    rows: list[dict[str, Any]] = []
+    report["architectures"] = {"weights": "seeded (spandrel's constructors): the real networks' compute and memory",
+                               "precision": "bf16 on CUDA (fp32 on the CPU dry run)", "rows": rows}
+    for mode in ("eager", "compiled"):
+        for label, spec in specs.items():
+            if mode == "compiled" and not bench.cuda:
+                rows.append({"model": label, "mode": mode, "skipped": "torch.compile is for CUDA"})
+                continue
+            if mode == "compiled" and label not in COMPILED:
+                rows.append({"model": label, "mode": mode, "skipped": "compiled in a later check: one compile per "
+                                                                       "size takes minutes, the RRDB target first"})
+                continue
+            if left() < (150 if mode == "compiled" else 40):
+                rows.append({"model": label, "mode": mode, "skipped": "the check's time ran out"})
+                continue
+            say(f"architectures {label} {mode}")
+            source = resolve_source(str(seeded_checkpoint(work, label, spec)), None)
+            architecture = source.load_external().architecture  # as spandrel detected it
+            session = TorchSession(source, w=None, settings=TorchSettings(compile=mode == "compiled"))
+            try:
+                for size_name, size in sizes.items():
+                    row = guarded({}, "case", lambda size=size: bench.case(session, size, warmup=warm,
+                                                                           repeats=reps)) or {}
+                    if row.get("median_ms"):
+                        row["fps"] = round(1000 / row["median_ms"], 2)
+                    rows.append({"model": label, "architecture": architecture, "mode": mode, "size": size_name,
+                                 "session": session.backend_name, **(row or {"skipped": "failed"})})
+                    save()
+            finally:
+                session.close()
+                if mode == "compiled":
+                    import torch
+
+                    torch._dynamo.reset()
+
+
+def mixed_sizes(report, args, work: Path, save, say, left) -> None:
+    """First call at each new size against a warm one, then the folder loop: mixed sizes against one size."""
+    from PIL import Image
+
+    from trtsr import defaults
+    from trtsr.pipeline.jobs import run_jobs, sort_jobs
+    from trtsr.pipeline.upscaler import Upscaler
+    from trtsr.sessions.torch_session import TorchSession, TorchSettings
+    from trtsr.source import resolve_source
+
+    bench = Bench(args.dry_run)
+    sizes = DRY_MIXED_SIZES if args.dry_run else MIXED_SIZES
+    record: dict[str, Any] = {"model": "default", "guidance": defaults.DEFAULT_MODEL_GUIDANCE[4], "sizes": []}
+    report["mixed_sizes"] = record
+    session = TorchSession(resolve_source("default", None), w=defaults.DEFAULT_MODEL_GUIDANCE[4],
+                           settings=TorchSettings())
+    record["session"] = session.backend_name
+    try:
+        for size in sizes:
+            if left() < 60:
+                record["sizes"].append({"output": list(size), "skipped": "the check's time ran out"})
+                continue
+            row = guarded({}, "case", lambda size=size: bench.case(session, size, warmup=2, repeats=3)) or {}
+            if row.get("median_ms"):
+                row["first_over_warm"] = round(row["first_ms"] / row["median_ms"], 2)
+            record["sizes"].append(row or {"output": list(size), "skipped": "failed"})
+            save()
+        upscaler = Upscaler.from_session(session)
+        upscaler.tile_for(64, 64)  # one-time costs (the CPU's cost probe) stay out of the folders' times
+
+        def folder(name: str, outputs: list[tuple[int, int]]) -> dict[str, Any]:
+            source_dir, out_dir = work / f"{name}-in", work / f"{name}-out"
+            source_dir.mkdir(exist_ok=True)
+            out_dir.mkdir(exist_ok=True)
+            jobs = []
+            for index, (width, height) in enumerate(outputs):
+                source = source_dir / f"p{index}.jpg"
+                Image.fromarray(photo(height // 4, width // 4, index)).save(source, quality=95)
+                jobs.append((source, out_dir / source.name))
+            started = time.perf_counter()
+            failed = len(run_jobs(upscaler, sort_jobs(jobs, overwrite=True), overwrite=True).failed)
+            seconds = time.perf_counter() - started
+            megapixels = sum(w * h for w, h in outputs) / 1e6
+            return {"pictures": len(outputs), "failed": failed, "seconds": round(seconds, 3),
+                    "pictures_per_s": round(len(outputs) / seconds, 3), "output_mp_per_s": round(megapixels / seconds, 3)}
+
+        if left() > 90:
+            say("mixed folder")
+            record["mixed_folder"] = folder("mixed", sizes)  # sizes seen above: warm plans where they are kept
+            record["fresh_mixed_folder"] = folder("fresh", [(w + 64, h + 32) for w, h in sizes])  # sizes never seen
+            middle = sizes[len(sizes) // 2]
+            record["same_size_folder"] = folder("same", [middle] * len(sizes))
+            record["fresh_over_same_mp_per_s"] = round(record["fresh_mixed_folder"]["output_mp_per_s"]
+                                                       / record["same_size_folder"]["output_mp_per_s"], 3)
+    finally:
+        session.close()
+
+
+def dlpack(report, args, work: Path, save, say, left) -> None:
+    """A frame on the device through upscale_tensor against the same frame through host memory."""
+    import torch
+
+    from trtsr import defaults
+    from trtsr.pipeline.upscaler import Upscaler
+    from trtsr.sessions.torch_session import TorchSession, TorchSettings
+    from trtsr.source import resolve_source
+
+    width, height = (DRY_SIZES if args.dry_run else GPU_SIZES)["4k"]
+    session = TorchSession(resolve_source("default", None), w=defaults.DEFAULT_MODEL_GUIDANCE[4],
+                           settings=TorchSettings())
+    upscaler = Upscaler.from_session(session)
+    frame = photo(height // 4, width // 4)
+    device = session.device
+    tensor = torch.from_numpy(frame).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    record: dict[str, Any] = {"model": "default", "output": [width, height], "session": session.backend_name}
+    report["dlpack"] = record
+    try:
+        from trtsr.measure import timed_runs
+
+        def timed(run) -> float:
+            return round(statistics.median(timed_runs(run, warmup=1, repeats=5, sync=sync)[1]), 2)
+
+        record["host_ms"] = timed(lambda: upscaler.upscale(frame))  # numpy in, numpy out
+        record["device_ms"] = timed(lambda: upscaler.upscale_tensor(tensor))  # device in, device out
+        out = upscaler.upscale_tensor(tensor)
+        record["device_result"] = {"type": type(out).__name__, "device": str(out.device), "dtype": str(out.dtype),
+                                   "shape": list(out.shape)}
+        host = upscaler.upscale(frame).astype(np.int16)
+        record["max_level_difference"] = int(np.abs(out.cpu().numpy().astype(np.int16) - host).max())
+        record["saved_ms_per_frame"] = round(record["host_ms"] - record["device_ms"], 2)
+    finally:
+        session.close()
 
 
 def measure_models(report, args, work: Path, save, say, left) -> None:

@@ -25,6 +25,19 @@ def test_dry_run_records_every_stage(tmp_path):
     report = json.loads((out / "gpu-check.json").read_text())
     assert report["dry_run"] is True and not [k for k in report if k.endswith("_error")]
     assert report["environment"]["versions"]["torch"]
+    # the networks people run (seeded), eager at both sizes; compiling is for CUDA
+    rows = report["architectures"]["rows"]
+    eager = [r for r in rows if r["mode"] == "eager"]
+    assert len(eager) == 6 and all(r["median_ms"] > 0 and r["fps"] > 0 for r in eager), eager
+    assert {r["architecture"] for r in eager} == {"ESRGAN", "RealESRGAN Compact", "SwinIR"}
+    assert all("skipped" in r for r in rows if r["mode"] == "compiled")
+    mixed = report["mixed_sizes"]
+    assert len(mixed["sizes"]) == 8 and all(r["first_ms"] > 0 and r["median_ms"] > 0 for r in mixed["sizes"])
+    for folder_name in ("mixed_folder", "fresh_mixed_folder", "same_size_folder"):
+        assert mixed[folder_name]["failed"] == 0 and mixed[folder_name]["pictures_per_s"] > 0
+    frames = report["dlpack"]
+    assert frames["device_result"]["type"] == "Tensor" and frames["max_level_difference"] <= 1
+    assert frames["host_ms"] > 0 and frames["device_ms"] > 0
     probe = report["engine_probe"]
     if "skipped" not in probe:  # TensorRT-RTX installed: its engine really builds here, ahead of time
         assert probe["built"] is True and probe["engine_bytes"] > 1_000_000
