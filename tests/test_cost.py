@@ -75,6 +75,10 @@ def test_memory_budget_follows_the_environment(monkeypatch):
     monkeypatch.setenv("TRTSR_TILE_MEMORY_GB", "lots")
     with pytest.raises(TrtsrError, match="TRTSR_TILE_MEMORY_GB must be"):
         memory_budget()
+    from trtsr.pipeline.request import RunRequest
+
+    with pytest.raises(TrtsrError, match="TRTSR_TILE_MEMORY_GB must be"):  # before any model loads
+        RunRequest(model="default", backend="onnxruntime")
     monkeypatch.delenv("TRTSR_TILE_MEMORY_GB")
     assert 0 < memory_budget() <= 4 * 2**30
 

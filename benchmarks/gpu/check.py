@@ -27,6 +27,8 @@ message) and the JSON rewritten after each, so a check stopped from outside keep
 7. `compiled`: torch.compile of the full-size model at 4K with PadCFG (the target case), then of the
    default model at 4K.
 8. `latency`: both models, eager, at 1080p, 4K and 8K output, with and without PadCFG (8K last).
+`--finetune` (a second call) runs only `trtsr finetune` of the full-size model for 200 steps in bf16 and its
+`--resume` to 250: steps per second, peak memory, and the step it resumed at.
 Writes OUT/gpu-check.json, OUT/gpu-check.png (latency bars) and OUT/gpu-check.log (check.sh).
 """
 
@@ -335,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds for the whole check; later cases are recorded as skipped")
     parser.add_argument("--followup", action="store_true",
                         help="only the layout and memory follow-up at the target case (after a first check)")
+    parser.add_argument("--finetune", action="store_true",
+                        help="only `trtsr finetune` of the full-size model, then its resume (a second call)")
     args = parser.parse_args(argv)
     say = lambda message: print(f"[{time.perf_counter() - started:6.1f} s] {message}", flush=True)  # noqa: E731
     args.out.mkdir(parents=True, exist_ok=True)
@@ -361,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         guarded(report, "followup", lambda: followup(args, save, report, say, left))
         save()
         print(json.dumps(report.get("followup"), indent=1), flush=True)
+        return 0
+    if args.finetune:
+        say("finetune")
+        report["finetune"] = guarded(report, "finetune", lambda: finetune(args, work, left))
+        save()
+        print(json.dumps(report.get("finetune"), indent=1), flush=True)
         return 0
     for stage, measure in (("architectures", architectures), ("mixed_sizes", mixed_sizes), ("dlpack", dlpack)):
         say(stage)
@@ -571,6 +581,48 @@ def dlpack(report, args, work: Path, save, say, left) -> None:
         record["saved_ms_per_frame"] = round(record["host_ms"] - record["device_ms"], 2)
     finally:
         session.close()
+
+
+def finetune(args, work: Path, left) -> dict[str, Any]:
+    """`trtsr finetune` as a user runs it: the full-size model (seeded weights: the real compute) on the test
+    photos in bf16 for a few hundred steps, then `--resume` for more; steps per second and peak GPU memory
+    as the command prints them, and that the resume went on from where the first run stopped."""
+    import re
+
+    model, steps, more = ("tiny", 4, 6) if args.dry_run else ("gendr-pix", 200, 250)
+    config = work / "finetune.toml"
+    config.write_text("\n".join([
+        'target = "truth"', 'degradation = "moderate"', "scale = 4", "scales = [4]",
+        f"crop = {120 if args.dry_run else 248}",  # crop + 8 a multiple of 64: no alignment pad
+        f"batch = {2 if args.dry_run else 4}", f"bank_size = {8 if args.dry_run else 64}", "holdout_every = 0",
+        "lr = 1e-5", "adv_start = 1000000", "perceptual_weight = 0.0", f"checkpoint_every = {more}",
+        "log_every = 50", f'bank_dir = "{work / "finetune-bank"}"', f'device = "{"cpu" if args.dry_run else "cuda"}"',
+    ]) + "\n")
+    run_dir = work / "finetune-run"
+    record: dict[str, Any] = {"model": model, "config": config.read_text().splitlines(), "runs": []}
+    for label, extra, until in (("first", [], steps), ("resume", ["--resume"], more)):
+        if left() < 60:
+            record["runs"].append({"run": label, "skipped": "the check's time ran out"})
+            break
+        command = [sys.executable, "-m", "trtsr", "finetune", model, "-c", str(config), "-d", str(DATA), "-o",
+                   str(run_dir), "--steps", str(until), "--minutes", f"{max(1.0, (left() - 30) / 60):.1f}", *extra]
+        started = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=max(60, left() - 10))
+        row: dict[str, Any] = {"run": label, "command": " ".join(command[3:]), "exit_code": proc.returncode,
+                               "seconds": round(time.perf_counter() - started, 1), "stdout": proc.stdout[-1500:],
+                               "stderr": proc.stderr[-1500:]}
+        pace = re.search(r"to step (\d+) on (\S+); (\d+) steps in (\d+) s \(([\d.]+)/s\)"
+                         r"(?:, peak GPU memory ([\d.]+) GiB)?", proc.stdout.replace("\n", " "))
+        if pace:
+            row.update(step=int(pace[1]), device=pace[2], steps=int(pace[3]), steps_per_s=float(pace[5]),
+                       peak_gib=float(pace[6]) if pace[6] else None)
+        resumed = re.search(r"resumed at step (\d+)", proc.stdout)
+        if resumed:
+            row["resumed_at"] = int(resumed[1])
+        record["runs"].append(row)
+        if proc.returncode != 0:
+            break
+    return record
 
 
 def measure_models(report, args, work: Path, save, say, left) -> None:

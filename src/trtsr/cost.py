@@ -16,9 +16,9 @@ import os
 from trtsr.errors import TrtsrError
 from trtsr.runtime.tiling import axis_spans
 
-# ONNX Runtime's peak on the CPU over the probed (eager) activation bytes, measured on realesr-animevideov3,
-# realesrgan-x4plus and the default model at 64-512 px inputs (`benchmarks/tile_memory.py`): it holds more
-# buffers alive than eager torch does and keeps its arena.
+# ONNX Runtime's peak on the CPU over the probed (eager) activation bytes: measured 1.1-2.1x on
+# realesr-animevideov3, realesrgan-x4plus(-anime) and the default model at 128-512 px inputs
+# (`benchmarks/tile_memory.py`); it holds more buffers alive than eager torch does and keeps its arena.
 ONNXRUNTIME_MEMORY_FACTOR = 2.5
 # Activation memory a tiled or whole-picture run may use: this many GiB, at most half the memory available
 # (TRTSR_TILE_MEMORY_GB overrides).

@@ -52,3 +52,17 @@ def test_dry_run_records_every_stage(tmp_path):
     assert {(row["model"], row["padcfg"]) for row in latency} == {("default", True), ("default", False),
                                                                   ("tiny", True), ("tiny", False)}
     assert (out / "gpu-check.png").stat().st_size > 1000 and (out / "gpu-check.log").is_file()
+
+
+def test_dry_run_of_the_finetune_call_trains_and_resumes(tmp_path):
+    pytest.importorskip("torch", reason="fine-tuning needs the train extra")
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(SCRIPT), str(out), "--dry-run", "--finetune", "--deadline", "300"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHON": sys.executable, "TRTSR_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads((out / "gpu-check.json").read_text())
+    assert not [k for k in report if k.endswith("_error")], report
+    first, resumed = report["finetune"]["runs"]
+    assert first["exit_code"] == 0 and first["step"] == 4 and first["steps_per_s"] > 0, first
+    assert resumed["exit_code"] == 0 and resumed["resumed_at"] == 4 and resumed["step"] == 6, resumed

@@ -110,6 +110,10 @@ def check_tiles(tile: int | None, overlap: int | None) -> None:
     """Tile and overlap sizes, checked before anything is loaded."""
     if tile is not None and tile < defaults.MIN_TILE:
         raise TrtsrError(f"tile must be at least {defaults.MIN_TILE} input pixels, got {tile}")
+    if tile is None:
+        from trtsr.cost import memory_budget
+
+        memory_budget()  # a TRTSR_TILE_MEMORY_GB that is no size is one line now, not after the model loads
     if overlap is None:
         return
     if overlap < 0:
