@@ -616,7 +616,7 @@ def finetune(args, work: Path, left) -> dict[str, Any]:
         if pace:
             row.update(step=int(pace[1]), device=pace[2], steps=int(pace[3]), steps_per_s=float(pace[5]),
                        peak_gib=float(pace[6]) if pace[6] else None)
-        resumed = re.search(r"resumed at step (\d+)", proc.stdout)
+        resumed = re.search(r"resumed at step (\d+)", proc.stdout + proc.stderr)  # the console says it
         if resumed:
             row["resumed_at"] = int(resumed[1])
         record["runs"].append(row)
