@@ -70,9 +70,10 @@ def main() -> None:
             for tile, up in upscalers.items():
                 runs[f"trtsr tile {tile}"] = lambda up=up, lr=lr: up.upscale(lr)
             small = lr[:args.large, :args.large]  # a large picture warms up on a crop: minutes saved per model
-            warmups = {} if ncnn is None else {"ncnn": lambda pil=Image.fromarray(small), ncnn=ncnn: ncnn.process_pil(pil)}
+            warmups = {} if ncnn is None else {
+                "ncnn": lambda pil=Image.fromarray(small), ncnn=ncnn: ncnn.process_pil(pil)}
             for tile, up in upscalers.items():
-                warmups[f"trtsr tile {tile}"] = lambda up=up: up.upscale(small)
+                warmups[f"trtsr tile {tile}"] = lambda up=up, small=small: up.upscale(small)
             for run in warmups.values():
                 run()  # warm-up: sessions, kernels, the first allocation
             times: dict[str, list[float]] = {name: [] for name in runs}
@@ -94,33 +95,51 @@ def main() -> None:
     report = {**environment(), "command": " ".join(["python", *sys.argv]), "repeats": args.repeats,
               "what": "seconds per output megapixel at x4, median, interleaved; ncnn = the wheel's program, "
                       "gpuid=-1; tile_used = the input tile side trtsr ran (>= the input: whole)", "rows": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, args.output.with_suffix(".png"))
-    print(f"wrote {args.output.with_suffix('.json')} and .png", file=sys.stderr)
+    save_report(args.output, report, plot)
 
 
 def plot(report: dict, path: Path) -> None:
+    bars = [(f"{r['model']}  {r['input']}px  {r['contender']}"
+             + (f" (ran {r['tile_used']})" if "tile_used" in r else ""),
+             [(r["s_per_output_mp"], TRTSR if r["contender"].startswith("trtsr") else OTHER,
+               f"{r['s_per_output_mp']:.3f}")]) for r in report["rows"]]
+    bar_chart(report, path, "CPU, x4, seconds per output MP (lower is better)", bars, left=420)
+
+
+TRTSR, OTHER = (21, 101, 192), (120, 120, 120)  # bar colours: trtsr, everything else
+
+
+def save_report(output: Path, report: dict, draw) -> None:
+    """OUTPUT.json (the report) and OUTPUT.png (`draw(report, path)`)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    draw(report, output.with_suffix(".png"))
+    print(f"wrote {output.with_suffix('.json')} and .png", file=sys.stderr)
+
+
+def bar_chart(report: dict, path: Path, title: str, bars: list, *, left: int, row_h: int = 20) -> None:
+    """Horizontal bars under a title naming the report's device and a line of its versions. `bars`: one
+    (label, [(value, colour, text), ...]) per row; a row's bars share its height, all on one scale."""
     from PIL import Image
 
     from trtsr.measure import chart_draw
 
-    rows = report["rows"]
-    row_h, left, width = 20, 420, 1100
-    img = Image.new("RGB", (width, 70 + row_h * len(rows) + 20), "white")
+    width = 1100
+    img = Image.new("RGB", (width, 70 + row_h * len(bars) + 20), "white")
     draw = chart_draw(img)
-    draw.text((10, 8), f"CPU, x4, seconds per output MP (lower is better): {report['device']['name']}", fill="black")
+    draw.text((10, 8), f"{title}: {report['device']['name']}", fill="black")
     versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
     draw.text((10, 28), versions[:160], fill="gray")
-    longest = max(r["s_per_output_mp"] for r in rows)
+    longest = max(value for _, row in bars for value, _, _ in row)
     y = 54
-    for r in rows:
-        colour = (21, 101, 192) if r["contender"].startswith("trtsr") else (120, 120, 120)
-        bar = int((width - left - 90) * r["s_per_output_mp"] / longest)
-        tile = f" (ran {r['tile_used']})" if "tile_used" in r else ""
-        draw.text((10, y + 3), f"{r['model']}  {r['input']}px  {r['contender']}{tile}", fill="black")
-        draw.rectangle([left, y + 3, left + max(bar, 1), y + row_h - 3], fill=colour)
-        draw.text((left + bar + 6, y + 3), f"{r['s_per_output_mp']:.3f}", fill="black")
+    for label, row in bars:
+        draw.text((10, y + (row_h - 14) // 2), label, fill="black")
+        thick = (row_h - 6) // len(row)
+        for index, (value, colour, text) in enumerate(row):
+            top = y + 3 + index * thick
+            bar = int((width - left - 90) * value / longest)
+            draw.rectangle([left, top, left + max(bar, 1), top + thick - (len(row) > 1)], fill=colour)
+            draw.text((left + bar + 6, top), text, fill="black")
         y += row_h
     img.save(path)
 

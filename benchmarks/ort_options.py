@@ -5,13 +5,13 @@
 Each option set opens its own session of the graph `trtsr run` uses (ONNX Runtime, fp32); after one warm-up
 each, the sessions run the same picture in interleaved rounds; the median of `--repeats`. `trtsr` is the
 session trtsr opens; the others change one thing from ONNX Runtime's own defaults. A model with attention over the
-whole picture (the default) runs in tiles, not whole: give it a tile-sized `--size`. Writes NAME.json (device, versions, command, every time) and NAME.png.
+whole picture (the default) runs in tiles, not whole: give it a tile-sized `--size`. Writes NAME.json (device,
+versions, command, every time) and NAME.png.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -56,7 +56,7 @@ def main() -> None:
     import onnxruntime as ort
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from cpu_vs_ncnn import photo
+    from cpu_vs_ncnn import photo, save_report
 
     from trtsr import Upscaler
     from trtsr.measure import environment
@@ -90,35 +90,17 @@ def main() -> None:
     report = {**environment(), "command": " ".join(["python", *sys.argv]), "repeats": args.repeats,
               "what": "ONNX Runtime CPU session options: seconds per run of the graph, median, interleaved; "
                       "vs_defaults = median / ONNX Runtime's defaults' median", "rows": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, args.output.with_suffix(".png"))
-    print(f"wrote {args.output.with_suffix('.json')} and .png", file=sys.stderr)
+    save_report(args.output, report, plot)
 
 
 def plot(report: dict, path: Path) -> None:
-    from PIL import Image
+    from cpu_vs_ncnn import OTHER, TRTSR, bar_chart
 
-    from trtsr.measure import chart_draw
-
-    rows = report["rows"]
-    row_h, left, width = 20, 520, 1100
-    img = Image.new("RGB", (width, 70 + row_h * len(rows) + 20), "white")
-    draw = chart_draw(img)
-    draw.text((10, 8), f"ONNX Runtime CPU options, time relative to its defaults (lower is better): "
-                       f"{report['device']['name']}", fill="black")
-    versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
-    draw.text((10, 28), versions[:160], fill="gray")
-    longest = max(r["vs_defaults"] for r in rows)
-    y = 54
-    for r in rows:
-        colour = (21, 101, 192) if r["options"] == "trtsr" else (120, 120, 120)
-        bar = int((width - left - 90) * r["vs_defaults"] / longest)
-        draw.text((10, y + 3), f"{r['model']}  {r['input']}px  {r['options']}", fill="black")
-        draw.rectangle([left, y + 3, left + max(bar, 1), y + row_h - 3], fill=colour)
-        draw.text((left + bar + 6, y + 3), f"{r['vs_defaults']:.3f} ({r['median_s']:.2f} s)", fill="black")
-        y += row_h
-    img.save(path)
+    bars = [(f"{r['model']}  {r['input']}px  {r['options']}",
+             [(r["vs_defaults"], TRTSR if r["options"] == "trtsr" else OTHER,
+               f"{r['vs_defaults']:.3f} ({r['median_s']:.2f} s)")]) for r in report["rows"]]
+    bar_chart(report, path, "ONNX Runtime CPU options, time relative to its defaults (lower is better)", bars,
+              left=520)
 
 
 if __name__ == "__main__":

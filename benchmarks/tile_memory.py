@@ -67,6 +67,9 @@ def main() -> None:
     if args.output is None:
         parser.error("-o NAME is required")
 
+    sys.path.insert(0, str(Path(__file__).parent))
+    from cpu_vs_ncnn import save_report
+
     from trtsr.cost import ONNXRUNTIME_MEMORY_FACTOR
     from trtsr.measure import environment
 
@@ -83,35 +86,17 @@ def main() -> None:
     report = {**environment(), "command": " ".join(["python", *sys.argv]), "memory_factor": ONNXRUNTIME_MEMORY_FACTOR,
               "what": "ONNX Runtime CPU: peak resident memory a run adds (MiB) against the probed activation bytes "
                       "and the planning estimate (probed x memory_factor)", "rows": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, args.output.with_suffix(".png"))
-    print(f"wrote {args.output.with_suffix('.json')} and .png", file=sys.stderr)
+    save_report(args.output, report, plot)
 
 
 def plot(report: dict, path: Path) -> None:
-    from PIL import Image
+    from cpu_vs_ncnn import OTHER, TRTSR, bar_chart
 
-    from trtsr.measure import chart_draw
-
-    rows = report["rows"]
-    row_h, left, width = 34, 330, 1100
-    img = Image.new("RGB", (width, 74 + row_h * len(rows) + 20), "white")
-    draw = chart_draw(img)
-    draw.text((10, 8), f"ONNX Runtime CPU memory per run, MiB: measured (blue) vs planned (grey, probed x "
-                       f"{report['memory_factor']}): {report['device']['name']}", fill="black")
-    versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
-    draw.text((10, 28), versions[:160], fill="gray")
-    longest = max(max(r["measured_mib"], r["planned_mib"]) for r in rows)
-    y = 54
-    for r in rows:
-        draw.text((10, y + 8), f"{r['model']}  {r['input']}px  ({r['measured_over_probed']}x probed)", fill="black")
-        for offset, key, colour in ((0, "measured_mib", (21, 101, 192)), (15, "planned_mib", (170, 170, 170))):
-            bar = int((width - left - 90) * r[key] / longest)
-            draw.rectangle([left, y + offset + 2, left + max(bar, 1), y + offset + 13], fill=colour)
-            draw.text((left + bar + 6, y + offset + 1), f"{r[key]:.0f}", fill="black")
-        y += row_h
-    img.save(path)
+    bars = [(f"{r['model']}  {r['input']}px  ({r['measured_over_probed']}x probed)",
+             [(r["measured_mib"], TRTSR, f"{r['measured_mib']:.0f}"),
+              (r["planned_mib"], OTHER, f"{r['planned_mib']:.0f}")]) for r in report["rows"]]
+    bar_chart(report, path, "ONNX Runtime CPU memory per run, MiB: measured (blue) vs planned (grey, probed x "
+              f"{report['memory_factor']})", bars, left=330, row_h=34)
 
 
 if __name__ == "__main__":

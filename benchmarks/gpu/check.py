@@ -7,8 +7,8 @@ Stages, in order of what matters most, each recorded whatever happens (an except
 message) and the JSON rewritten after each, so a check stopped from outside keeps what it measured:
 1. `environment`: GPU, driver, CUDA, cuDNN, package versions, SDPA kernels torch has.
 1a. `architectures`: the networks people run through `-b torch`, bf16, eager (then RRDB compiled, the target),
-   at 512->2048 and 1080p->4K: frames per second and peak memory. Real-ESRGAN x4plus (RRDB) and animevideov3 (Compact) and a
-   SwinIR (classical x4), each built by spandrel with seeded weights: the compute and memory of the real
+   at 512->2048 and 1080p->4K: frames per second and peak memory. Real-ESRGAN x4plus (RRDB) and animevideov3
+   (Compact) and a SwinIR (classical x4), each built by spandrel with seeded weights: the compute and memory of the real
    networks, without carrying their weights.
 1b. `mixed_sizes`: the default model at its w, first call at each new picture size against a warm call, then
    `trtsr run`'s loop over a folder of mixed sizes against a folder of one size (pictures per second).
@@ -473,8 +473,8 @@ def architectures(report, args, work: Path, save, say, left) -> None:
             session = TorchSession(source, w=None, settings=TorchSettings(compile=mode == "compiled"))
             try:
                 for size_name, size in sizes.items():
-                    row = guarded({}, "case", lambda size=size: bench.case(session, size, warmup=warm,
-                                                                           repeats=reps)) or {}
+                    row = guarded({}, "case", lambda size=size, session=session: bench.case(
+                        session, size, warmup=warm, repeats=reps)) or {}
                     if row.get("median_ms"):
                         row["fps"] = round(1000 / row["median_ms"], 2)
                     rows.append({"model": label, "architecture": architecture, "mode": mode, "size": size_name,
@@ -532,7 +532,8 @@ def mixed_sizes(report, args, work: Path, save, say, left) -> None:
             seconds = time.perf_counter() - started
             megapixels = sum(w * h for w, h in outputs) / 1e6
             return {"pictures": len(outputs), "failed": failed, "seconds": round(seconds, 3),
-                    "pictures_per_s": round(len(outputs) / seconds, 3), "output_mp_per_s": round(megapixels / seconds, 3)}
+                    "pictures_per_s": round(len(outputs) / seconds, 3),
+                    "output_mp_per_s": round(megapixels / seconds, 3)}
 
         if left() > 90:
             say("mixed folder")
