@@ -21,10 +21,24 @@ from trtsr.defaults import MAX_INPUT_SIDE
 # without them the picture's corners sit on the UNet's zero-padded border and come out wrong.
 PADCFG_PADDING = 8
 
+# Output pixels the picture keeps clear of the canvas's right edge, beyond PadCFG's pad: with the right reflect
+# pad of 4 the picture never reaches the last four latent cells (32 px) of the UNet's canvas on the right.
+# Measured on the shipped default weights (flat picture, w 2.2): where the picture reached those cells, a spot in
+# its top-right corner (latent row 1, two or three cells from the canvas's right edge) differed from the input by
+# 2 levels at 120 px wide, growing with the width to 13 at 568 px (28 through PadCFG at x4 on an 816-px output).
+# With 12 px kept clear it still reached 10 (488 x 440); with 20, 3.2 (widths 300-720, 120 high); with 28 at most
+# 4.9 over widths 400-1100 at 440 high, against 2 to 3 in the other corners. The other edges showed no such spot.
+RIGHT_RESERVE = 28
+
 
 def aligned_side(side, multiple: int, padding: int):
     """Smallest `n >= side` with `(n + padding) % multiple == 0`."""
     return ((side + padding + multiple - 1) // multiple) * multiple - padding
+
+
+def aligned_width(width, multiple: int, padding: int, reserve: int = RIGHT_RESERVE):
+    """The aligned width for a picture `width` wide: `aligned_side` of the width plus the right-side reserve."""
+    return aligned_side(width + reserve, multiple, padding)
 
 
 @dataclasses.dataclass(frozen=True)

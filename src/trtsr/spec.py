@@ -128,7 +128,7 @@ class ExportSpec(SizeRules, JsonRecord):
                              f"({self.sizes.rule_minimum})", path=path)
         if self.cost is not None:
             try:
-                self.graph_cost
+                _ = self.graph_cost  # parses the polynomials
             except (KeyError, TypeError, ValueError, AttributeError):
                 raise TrtsrError("export spec's cost is not {bytes: [3 numbers], flops: [3 numbers]}",
                                  path=path) from None

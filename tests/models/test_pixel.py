@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from trtsr.models import TINY, GenDRPix, ModelConfig, PixelUpscaler, build_preset
+from trtsr.models.pixel import mirror_pad
+from trtsr.sizes import RIGHT_RESERVE, aligned_width
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def test_padcfg_is_equation_7(tiny):
         pos = tiny.predict(F.pad(x, (4, 4, 4, 4), mode="reflect"), tiny.prompt_embeds[0:1])
         neg = tiny.predict(F.pad(x, (3, 5, 3, 5), mode="reflect"), tiny.prompt_embeds[1:2])
         expected = (w * pos + (1 - w) * neg)[..., 4:-4, 4:-4]
-        got = tiny.restore(x, w)
+        got = tiny.restore(x, w, reserve=0)
     # Batch 2 and batch 1 runs round differently; float32 noise only.
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
@@ -57,7 +59,23 @@ def test_guidance_one_is_the_positive_branch(tiny):
     x = torch.rand(1, 3, 56, 56) * 2 - 1
     with torch.no_grad():
         pos = tiny.predict(F.pad(x, (4, 4, 4, 4), mode="reflect"), tiny.prompt_embeds[0:1])[..., 4:-4, 4:-4]
-        torch.testing.assert_close(tiny.restore(x, 1.0), pos, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(tiny.restore(x, 1.0, reserve=0), pos, atol=1e-4, rtol=1e-4)
+
+
+def test_the_picture_keeps_clear_of_the_canvas_right_edge_in_its_own_mirror_image(tiny):
+    """56 x 120 needs no alignment pad, but the right reserve adds a 64-px column, filled with the picture's
+    mirror image (edge pixel repeated), before PadCFG's reflect pad."""
+    x = torch.rand(1, 3, 56, 120) * 2 - 1
+    assert RIGHT_RESERVE == 28 and aligned_width(120, 64, 8) == 184
+    mirrored = torch.cat([x, x.flip(-1)[..., :64]], dim=-1)  # columns 120..183 are 119, 118, ... 56
+    with torch.no_grad():
+        pos = tiny.predict(F.pad(mirrored, (4, 4, 4, 4), mode="reflect"), tiny.prompt_embeds[0:1])
+        torch.testing.assert_close(tiny.restore(x, 1.0), pos[..., 4:-4, 4:124], atol=1e-4, rtol=1e-4)
+
+
+def test_mirror_pad_folds_back_and_forth_past_a_narrow_picture():
+    x = torch.arange(3.0).view(1, 1, 1, 3)
+    assert mirror_pad(x, 1, 8).tolist() == [[[[0, 1, 2, 2, 1, 0, 0, 1, 2, 2, 1]] * 2]]
 
 
 class _ConstantUNet(torch.nn.Module):

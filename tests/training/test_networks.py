@@ -7,7 +7,7 @@ import torch
 
 from trtsr.models.checkpoint import build_preset, load_model
 from trtsr.training.losses import discriminator_loss, gaussian_blur
-from trtsr.training.networks import FeatureDiscriminator, plain_branch
+from trtsr.training.networks import TRAIN_RESERVE, FeatureDiscriminator, plain_branch
 
 
 def test_branches_mix_to_exactly_what_restore_returns():
@@ -17,7 +17,7 @@ def test_branches_mix_to_exactly_what_restore_returns():
         pos, neg = model.padcfg_branches(x)
         for w in (1.0, 1.8):
             assert torch.allclose(w * pos + (1 - w) * neg, model.restore(x, w), atol=1e-6)
-        assert torch.equal(plain_branch(model, x), model.restore(x, None))
+        assert torch.equal(plain_branch(model, x), model.restore(x, None, reserve=TRAIN_RESERVE))
 
 
 @pytest.mark.parametrize("detail_head", [False, True])

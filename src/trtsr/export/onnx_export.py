@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trtsr import defaults
+from trtsr.cost_probe import probe_cost
 from trtsr.defaults import IO_TYPES, PRECISIONS, SCALES
 from trtsr.errors import TrtsrError
-from trtsr.cost_probe import probe_cost
 from trtsr.files import sha256_of
 from trtsr.guidance import check_guidance
 from trtsr.sizes import SizeRequirements

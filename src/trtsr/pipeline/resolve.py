@@ -76,8 +76,9 @@ def resolve_onnx(
 
 
 # What the exporter writes, beyond the settings: 2 = the plain (no-PadCFG) path takes the positive branch's pad;
-# 3 = the spec carries the graph's probed cost, which sizes its tiles.
-GRAPH_LAYOUT = 3
+# 3 = the spec carries the graph's probed cost, which sizes its tiles; 4 = the picture keeps RIGHT_RESERVE
+# pixels clear of the canvas's right edge.
+GRAPH_LAYOUT = 4
 
 
 def export_key(source: ModelSource, request: GraphRequest) -> str:

@@ -16,10 +16,10 @@ import numpy as np
 
 from trtsr import defaults
 from trtsr.backends import BackendSettings, EngineSettings, OnnxRuntimeSettings, RuntimeSettings, TorchSettings
+from trtsr.cost import ONNXRUNTIME_MEMORY_FACTOR, memory_budget
 from trtsr.defaults import Backend, IoType, RunBackend
 from trtsr.errors import OutOfMemory, TooLarge, TrtsrError
 from trtsr.guidance import Guidance
-from trtsr.cost import ONNXRUNTIME_MEMORY_FACTOR, memory_budget
 from trtsr.pipeline.request import RunRequest, check_tiles, open_session
 from trtsr.runtime.color import check_color_fix, color_fix
 from trtsr.runtime.images import Picture, from_array, picture_from_pil, resize_plane, to_array

@@ -34,7 +34,7 @@ from trtsr.models.pixel import GenDRPix
 from trtsr.training import losses
 from trtsr.training.config import TrainConfig
 from trtsr.training.data import augment, bank_key, bank_workers, cached_bank, list_images, lr_key, split_holdout
-from trtsr.training.networks import FeatureDiscriminator, plain_branch
+from trtsr.training.networks import TRAIN_RESERVE, FeatureDiscriminator, plain_branch
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher, load_teacher_file
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class Trainer:
             if plain:
                 y, y_neg = plain_branch(self.student, x), None
             else:
-                y, y_neg = self.student.padcfg_branches(x)
+                y, y_neg = self.student.padcfg_branches(x, TRAIN_RESERVE)
         y = y.float()
         l1 = reconstruct(y, target)
         negative = guided_term = lattice = cell = texture = highpass = y.new_zeros(())
