@@ -29,6 +29,9 @@ message) and the JSON rewritten after each, so a check stopped from outside keep
 8. `latency`: both models, eager, at 1080p, 4K and 8K output, with and without PadCFG (8K last).
 `--finetune` (a second call) runs only `trtsr finetune` of the full-size model for 200 steps in bf16 and its
 `--resume` to 250: steps per second, peak memory, and the step it resumed at.
+`--levers` (a later call) runs only the 4K PadCFG levers (`levers.py`: FP8 feed-forward, flex self-attention,
+a CUDA graph, compiled with CUDA graphs), each against plain eager. `--video` (its own call, PyAV carried in
+`.whl-video`) runs only 1080p -> 4K video end to end against the model alone.
 Writes OUT/gpu-check.json, OUT/gpu-check.png (latency bars) and OUT/gpu-check.log (check.sh).
 """
 
@@ -337,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds for the whole check; later cases are recorded as skipped")
     parser.add_argument("--followup", action="store_true",
                         help="only the layout and memory follow-up at the target case (after a first check)")
+    parser.add_argument("--levers", action="store_true",
+                        help="only the 4K PadCFG levers (FP8 feed-forward, flex attention, CUDA graphs; a later call)")
+    parser.add_argument("--video", action="store_true",
+                        help="only the video stage: 1080p -> 4K end to end against the model alone (needs PyAV)")
     parser.add_argument("--finetune", action="store_true",
                         help="only `trtsr finetune` of the full-size model, then its resume (a second call)")
     args = parser.parse_args(argv)
@@ -365,6 +372,17 @@ def main(argv: list[str] | None = None) -> int:
         guarded(report, "followup", lambda: followup(args, save, report, say, left))
         save()
         print(json.dumps(report.get("followup"), indent=1), flush=True)
+        return 0
+    if args.levers:
+        guarded(report, "levers", lambda: levers(args, save, report, say, left))
+        save()
+        print(json.dumps(report.get("levers"), indent=1), flush=True)
+        return 0
+    if args.video:
+        say("video")
+        report["video"] = guarded(report, "video", lambda: video(args, work, left))
+        save()
+        print(json.dumps(report.get("video"), indent=1), flush=True)
         return 0
     if args.finetune:
         say("finetune")
@@ -626,6 +644,53 @@ def finetune(args, work: Path, left) -> dict[str, Any]:
     return record
 
 
+def video(args, work: Path, left) -> dict[str, Any]:
+    """1080p -> 4K (x2) with the default model at its w through `-b torch`: `upscale_video` end to end (decode
+    ahead, encode behind, h264 crf 18) against the model alone on a frame of the same size (the bare module on
+    device tensors, and the host-to-host session call), both after a warm-up frame. The clip: a photograph panned
+    a pixel a frame, h264."""
+    from fractions import Fraction
+
+    from trtsr.pipeline.upscaler import Upscaler
+    from trtsr.pipeline.video import VideoSettings, require_av, upscale_video
+
+    av = require_av()
+    width, height, frames, fps = (96, 64, 6, 12) if args.dry_run else (1920, 1080, 72, 24)
+    scene = photo(height + frames, width + frames, 2)
+    clip, target = work / "clip.mp4", work / "clip_x2.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(frames):
+            pixels = np.ascontiguousarray(scene[index:index + height, index:index + width])
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    record: dict[str, Any] = {"input": [width, height], "output": [2 * width, 2 * height], "frames": frames,
+                              "model": "default", "scale": 2, "pyav": av.__version__}
+    with Upscaler("default", backend="torch", scale=2) as up:
+        session = up._session
+        record["backend"] = up.backend_name
+        record["w"] = session.guidance
+        bench = Bench(args.dry_run)
+        bare = bench.case(session, (2 * width, 2 * height), warmup=2, repeats=3 if args.dry_run else 10)
+        record["model_alone"] = bare
+        record["host_to_host_median_ms"] = bench.host_to_host(session, (2 * width, 2 * height), 3)
+        if left() < 60:
+            record["end_to_end"] = {"skipped": "the check's time ran out"}
+            return record
+        up.upscale(np.ascontiguousarray(scene[:height, :width]))  # warm like the model alone: plans, kernels
+        done = upscale_video(up, clip, target, VideoSettings(crf=18), overwrite=True)
+    model_fps = 1000.0 / bare["median_ms"]
+    record["end_to_end"] = {"frames": done.frames, "seconds": round(done.seconds, 3), "fps": round(done.fps, 2),
+                            "size_out": list(done.size_out), "skipped_packets": len(done.skipped),
+                            "written_bytes": target.stat().st_size if target.is_file() else 0}
+    record["model_alone_fps"] = round(model_fps, 2)
+    record["end_to_end_vs_model"] = round(done.fps / model_fps, 3)
+    return record
+
+
 def measure_models(report, args, work: Path, save, say, left) -> None:
     import torch
 
@@ -789,6 +854,89 @@ def followup(args, save, report, say, left) -> None:
             row["psnr_vs_eager_db"] = guarded(cases, "agreement", lambda: agreement(run, net, sizes["4k"]))
         run.close()
         save()
+
+
+LEVER_PLANS = (  # (label, what is changed on a fresh copy of the network); plain eager first, as the yardstick
+    ("eager", None),
+    ("eager fp8 feed-forward", "fp8"),
+    ("eager flex self-attention", "flex"),
+    ("eager cuda graph", "graph"),
+    ("compiled", "compile"),
+    ("compiled reduce-overhead (cuda graphs)", "compile-graphs"),
+)
+
+
+def levers(args, save, report, say, left) -> None:
+    """The 4K PadCFG pass of the full-size model with one lever at a time (benchmarks/gpu/levers.py): FP8
+    feed-forward matmuls, self-attention through a Triton kernel (flex_attention, compiled), the eager module as
+    one CUDA graph, and compiled with CUDA graphs; each against plain eager (and compiled against compiled) in the
+    same process, with the PSNR of its picture against plain eager's. The dry run takes the tiny model on the CPU
+    (flex uncompiled; CUDA graphs and compiled cases recorded as skipped)."""
+    import copy
+
+    import levers as lever_code
+    import torch
+
+    from trtsr import defaults
+    from trtsr.models import build_preset
+    from trtsr.sessions.torch_session import TorchSession, TorchSettings
+
+    bench = Bench(args.dry_run)
+    size = (DRY_SIZES if args.dry_run else GPU_SIZES)["4k"]
+    warm, reps = (1, 2) if args.dry_run else (2, 5)
+    source = build_preset("tiny" if args.dry_run else "gendr-pix")
+    cases: dict[str, Any] = {}
+    report["levers"] = {"model": source.config.name, "output": list(size), "padcfg_w": defaults.GUIDANCE,
+                        "cases": cases}
+    width, height = size
+    reference = None
+    for label, lever in LEVER_PLANS:
+        needs_cuda = lever in ("graph", "compile", "compile-graphs")
+        if needs_cuda and not bench.cuda:
+            cases[label] = {"skipped": "needs CUDA"}
+            continue
+        if left() < (240 if lever and lever.startswith("compile") else 40):
+            cases[label] = {"skipped": "the check's time ran out"}
+            continue
+        say(f"levers {label}")
+        net = copy.deepcopy(source)
+        row: dict[str, Any] = {}
+        run = TorchSession(net, scale=4, w=defaults.GUIDANCE,
+                           settings=TorchSettings(compile=lever == "compile", chunk_feed_forward=False))
+        # the levers go in on the device, in the session's precision
+        unet = getattr(run._module, "_orig_mod", run._module).model.unet
+        if lever == "fp8":
+            row["linears"] = lever_code.fp8_feed_forward(unet)
+        elif lever == "flex":
+            row["blocks"] = lever_code.flex_self_attention(unet, compiled=bench.cuda)
+        if lever == "compile-graphs":
+            run._module = torch.compile(run._module, mode="reduce-overhead", dynamic=False)
+        if lever == "graph":
+            lr = photo(height // run.scale, width // run.scale)
+            x = torch.from_numpy(lr.astype(run.io_dtype)).to(run.device)
+            w = torch.tensor([run.guidance], dtype=torch.float32, device=run.device)
+            run._module = lever_code.CudaGraphModule(run._module, (x, w), run._attention)
+        result = guarded(cases, label, lambda run=run: bench.case(run, size, warmup=warm, repeats=reps))
+        if result:
+            row.update(result)
+            lr = photo(height // run.scale, width // run.scale)
+            picture = run.infer(lr, run.guidance)
+            if reference is None:
+                reference = picture
+            else:
+                row["psnr_vs_eager_db"] = round(psnr(picture, reference), 2)
+        cases[label] = row
+        run.close()
+        del net, run
+        if bench.cuda:
+            torch.cuda.empty_cache()
+        save()
+    plain = (cases.get("eager") or {}).get("median_ms")
+    compiled = (cases.get("compiled") or {}).get("median_ms")
+    for label, row in cases.items():
+        base = compiled if label.startswith("compiled ") else plain
+        if base and row.get("median_ms") and label not in ("eager", "compiled"):
+            row["speedup"] = round(base / row["median_ms"], 3)
 
 
 def session_with(session, kernel: str):

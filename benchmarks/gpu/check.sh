@@ -9,9 +9,10 @@ set -euo pipefail
 out="${1:?usage: benchmarks/gpu/check.sh OUT [--dry-run] [--deadline S]}"
 shift
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-if [ -d "$here/.whl" ] && [ "${1:-}" != "--dry-run" ]; then
+wheels="$here/${WHEELS:-.whl}"  # WHEELS=.whl-video for the --video call (PyAV beside the few the machine lacks)
+if [ -d "$wheels" ] && [ "${1:-}" != "--dry-run" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-    "$here"/.whl/*.whl
+    "$wheels"/*.whl
 fi
 export PYTHONPATH="/tmp/site:${here}/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1

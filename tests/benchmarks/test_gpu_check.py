@@ -66,3 +66,38 @@ def test_dry_run_of_the_finetune_call_trains_and_resumes(tmp_path):
     first, resumed = report["finetune"]["runs"]
     assert first["exit_code"] == 0 and first["step"] == 4 and first["steps_per_s"] > 0, first
     assert resumed["exit_code"] == 0 and resumed["resumed_at"] == 4 and resumed["step"] == 6, resumed
+
+
+def dry_call(tmp_path, *flags: str) -> dict:
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(SCRIPT), str(out), "--dry-run", *flags, "--deadline", "300"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHON": sys.executable, "TRTSR_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads((out / "gpu-check.json").read_text())
+    assert not [k for k in report if k.endswith("_error")], {k: v for k, v in report.items() if k.endswith("_error")}
+    return report
+
+
+def test_dry_run_of_the_levers_call_measures_each_lever_against_eager(tmp_path):
+    pytest.importorskip("torch", reason="the levers run the torch backend")
+    pytest.importorskip("diffusers", reason="the levers change diffusers' blocks")
+    cases = dry_call(tmp_path, "--levers")["levers"]["cases"]
+    assert cases["eager"]["median_ms"] > 0
+    fp8, flex = cases["eager fp8 feed-forward"], cases["eager flex self-attention"]
+    # the tiny model: two linears per feed-forward, one transformer block per attention layer
+    assert fp8["linears"] == 2 * flex["blocks"] > 0
+    assert fp8["median_ms"] > 0 and fp8["speedup"] > 0
+    assert 25 < fp8["psnr_vs_eager_db"] < 80  # FP8 rounding shows, and the picture is still the same one
+    assert flex["psnr_vs_eager_db"] > 80  # the same arithmetic in another order
+    for label in ("eager cuda graph", "compiled", "compiled reduce-overhead (cuda graphs)"):
+        assert cases[label] == {"skipped": "needs CUDA"}
+
+
+def test_dry_run_of_the_video_call_runs_a_clip_end_to_end(tmp_path):
+    pytest.importorskip("av", reason="the video stage needs PyAV (the video extra)")
+    video = dry_call(tmp_path, "--video")["video"]
+    assert video["end_to_end"]["frames"] == video["frames"] == 6 and video["end_to_end"]["skipped_packets"] == 0
+    assert video["end_to_end"]["size_out"] == video["output"] == [192, 128]
+    assert video["end_to_end"]["written_bytes"] > 0 and video["model_alone"]["median_ms"] > 0
+    assert 0 < video["end_to_end_vs_model"] == round(video["end_to_end"]["fps"] / video["model_alone_fps"], 3)
