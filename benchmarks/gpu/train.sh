@@ -25,13 +25,15 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$out"
 run="${RUN_DIR:-$out/run}"
 resume=()
-init="default"
+recipe="${CONFIG:-detail}"  # a config in src/trtsr/training/configs: detail (fine-tunes the shipped weights), distill
+init=""
+[ "$recipe" = detail ] && init="default"
 if [ -f "$run/checkpoint.pt" ]; then
   python3 "$here/benchmarks/gpu/checkpoint_parts.py" join "$run/checkpoint.pt"
   resume=(--resume)
 fi
 [ -f "$carry/resume/model.safetensors" ] && init="$carry/resume/model.safetensors"
-config="$out/detail-${DEVICE:-cuda}.toml"
+config="$out/$recipe-${DEVICE:-cuda}.toml"
 {
   # the photos are the training split already (train_prep.py kept the held-out ones back): hold none out again
   if [ "${DEVICE:-cuda}" = cuda ]; then
@@ -40,8 +42,10 @@ config="$out/detail-${DEVICE:-cuda}.toml"
   else
     gpu=()
   fi
-  sed -e "s|^init = .*|init = \"$init\"|" -e "s|^holdout_every = .*|holdout_every = 0|" "${gpu[@]}" \
-    "$here/src/trtsr/training/configs/detail.toml"
+  keep=()
+  [ -n "$init" ] && keep=(-e "s|^init = .*|init = \"$init\"|")  # else the recipe's own init (a preset)
+  sed "${keep[@]}" -e "s|^holdout_every = .*|holdout_every = 0|" "${gpu[@]}" \
+    "$here/src/trtsr/training/configs/$recipe.toml"
   echo "teacher_weights = \"$carry/teacher-trunk.safetensors\""
   echo "bank_dir = \"${BANK_DIR:-/tmp/trtsr-bank}\""  # the sample bank (hundreds of MB) stays out of OUT
   echo "device = \"${DEVICE:-cuda}\""

@@ -32,9 +32,9 @@ def bank(teacher, tmp_path_factory):
 
 def test_bank_holds_real_crops_lr_and_teacher(bank):
     assert bank["hr"].shape == (4, 3, 120, 120) and bank["lr_x4"].shape == (4, 3, 30, 30)
-    assert bank["teacher"].shape == bank["hr"].shape and bank["hr"].dtype == torch.uint8
+    assert bank["teacher_x4"].shape == bank["hr"].shape and bank["hr"].dtype == torch.uint8
     # the teacher output is close to the ground truth crop (same picture), not noise
-    err = (bank["teacher"].float() - bank["hr"].float()).abs().mean()
+    err = (bank["teacher_x4"].float() - bank["hr"].float()).abs().mean()
     assert float(err) < 30
 
 
@@ -196,7 +196,7 @@ def test_ground_truth_target_trains_every_scale_without_the_teacher(tmp_path, mo
     trainer = Trainer(cfg, tmp_path)
     trainer.prepare_data()
     bank = trainer.bank
-    assert "teacher" not in bank and trainer.teacher is None
+    assert not [k for k in bank if k.startswith("teacher")] and trainer.teacher is None
     assert {k: tuple(v.shape) for k, v in bank.items() if k.startswith("lr")} == {
         "lr_x2": (4, 3, 60, 60), "lr_x3": (4, 3, 40, 40), "lr_x4": (4, 3, 30, 30)}
     seen = set()
@@ -348,3 +348,66 @@ def test_detail_by_scale_weighs_the_texture_term_per_scale(photo):
     assert on.total == pytest.approx(none.total + 0.5 * on.texture, rel=1e-5)
     with pytest.raises(TrtsrError, match="one factor >= 0 per trained scale"):
         _config(target="truth", scales=[2, 3, 4], detail_by_scale=[1.0, 1.0])
+
+
+def test_anchored_takes_the_teachers_detail_on_the_truths_lowest_frequencies(photo):
+    from trtsr.training.losses import anchored, gaussian_blur
+
+    truth = photo[None, :, :96, :96] * 2 - 1
+    shifted = truth + torch.tensor([0.08, -0.05, 0.02]).view(1, 3, 1, 1)  # a colour shift: all low frequency
+    torch.testing.assert_close(anchored(truth, shifted, 3.0), truth, atol=1e-5, rtol=0)
+    checker = (torch.arange(96).view(1, 1, 96, 1) + torch.arange(96).view(1, 1, 1, 96)) % 2 * 0.1 - 0.05
+    sharper = truth + checker  # detail far above the anchor's band
+    got = anchored(truth, sharper + 0.08, 3.0)
+    torch.testing.assert_close(got - truth, checker - gaussian_blur(checker.expand(1, 3, 96, 96), 3.0),
+                               atol=1e-5, rtol=0)
+
+
+def _distill_step(batch, teacher, target="distill", **changes):
+    cfg = _config(target=target, scales=[2, 4], degradation="moderate", perceptual_weight=0.0, guided_weight=1.0,
+                  negative_weight=0.1, seed=1, **changes)
+    return Trainer(cfg, Path("/nonexistent"), teacher=teacher).train_step(batch)
+
+
+def test_distill_teaches_the_guided_output_the_teacher_and_the_positive_branch_the_truth(photo, teacher):
+    hr = photo[None, :, :120, :120].contiguous()
+    lr = torch.nn.functional.interpolate(hr, scale_factor=1 / 4, mode="area")
+    truth = _distill_step((hr, lr, None), teacher, target="truth")
+    # a teacher that differs from the truth only by a colour shift: the anchor removes it, the terms are the truth's
+    shifted = _distill_step((hr, lr, (hr + 0.05).clamp(0, 1)), teacher)
+    assert shifted.l1 == pytest.approx(truth.l1, rel=1e-6)
+    assert shifted.guided == pytest.approx(truth.guided, rel=0.02)  # only where the clamp cut the shift
+    # a teacher with its own detail: the guided term moves, the positive branch's does not
+    grain = torch.rand(hr.shape, generator=torch.Generator().manual_seed(0)) * 0.2 - 0.1
+    detailed = _distill_step((hr, lr, (hr + grain).clamp(0, 1)), teacher)
+    assert detailed.l1 == pytest.approx(truth.l1, rel=1e-6)
+    assert detailed.guided - truth.guided > 5e-3  # the grain the guided output does not have (0.0085 measured)
+
+
+def test_distill_bank_keeps_teacher_outputs_for_the_distilled_scales_only(teacher, tmp_path):
+    cfg = _config(target="distill", scales=[2, 4], distill_scales=[4], degradation="moderate", guided_weight=1.0,
+                  perceptual_weight=0.0)
+    assert cfg.needs_teacher and cfg.teacher_scales == (4,)
+    trainer = Trainer(cfg, tmp_path, teacher=teacher)
+    trainer.prepare_data()
+    assert sorted(trainer.bank) == ["hr", "lr_x2", "lr_x4", "teacher_x4"]
+    assert trainer.bank["teacher_x4"].shape == trainer.bank["hr"].shape
+    outputs = {120 // lr.shape[-1]: te for hr, lr, te in (trainer.sample() for _ in range(12))}
+    assert outputs[4] is not None and outputs[4].shape == (2, 3, 120, 120) and outputs[2] is None
+    assert _config(target="distill", scales=[2, 3, 4], guided_weight=1.0).teacher_scales == (2, 3, 4)
+    with pytest.raises(TrtsrError, match="set guided_weight > 0"):
+        _config(target="distill", guided_weight=0.0)
+    with pytest.raises(TrtsrError, match="must be among the trained scales"):
+        _config(target="distill", scales=[2, 4], distill_scales=[3], guided_weight=1.0)
+
+
+def test_the_distill_recipe_builds_the_small_preset_within_the_shipping_limit():
+    import trtsr.training
+    from trtsr.training.loop import initial_model
+
+    cfg = TrainConfig.from_toml(Path(trtsr.training.__file__).parent / "configs" / "distill.toml")
+    assert cfg.target == "distill" and cfg.own_guidance and cfg.teacher_scales == (2, 3, 4)
+    model = initial_model(cfg)
+    assert model.config.block_out_channels[0] == 64 and model.config.unshuffle == 8
+    assert 2 * sum(p.numel() for p in model.parameters()) < 30e6  # shipped in fp16: at most 30 MB
+    assert float(model.unet.conv_out.weight.abs().max()) == 0.0  # starts as its bicubic input

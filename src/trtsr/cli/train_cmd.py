@@ -124,7 +124,7 @@ def _train(config: Path | None, data: list[Path] | None, out_dir: Path, steps: i
         with _progress() as bar:
             task = bar.add_task("making samples", total=cfg.bank_size)
             console_log = not console.is_terminal
-            made_of = "degrade" + (" + teacher" if cfg.target == "teacher" else "")
+            made_of = "degrade" + (" + teacher" if cfg.teacher_scales else "")
 
             tenths = [0]
 

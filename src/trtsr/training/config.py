@@ -12,7 +12,7 @@ import tomllib
 from trtsr import defaults
 from trtsr.errors import TrtsrError
 
-TARGETS = ("teacher", "truth")
+TARGETS = ("teacher", "truth", "distill")
 DEGRADATION_PRESETS = ("real-esrgan", "moderate")
 RECONSTRUCTIONS = ("l1", "charbonnier")
 LR_DECAYS = ("none", "cosine")
@@ -30,9 +30,15 @@ class TrainConfig:
 
     Targets: `target = "teacher"` (the paper's distillation) pulls the reconstruction terms
     towards the teacher's output; `target = "truth"` towards the HR crop itself, so the bank
-    holds no teacher outputs. `scales` trains several scales at once: every HR crop is
-    degraded once per scale, and each step draws one scale for its whole batch (the network
-    always sees the bicubic-upscaled input at the crop size). `degradation` picks the
+    holds no teacher outputs. `target = "distill"` makes PadCFG the dial between the two: every term
+    pulls towards the HR crop, except the guided output's reconstruction term (`guided_weight`, at
+    `guidance` or each scale's own w), which pulls towards the teacher's output with its lowest
+    frequencies (a Gaussian blur of sigma `anchor_sigma`) taken from the HR crop instead, so the
+    teacher's colour shift is not learned; at the scales not in `distill_scales` (empty: all) the
+    guided output learns the HR crop too. The teacher's outputs are made once per crop and scale
+    and kept in the bank (the x4 teacher's output resized for x2 and x3). `scales` trains several
+    scales at once: every HR crop is degraded once per scale, and each step draws one scale for
+    its whole batch (the network always sees the bicubic-upscaled input at the crop size). `degradation` picks the
     training inputs (`trtsr.training.degrade.PRESETS`).
 
     Losses (paper Eq. 4 and Algorithm 1): `reconstruction` (L1 or Charbonnier) to the target,
@@ -72,7 +78,9 @@ class TrainConfig:
     holdout_every: int = 8
     scale: int = 4
     scales: tuple[int, ...] = ()  # scales trained together (each step draws one); empty: `scale` alone
-    target: str = "teacher"  # what the reconstruction terms pull towards: "teacher" or "truth" (the HR crop)
+    target: str = "teacher"  # what the reconstruction terms pull towards: "teacher", "truth" or "distill"
+    anchor_sigma: float = 3.0  # distill: the guided target's frequencies below this blur come from the HR crop
+    distill_scales: tuple[int, ...] = ()  # distill: scales whose guided output learns the teacher (empty: all)
     degradation: str = "real-esrgan"  # training inputs: "real-esrgan" (heavy chain) or "moderate"
     reconstruction: str = "l1"  # "l1" or "charbonnier" (sqrt(d^2 + 1e-6), smooth at zero)
     guided_weight: float = 0.0  # PadCFG steps: weight of the reconstruction term on the guided output at `guidance`
@@ -123,6 +131,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
         self.scales = tuple(int(s) for s in self.scales)
+        self.distill_scales = tuple(int(s) for s in self.distill_scales)
         self.detail_by_scale = tuple(float(f) for f in self.detail_by_scale)
         self.data = [str(d) for d in self.data]
         problems = []
@@ -139,6 +148,14 @@ class TrainConfig:
                 problems.append(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
         if self.target == "teacher" and len(self.train_scales) > 1:
             problems.append("a teacher target trains one scale (the teacher is x4); use target = 'truth' with scales")
+        if self.target == "distill":
+            if self.guided_weight <= 0:
+                problems.append("target = 'distill' teaches the guided output: set guided_weight > 0")
+            if not set(self.distill_scales) <= set(self.train_scales):
+                problems.append(f"distill_scales {list(self.distill_scales)} must be among the trained scales "
+                                f"{list(self.train_scales)}")
+            if not 0.0 < self.anchor_sigma <= self.crop / 6:
+                problems.append("anchor_sigma must be > 0 and at most crop / 6")
         if self.unshuffle is not None and self.unshuffle not in (2, 4, 8):
             problems.append(f"unshuffle must be 2, 4 or 8 (got {self.unshuffle})")
         for name in ("guided_weight", "negative_weight"):
@@ -180,7 +197,16 @@ class TrainConfig:
     @property
     def needs_teacher(self) -> bool:
         """Whether the run loads the teacher: for its outputs (target) or its features (perceptual term)."""
-        return self.target == "teacher" or self.perceptual_weight > 0
+        return self.target != "truth" or self.perceptual_weight > 0
+
+    @property
+    def teacher_scales(self) -> tuple[int, ...]:
+        """The scales whose inputs the bank keeps teacher outputs for."""
+        if self.target == "teacher":
+            return (self.scale,)
+        if self.target == "distill":
+            return self.distill_scales or self.train_scales
+        return ()
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
@@ -223,6 +249,7 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["betas"] = list(self.betas)
         out["scales"] = list(self.scales)
+        out["distill_scales"] = list(self.distill_scales)
         out["detail_by_scale"] = list(self.detail_by_scale)
         return out
 

@@ -22,7 +22,7 @@ from trtsr.files import atomic_path
 from trtsr.training.degrade import PRESETS, degrade
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, teacher_upscale
 
-BANK_VERSION = 3  # 3: each row draws from its own generator (seed, row)
+BANK_VERSION = 4  # 3: each row draws from its own generator (seed, row); 4: teacher outputs per scale
 
 
 def list_images(folders: list[str | Path]) -> list[Path]:
@@ -60,16 +60,18 @@ def load_rgb(path: Path) -> torch.Tensor:
 
 def teacher_target(teacher: RRDBNet, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Teacher output for (3,h,w) LR in [0,1] at the HR size (the x4 teacher is resized for x2/x3)."""
-    out = teacher_upscale(teacher, lr[None])[0]
+    device = next(teacher.parameters()).device
+    out = teacher_upscale(teacher, lr[None].to(device))[0].cpu()
     if tuple(out.shape[-2:]) != tuple(size):
         out = F.interpolate(out[None], size=size, mode="bicubic", antialias=True)[0].clamp(0.0, 1.0)
     return out
 
 
 def bank_key(images: list[Path], crop: int, scale: int | tuple[int, ...], size: int, seed: int, bicubic_prob: float,
-             *, degradation: str = "real-esrgan", with_teacher: bool = True) -> str:
+             *, degradation: str = "real-esrgan", teacher_scales: tuple[int, ...] = ()) -> str:
     scales = [scale] if isinstance(scale, int) else list(scale)
-    desc = json.dumps({"v": BANK_VERSION, "teacher": TEACHER_NAME if with_teacher else None, "crop": crop,
+    desc = json.dumps({"v": BANK_VERSION, "teacher": TEACHER_NAME if teacher_scales else None,
+                       "teacher_scales": list(teacher_scales), "crop": crop,
                        "scales": scales, "size": size, "seed": seed, "bicubic_prob": bicubic_prob,
                        "degradation": degradation,
                        "images": [f"{p.name}:{p.stat().st_size}" for p in images]}, sort_keys=True)
@@ -81,16 +83,22 @@ def lr_key(scale: int) -> str:
     return f"lr_x{scale}"
 
 
+def teacher_key(scale: int) -> str:
+    """The bank entry holding the teacher's output for the LR inputs at `scale` (at the HR size)."""
+    return f"teacher_x{scale}"
+
+
 def _bank_rows(pictures: list[torch.Tensor], indices: range, *, crop: int, scales: tuple[int, ...], seed: int,
-               settings, teacher: RRDBNet | None) -> dict[str, np.ndarray]:
+               settings, teacher: RRDBNet | None, teacher_scales: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
     """The bank's rows `indices` as uint8 arrays. Row i draws from its own generator (seed, i), so a bank is the same
     whichever process makes which row."""
     n = len(indices)
     rows = {"hr": np.empty((n, 3, crop, crop), np.uint8)}
     for s in scales:
         rows[lr_key(s)] = np.empty((n, 3, crop // s, crop // s), np.uint8)
-    if teacher is not None:
-        rows["teacher"] = np.empty((n, 3, crop, crop), np.uint8)
+    teacher_scales = teacher_scales if teacher is not None else ()
+    for s in teacher_scales:
+        rows[teacher_key(s)] = np.empty((n, 3, crop, crop), np.uint8)
     to_u8 = lambda t: (t * 255.0).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
     for j, i in enumerate(indices):
         rng = np.random.default_rng([seed, i])
@@ -102,8 +110,8 @@ def _bank_rows(pictures: list[torch.Tensor], indices: range, *, crop: int, scale
         for s in scales:
             lr = to_u8(degrade(hr, s, rng, settings))  # the network sees 8-bit input
             rows[lr_key(s)][j] = lr.numpy()
-            if teacher is not None and s == scales[0]:
-                rows["teacher"][j] = to_u8(teacher_target(teacher, lr.float() / 255.0, (crop, crop))).numpy()
+            if s in teacher_scales:  # computed once per crop and scale, kept in the bank
+                rows[teacher_key(s)][j] = to_u8(teacher_target(teacher, lr.float() / 255.0, (crop, crop))).numpy()
     return rows
 
 
@@ -131,16 +139,19 @@ def bank_workers(requested: int, size: int) -> int:
 
 def build_bank(images: list[Path], *, crop: int, scale: int | tuple[int, ...], size: int, seed: int,
                teacher: RRDBNet | None, bicubic_prob: float = 0.3, degradation: str = "real-esrgan",
-               progress: Callable[[int, int], None] | None = None, workers: int = 1) -> dict[str, torch.Tensor]:
+               progress: Callable[[int, int], None] | None = None, workers: int = 1,
+               teacher_scales: tuple[int, ...] | None = None) -> dict[str, torch.Tensor]:
     """`size` samples: random HR crops, their degraded LR at each scale and (with a teacher) its output, all uint8.
 
     Images are visited round-robin so every image contributes; a side shorter than
     `crop` is skipped. Each crop is degraded once per scale, independently. Returns
-    {"hr": (N,3,c,c), "lr_x<s>": (N,3,c/s,c/s) per scale, "teacher": (N,3,c,c)}; the teacher
-    entry (for the first scale) only when a teacher is given. Without a teacher, `workers` > 1
-    processes make the rows; the bank is the same for any number of them.
+    {"hr": (N,3,c,c), "lr_x<s>": (N,3,c/s,c/s) per scale, "teacher_x<s>": (N,3,c,c)}: the teacher's output for
+    the inputs at each of `teacher_scales` (default: the first scale), only when a teacher is given. Without a
+    teacher, `workers` > 1 processes make the rows; the bank is the same for any number of them.
     """
     scales = (scale,) if isinstance(scale, int) else tuple(scale)
+    if teacher_scales is None:
+        teacher_scales = scales[:1]
     settings = PRESETS[degradation](bicubic_prob=bicubic_prob)
     pictures = [load_rgb(p) for p in images]  # every image read here first: an unreadable one is named at once
     usable = [img for img in pictures if min(img.shape[-2:]) >= crop]
@@ -152,8 +163,8 @@ def build_bank(images: list[Path], *, crop: int, scale: int | tuple[int, ...], s
     parts: list[dict[str, np.ndarray]] = []
     with contextlib.ExitStack() as stack:
         if workers == 1:
-            made = (_bank_rows(usable, part, crop=crop, scales=scales, seed=seed, settings=settings, teacher=teacher)
-                    for part in chunks)
+            made = (_bank_rows(usable, part, crop=crop, scales=scales, seed=seed, settings=settings, teacher=teacher,
+                               teacher_scales=teacher_scales) for part in chunks)
         else:
             del pictures, usable
             context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads

@@ -33,7 +33,16 @@ from trtsr.models.checkpoint import PRESETS, build_preset, load_model, save_chec
 from trtsr.models.pixel import GenDRPix
 from trtsr.training import losses
 from trtsr.training.config import TrainConfig
-from trtsr.training.data import augment, bank_key, bank_workers, cached_bank, list_images, lr_key, split_holdout
+from trtsr.training.data import (
+    augment,
+    bank_key,
+    bank_workers,
+    cached_bank,
+    list_images,
+    lr_key,
+    split_holdout,
+    teacher_key,
+)
 from trtsr.training.networks import TRAIN_RESERVE, FeatureDiscriminator, plain_branch
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher, load_teacher_file
 
@@ -131,8 +140,9 @@ class Trainer:
         # The teacher is loaded only when the run uses it (its outputs as targets, or its features).
         if teacher is None and config.needs_teacher:
             teacher = load_teacher_file(config.teacher_weights) if config.teacher_weights else load_teacher()
-        if teacher is not None and config.target == "teacher" and getattr(teacher, "trunk_only", False):
-            raise TrtsrError("target = 'teacher' needs the whole teacher, not a trunk", path=config.teacher_weights)
+        if teacher is not None and config.teacher_scales and getattr(teacher, "trunk_only", False):
+            raise TrtsrError(f"target = '{config.target}' needs the whole teacher, not a trunk",
+                             path=config.teacher_weights)
         self.teacher = teacher.to(self.device) if teacher is not None and config.needs_teacher else None
         self.student = (model if model is not None else initial_model(config)).to(self.device).train()
         self.history = training_history(config.init)
@@ -154,15 +164,15 @@ class Trainer:
         train, held = split_holdout(list_images(cfg.data), cfg.holdout_every)
         if not train:
             raise TrtsrError("every image is held out; raise holdout_every or add images")
-        with_teacher = cfg.target == "teacher"
+        teacher_scales = cfg.teacher_scales
         key = bank_key(train, cfg.crop, cfg.train_scales, cfg.bank_size, cfg.seed, cfg.bicubic_prob,
-                       degradation=cfg.degradation, with_teacher=with_teacher)
-        teacher = self.teacher.cpu() if with_teacher and self.teacher is not None else None
+                       degradation=cfg.degradation, teacher_scales=teacher_scales)
+        teacher = self.teacher if teacher_scales else None  # on the run's device: a GPU makes the outputs fast
         bank_dir = Path(cfg.bank_dir) if cfg.bank_dir else self.out_dir
         self.bank = cached_bank(bank_dir / f"bank-{key}.pt", images=train, crop=cfg.crop,
                                 scale=cfg.train_scales, size=cfg.bank_size, seed=cfg.seed, teacher=teacher,
                                 bicubic_prob=cfg.bicubic_prob, degradation=cfg.degradation, progress=progress,
-                                workers=bank_workers(cfg.bank_workers, cfg.bank_size))
+                                workers=bank_workers(cfg.bank_workers, cfg.bank_size), teacher_scales=teacher_scales)
         if self.device.type == "cuda":  # uint8 rows, sampled and augmented where the steps run
             self.bank = {k: v.to(self.device) for k, v in self.bank.items()}
         if self.teacher is not None:
@@ -178,7 +188,7 @@ class Trainer:
             else scales[0]
         n = self.bank["hr"].shape[0]
         idx = torch.randint(0, n, (self.config.batch,), generator=self.generator).to(self.bank["hr"].device)
-        keys = ["hr", lr_key(scale)] + (["teacher"] if "teacher" in self.bank else [])
+        keys = ["hr", lr_key(scale)] + ([teacher_key(scale)] if teacher_key(scale) in self.bank else [])
         tensors = augment([self.bank[k][idx].float().div(255.0) for k in keys], self.generator)
         tensors = [t.to(self.device) for t in tensors]
         return tensors[0], tensors[1], tensors[2] if len(tensors) > 2 else None
@@ -200,10 +210,13 @@ class Trainer:
         detail = (cfg.detail_by_scale[cfg.train_scales.index(scale)]
                   if cfg.detail_by_scale and scale in cfg.train_scales else 1.0)
         x = F.interpolate(lr * 2 - 1, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
-        reference = hr if cfg.target == "truth" else te
+        reference = te if cfg.target == "teacher" else hr
         if reference is None:
             raise TrtsrError("target = 'teacher' needs teacher outputs in the bank")
         target = reference * 2 - 1
+        guided_target = target  # distill: the teacher's detail on the ground truth's lowest frequencies
+        if cfg.target == "distill" and te is not None:
+            guided_target = losses.anchored(target, te * 2 - 1, cfg.anchor_sigma)
         reconstruct = losses.charbonnier if cfg.reconstruction == "charbonnier" else losses.l1
         plain = bool(torch.rand((), generator=self.generator) < cfg.plain_prob)
         with self._autocast():
@@ -219,7 +232,7 @@ class Trainer:
             blurred = losses.gaussian_blur(target, cfg.negative_blur)
             negative = losses.l1(y_neg, blurred)
             if cfg.guided_weight > 0:
-                guided_term = reconstruct(y_neg + w * (y - y_neg), target)
+                guided_term = reconstruct(y_neg + w * (y - y_neg), guided_target)
         fourier = losses.mfs_loss(y, target, cfg.fourier_band)
         if cfg.lattice_weight > 0:
             lattice = losses.lattice_loss(y, target)

@@ -169,6 +169,11 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return blur(images, gaussian_kernel(sigma, sigma, 0.0, 2 * math.ceil(3 * sigma) + 1))
 
 
+def anchored(truth: torch.Tensor, teacher: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The teacher's image with its frequencies below a Gaussian blur of `sigma` taken from `truth` instead."""
+    return gaussian_blur(truth, sigma) + teacher - gaussian_blur(teacher, sigma)
+
+
 def band_energy(image: torch.Tensor, window: int = 16, sigmas: tuple[float, ...] = TEXTURE_SIGMAS) -> torch.Tensor:
     """RMS of each high-frequency band of the luma of (B, 3, H, W), per window: (B, len(sigmas), H', W').
 

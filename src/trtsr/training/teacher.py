@@ -156,9 +156,11 @@ def teacher_upscale(teacher: RRDBNet, lr: torch.Tensor, tile: int = 96, overlap:
     if h <= tile and w <= tile:
         return teacher(lr).clamp(0.0, 1.0)
 
+    device = next(teacher.parameters()).device
+
     def infer(part: np.ndarray) -> np.ndarray:  # (h, w, B, 3) <-> (B, 3, h, w)
-        out = teacher(torch.from_numpy(part).permute(2, 3, 0, 1)).clamp(0.0, 1.0)
-        return out.permute(2, 3, 0, 1).numpy()
+        out = teacher(torch.from_numpy(part).permute(2, 3, 0, 1).to(device)).clamp(0.0, 1.0)
+        return out.permute(2, 3, 0, 1).cpu().numpy()
 
     stacked = lr.detach().float().cpu().permute(2, 3, 0, 1).contiguous().numpy()
     result = run_tiled(stacked, infer, scale=TEACHER_SCALE, tile=tile, overlap=overlap, context=context)
