@@ -368,28 +368,19 @@ def main(argv: list[str] | None = None) -> int:
     say("environment")
     report["environment"] = guarded(report, "environment", environment)
     save()
-    if args.followup:
-        guarded(report, "followup", lambda: followup(args, save, report, say, left))
-        save()
-        print(json.dumps(report.get("followup"), indent=1), flush=True)
-        return 0
-    if args.levers:
-        guarded(report, "levers", lambda: levers(args, save, report, say, left))
-        save()
-        print(json.dumps(report.get("levers"), indent=1), flush=True)
-        return 0
-    if args.video:
-        say("video")
-        report["video"] = guarded(report, "video", lambda: video(args, work, left))
-        save()
-        print(json.dumps(report.get("video"), indent=1), flush=True)
-        return 0
-    if args.finetune:
-        say("finetune")
-        report["finetune"] = guarded(report, "finetune", lambda: finetune(args, work, left))
-        save()
-        print(json.dumps(report.get("finetune"), indent=1), flush=True)
-        return 0
+    single = {  # calls of their own: each runs one stage, records it and prints it
+        "followup": lambda: followup(args, save, report, say, left),
+        "levers": lambda: levers(args, save, report, say, left),
+        "video": lambda: report.update(video=video(args, work, left)),
+        "finetune": lambda: report.update(finetune=finetune(args, work, left)),
+    }
+    for name, stage in single.items():
+        if getattr(args, name):
+            say(name)
+            guarded(report, name, stage)
+            save()
+            print(json.dumps(report.get(name), indent=1), flush=True)
+            return 0
     for stage, measure in (("architectures", architectures), ("mixed_sizes", mixed_sizes), ("dlpack", dlpack)):
         say(stage)
         guarded(report, stage, lambda measure=measure: measure(report, args, work, save, say, left))

@@ -3,8 +3,9 @@
 The UNet runs on sides that are a multiple of its alignment (8 for the pixel
 unshuffle times 2 per downsampling level: 64 for every GenDR-Pix preset). PadCFG
 adds 8 pixels to each side (a reflect pad of 4 + 4, or 3 + 5) before the UNet,
-so the graph pads the resized image by replication until `side + padding` is a
-multiple, runs, and crops back. The smallest input is the one whose lowest UNet
+so the graph pads the resized image with its mirror image until `side + padding`
+is a multiple (keeping `RIGHT_RESERVE` more pixels clear on the right), runs, and
+crops back. The smallest input is the one whose lowest UNet
 level is still 2 wide; the largest is the exporter's dynamic-dimension bound.
 
 No torch here: `aligned_side` works on ints and on torch's symbolic sizes alike.

@@ -46,10 +46,11 @@ def test_fp32_graph_matches_pytorch_on_real_images(exports, real_rgb, size):
     result = exports.get(precision="fp32", io="float32")
     lr = np.ascontiguousarray(real_rgb[: size[0], 40 : 40 + size[1]]).astype(np.float32)
     got = _session(result.onnx_path).run(None, _feed(result.spec, lr))[0]
-    # PyTorch in float64 is the exact computation; both float32 runs differ from it by rounding only.
+    # PyTorch in float64 is the exact computation; both float32 runs differ from it by rounding only, which grows
+    # with the canvas the attention sums over (21 x 90: 1.1e-3 of 255 levels since the right reserve widened it).
     exact = _reference(1.8, "float32", torch.float64, lr.astype(np.float64))
     assert got.shape == (size[0] * 4, size[1] * 4, 3)
-    assert np.abs(got - exact).max() < 1e-3
+    assert np.abs(got - exact).max() < 2e-3
     torch32 = _reference(1.8, "float32", torch.float32, lr)
     assert np.abs(got - torch32).max() < 5e-3
     assert 20 < got.mean() < 235 and got.std() > 5, "output is blank"

@@ -263,7 +263,12 @@ def _to_float16(model, workdir: Path):
     """The unquantised layers in fp16 (ModelOpt's converter; graph inputs and outputs keep their types)."""
     from modelopt.onnx.autocast.convert import convert_to_f16
 
-    return convert_to_f16(model, low_precision_type="fp16", keep_io_types=True)
+    converted = convert_to_f16(model, low_precision_type="fp16", keep_io_types=True)
+    # The converter re-infers the intermediate shapes and may give two tensors of different sizes one symbolic
+    # dimension: after the default graphs' mirrored alignment pad (Gather), a Slice of the PadCFG pair (batch 1)
+    # shared the pair's batch (2), and ONNX Runtime's buffer reuse failed on it. Runtimes infer their own.
+    del converted.graph.value_info[:]
+    return converted
 
 
 def _weights_bytes(source: Path, spec: ExportSpec) -> int:

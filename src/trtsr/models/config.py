@@ -121,13 +121,6 @@ TINY = ModelConfig(
 # tiny's 1.88 (top 96: 4.3-5.3; top 192, a whole 8 x 8 x 3 patch: 8.3-9.1; 2-core AMD EPYC,
 # benchmarks/results/default-architecture.json).
 # A training preset (`init = "small"`), about 4.7 M parameters.
-SMALL = ModelConfig(
-    name="small",
-    block_out_channels=(64, 64, 96, 96),
-    attention_head_dim=(2, 2, 3, 3),
-    layers_per_block=1,
-    cross_attention_dim=64,
-    prompt_tokens=77,
-)
+SMALL = dataclasses.replace(TINY, name="small", block_out_channels=(64, 64, 96, 96), attention_head_dim=(2, 2, 3, 3))
 
 PRESETS: dict[str, ModelConfig] = {GENDR_PIX.name: GENDR_PIX, TINY.name: TINY, SMALL.name: SMALL}
