@@ -32,7 +32,7 @@ LARGEST = 260
 FLAT = (200, 120, 60)
 # Widths and heights from 15 to 260: every width of the 15 + 7k ladder, each with another height of the ladder,
 # so that both sides run through every residue the alignment (64 output pixels) and the tiles see.
-LADDER = list(range(15, LARGEST + 1, 7)) + [LARGEST]
+LADDER = list(range(15, LARGEST + 1, 7))  # 15, 22, ..., 260: 36 sides
 SIZES = [(LADDER[(i * 11 + 5) % len(LADDER)], w) for i, w in enumerate(LADDER)]  # (height, width)
 # The everyday tier: sizes where the spot showed (flat picture, before the reserve) and the extremes.
 QUICK = [(144, 183), (221, 92), (157, 190), (235, 232), (15, 260), (260, 15)]
