@@ -36,6 +36,13 @@ def as_torch(image):
     return torch, tensor
 
 
+def to_io(torch, x, io_dtype):
+    """A picture tensor in a session's I/O type: uint8 (rounded from floats in 0-255) or float32."""
+    if x.dtype == io_dtype:
+        return x
+    return x.float().round_().clamp_(0, 255).to(io_dtype) if io_dtype == torch.uint8 else x.to(io_dtype)
+
+
 def finish(torch, out, *, as_uint8: bool):
     """The session's output as the caller's type: uint8 (rounded) or float32 in 0-255."""
     if as_uint8:

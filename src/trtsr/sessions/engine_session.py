@@ -181,10 +181,10 @@ class EngineSession(SessionBase):
 
         if self._cudart is None:
             raise TrtsrError("this engine session is closed")
+        from trtsr.runtime.dlpack import to_io
+
         io_dtype = torch.uint8 if self.io == IoType.UINT8 else torch.float32
-        x = picture.detach()
-        if x.dtype != io_dtype:
-            x = x.float().round_().clamp_(0, 255).to(io_dtype) if io_dtype == torch.uint8 else x.to(io_dtype)
+        x = to_io(torch, picture.detach(), io_dtype)
         if x.device.type != "cuda" or x.device.index != torch.cuda.current_device():
             return torch.from_numpy(self.infer(x.cpu().numpy(), w)).to(picture.device)
         w_in = self.w_feed(w)

@@ -148,40 +148,31 @@ class TorchSession(SessionBase):
         return probe_cost(module, io=self.io, guidance=self.guidance if self.guidance_input else None)
 
     def infer(self, picture: np.ndarray, w: float | None) -> np.ndarray:
-        torch = self._torch
-        if self._module is None:
-            raise TrtsrError("this torch session is closed")
-        w_in = self.w_feed(w)
-        try:
-            with torch.inference_mode(), self._attention():
-                x = torch.from_numpy(np.ascontiguousarray(picture, dtype=self.io_dtype)).to(self.device)
-                if w_in is not None:
-                    out = self._module(x, torch.from_numpy(w_in).to(self.device))
-                else:
-                    out = self._module(x)
-                return out.cpu().numpy()
-        except torch.OutOfMemoryError:
-            _release(torch)
-            height, width = picture.shape[:2]
-            raise OutOfMemory(f"the GPU ran out of memory at {width}x{height} input") from None
+        x = self._torch.from_numpy(np.ascontiguousarray(picture, dtype=self.io_dtype))
+        return self._run(x, w, self._torch.inference_mode).cpu().numpy()
 
     def infer_tensor(self, picture, w: float | None):
         """`infer` on a torch tensor (H, W, 3), uint8 or floats in 0-255, wherever it lives: moved to the session's
         device and I/O type only where it is not there already; the result stays on the device, in the I/O type,
         ordered on torch's current stream. Gradients are off but the result is an ordinary tensor."""
+        return self._run(picture, w, self._torch.no_grad)
+
+    def _run(self, picture, w: float | None, grad_mode):
+        """The module on a picture tensor (moved to the device, then to the I/O type), under `grad_mode`; a GPU out
+        of memory is `OutOfMemory`, its cached blocks given back."""
+        from trtsr.runtime.dlpack import to_io
+
         torch = self._torch
         if self._module is None:
             raise TrtsrError("this torch session is closed")
         w_in = self.w_feed(w)
         io = torch.uint8 if self.io == IoType.UINT8 else torch.float32
         try:
-            with torch.no_grad(), self._attention():
-                x = picture.to(self.device)
-                if x.dtype != io:
-                    x = x.float().round_().clamp_(0, 255).to(io) if io == torch.uint8 else x.to(io)
+            with grad_mode(), self._attention():
+                x = to_io(torch, picture.to(self.device), io).contiguous()
                 if w_in is not None:
-                    return self._module(x.contiguous(), torch.from_numpy(w_in).to(self.device))
-                return self._module(x.contiguous())
+                    return self._module(x, torch.from_numpy(w_in).to(self.device))
+                return self._module(x)
         except torch.OutOfMemoryError:
             _release(torch)
             height, width = picture.shape[:2]

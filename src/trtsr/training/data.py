@@ -152,6 +152,8 @@ def build_bank(images: list[Path], *, crop: int, scale: int | tuple[int, ...], s
     scales = (scale,) if isinstance(scale, int) else tuple(scale)
     if teacher_scales is None:
         teacher_scales = scales[:1]
+    if not set(teacher_scales) <= set(scales):
+        raise ValueError(f"teacher outputs asked at {list(teacher_scales)}, but the bank's scales are {list(scales)}")
     settings = PRESETS[degradation](bicubic_prob=bicubic_prob)
     pictures = [load_rgb(p) for p in images]  # every image read here first: an unreadable one is named at once
     usable = [img for img in pictures if min(img.shape[-2:]) >= crop]
