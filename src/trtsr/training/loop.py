@@ -101,6 +101,11 @@ class StepLosses:
     adversarial: float
     discriminator: float
 
+    @classmethod
+    def read(cls, values: torch.Tensor) -> StepLosses:
+        """The terms `Trainer.advance` returned, read back to the host (one wait for the device)."""
+        return cls(*values.tolist())
+
     def short(self) -> str:
         parts = [f"loss {self.total:.4f}", f"l1 {self.l1:.4f}", f"fft {self.fourier:.4f}",
                  f"lat {self.lattice:.4f}", f"perc {self.perceptual:.4f}"]
@@ -148,14 +153,24 @@ class Trainer:
         self.history = training_history(config.init)
         self.student.requires_grad_(True)
         self.ema = copy.deepcopy(self.student).eval().requires_grad_(False)
+        # fused: one kernel for every tensor, and it takes a found_inf flag on the device (non-finite steps skipped
+        # without the host waiting for the loss)
         self.opt = torch.optim.AdamW(self.student.parameters(), lr=config.lr, betas=config.betas,
-                                     weight_decay=config.weight_decay)
+                                     weight_decay=config.weight_decay, fused=True)
         self.disc: FeatureDiscriminator | None = None
         self.disc_opt: torch.optim.Optimizer | None = None
         self.step = 0
         self._saved_step: int | None = None  # step of the checkpoint on disk, when this run wrote or read one
         self.generator = torch.Generator().manual_seed(config.seed)
+        # On a GPU the batch's rows are drawn there (a host-drawn index would be one copy, and a wait, per step).
+        self.index_generator = (torch.Generator(self.device).manual_seed(config.seed) if self.device.type == "cuda"
+                                else self.generator)
         self.bank: dict[str, torch.Tensor] | None = None
+        # [flag, first non-finite step, its total] on the device: read at log steps and checkpoints only
+        self._non_finite = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self._terms = self._loss_terms
+        if config.compile:
+            self._terms = torch.compile(self._loss_terms, mode=config.compile, dynamic=False)
 
     # -- data -----------------------------------------------------------------------------------
     def prepare_data(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[Path], list[Path]]:
@@ -187,7 +202,11 @@ class Trainer:
         scale = scales[int(torch.randint(0, len(scales), (1,), generator=self.generator))] if len(scales) > 1 \
             else scales[0]
         n = self.bank["hr"].shape[0]
-        idx = torch.randint(0, n, (self.config.batch,), generator=self.generator).to(self.bank["hr"].device)
+        device = self.bank["hr"].device
+        if device == self.index_generator.device:
+            idx = torch.randint(0, n, (self.config.batch,), generator=self.index_generator, device=device)
+        else:  # a bank still on the host (a test's, or before prepare_data moved it)
+            idx = torch.randint(0, n, (self.config.batch,), generator=self.generator).to(device)
         keys = ["hr", lr_key(scale)] + ([teacher_key(scale)] if teacher_key(scale) in self.bank else [])
         tensors = augment([self.bank[k][idx].float().div(255.0) for k in keys], self.generator)
         tensors = [t.to(self.device) for t in tensors]
@@ -200,6 +219,16 @@ class Trainer:
         return torch.autocast("cpu", enabled=False)
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> StepLosses:
+        """One step with its losses read back: one wait for the device (`fit` reads only at its log steps)."""
+        values = self.advance(batch)
+        self.check_finite()
+        return StepLosses.read(values)
+
+    def advance(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Queue one step on the device without waiting for it; returns its loss terms as one tensor (in the order
+        of StepLosses). A non-finite total is caught on the device: from that step on no update is applied (fused
+        AdamW's found_inf, as AMP's loss scaling skips a step; the EMA is masked the same way) until
+        `check_finite` reads the flag and raises."""
         cfg = self.config
         if self.disc is None and self.step >= cfg.adv_start and cfg.adv_weight > 0:
             self.start_adversarial()
@@ -209,16 +238,57 @@ class Trainer:
         w = defaults.DEFAULT_MODEL_GUIDANCE.get(scale, cfg.guidance) if cfg.own_guidance else cfg.guidance
         detail = (cfg.detail_by_scale[cfg.train_scales.index(scale)]
                   if cfg.detail_by_scale and scale in cfg.train_scales else 1.0)
-        x = F.interpolate(lr * 2 - 1, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
         reference = te if cfg.target == "teacher" else hr
         if reference is None:
             raise TrtsrError("target = 'teacher' needs teacher outputs in the bank")
+        plain = bool(torch.rand((), generator=self.generator) < cfg.plain_prob)
+        anchored = te if cfg.target == "distill" else None
+        y, partial, terms = self._terms(lr, reference, anchored, w, detail, plain)
+        win = cfg.perceptual_window
+        oy = int(torch.randint(0, size[0] - win + 1, (1,), generator=self.generator))
+        ox = int(torch.randint(0, size[1] - win + 1, (1,), generator=self.generator))
+        crop = lambda t: t[..., oy:oy + win, ox:ox + win]  # noqa: E731
+        perceptual = y.new_zeros(())
+        if cfg.perceptual_weight > 0 and self.teacher is not None:
+            with torch.no_grad():
+                ref_feats = self.teacher.features(crop(reference), PERCEPTUAL_DEPTH)
+            perceptual = losses.dists_distance(self.teacher.features((crop(y) + 1) / 2, PERCEPTUAL_DEPTH), ref_feats)
+        adversarial = y.new_zeros(())
+        if self.disc is not None:
+            self.disc.heads.requires_grad_(False)
+            with self._autocast():
+                fake, _ = losses.randpad(y, self.generator)
+                adversarial = losses.generator_adversarial([t.float() for t in self.disc(fake)])
+        total = partial + detail * cfg.perceptual_weight * perceptual + cfg.adv_weight * adversarial
+        skip = self._flag_non_finite(total.detach())
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        for group in self.opt.param_groups:
+            group["lr"] = self.learning_rate()
+        self.opt.found_inf = skip  # read by fused AdamW's step: 1 leaves every weight and moment as it was
+        self.opt.step()
+        disc_loss = y.new_zeros(())
+        if self.disc is not None:
+            disc_loss = self._disc_step(hr * 2 - 1, y.detach())
+        self._update_ema(skip)
+        self.step += 1
+        l1, negative, guided_term, fourier, lattice, cell, texture, highpass = terms
+        values = (total, l1, negative, guided_term, fourier, lattice, cell, perceptual, texture, highpass,
+                  adversarial, disc_loss)
+        return torch.stack([t.detach().float() for t in values])
+
+    def _loss_terms(self, lr: torch.Tensor, reference: torch.Tensor, teacher: torch.Tensor | None, w: float,
+                    detail: float, plain: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The student's forward and every pixel loss term: (output, their weighted sum, the terms). The part of a
+        step that `compile` hands to torch.compile (the perceptual and adversarial terms draw crops on the host)."""
+        cfg = self.config
+        size = reference.shape[-2:]
+        x = F.interpolate(lr * 2 - 1, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
         target = reference * 2 - 1
         guided_target = target  # distill: the teacher's detail on the ground truth's lowest frequencies
-        if cfg.target == "distill" and te is not None:
-            guided_target = losses.anchored(target, te * 2 - 1, cfg.anchor_sigma)
+        if teacher is not None:
+            guided_target = losses.anchored(target, teacher * 2 - 1, cfg.anchor_sigma)
         reconstruct = losses.charbonnier if cfg.reconstruction == "charbonnier" else losses.l1
-        plain = bool(torch.rand((), generator=self.generator) < cfg.plain_prob)
         with self._autocast():
             if plain:
                 y, y_neg = plain_branch(self.student, x), None
@@ -248,42 +318,27 @@ class Trainer:
             texture = losses.texture_loss(y, target, cfg.texture_window)
         if cfg.highpass_weight > 0:
             highpass = losses.highpass_loss(y, target, cfg.highpass_sigma)
-        win = cfg.perceptual_window
-        oy = int(torch.randint(0, size[0] - win + 1, (1,), generator=self.generator))
-        ox = int(torch.randint(0, size[1] - win + 1, (1,), generator=self.generator))
-        crop = lambda t: t[..., oy:oy + win, ox:ox + win]  # noqa: E731
-        perceptual = y.new_zeros(())
-        if cfg.perceptual_weight > 0 and self.teacher is not None:
-            with torch.no_grad():
-                ref_feats = self.teacher.features(crop(reference), PERCEPTUAL_DEPTH)
-            perceptual = losses.dists_distance(self.teacher.features((crop(y) + 1) / 2, PERCEPTUAL_DEPTH), ref_feats)
-        adversarial = y.new_zeros(())
-        if self.disc is not None:
-            self.disc.heads.requires_grad_(False)
-            with self._autocast():
-                fake, _ = losses.randpad(y, self.generator)
-                adversarial = losses.generator_adversarial([t.float() for t in self.disc(fake)])
-        total = (l1 + cfg.negative_weight * negative + cfg.guided_weight * guided_term
-                 + cfg.fourier_weight * fourier + cfg.lattice_weight * lattice + cfg.cell_weight * cell
-                 + detail * (cfg.perceptual_weight * perceptual + cfg.texture_weight * texture)
-                 + cfg.highpass_weight * highpass
-                 + cfg.adv_weight * adversarial)
-        if not torch.isfinite(total.detach()):
-            # Before backward and the optimiser step: the weights, EMA and checkpoints stay as they were.
-            raise NonFiniteLoss(self.step + 1, float(total.detach()))
-        self.opt.zero_grad(set_to_none=True)
-        total.backward()
-        for group in self.opt.param_groups:
-            group["lr"] = self.learning_rate()
-        self.opt.step()
-        disc_loss = 0.0
-        if self.disc is not None:
-            disc_loss = self._disc_step(hr * 2 - 1, y.detach())
-        self._update_ema()
-        self.step += 1
-        terms = (total, l1, negative, guided_term, fourier, lattice, cell, perceptual, texture, highpass, adversarial)
-        values = torch.stack([t.detach().float() for t in terms]).tolist()  # one wait for the device, not 11
-        return StepLosses(*values, disc_loss)
+        partial = (l1 + cfg.negative_weight * negative + cfg.guided_weight * guided_term
+                   + cfg.fourier_weight * fourier + cfg.lattice_weight * lattice + cfg.cell_weight * cell
+                   + detail * cfg.texture_weight * texture + cfg.highpass_weight * highpass)
+        return y, partial, (l1, negative, guided_term, fourier, lattice, cell, texture, highpass)
+
+    def _flag_non_finite(self, total: torch.Tensor) -> torch.Tensor:
+        """Record on the device the first step whose total is not finite (and its value); returns the sticky
+        flag (0-dim float32, 1 once any step was) that fused AdamW and the EMA take as found_inf."""
+        state = self._non_finite
+        first = ~torch.isfinite(total) & (state[0] == 0)
+        now = torch.stack([torch.ones_like(state[0]), torch.full_like(state[0], self.step + 1), total.double()])
+        self._non_finite = torch.where(first, now, state)
+        return self._non_finite[0].float()
+
+    def check_finite(self) -> None:
+        """Wait for the device; raise NonFiniteLoss when a step had a non-finite total since the run started. The
+        step count goes back to the last step applied (no later one changed any weight)."""
+        flag, first, value = self._non_finite.tolist()
+        if flag:
+            self.step = int(first) - 1
+            raise NonFiniteLoss(int(first), value)
 
     def learning_rate(self, step: int | None = None) -> float:
         """The generator's learning rate for the step after `step` (default: the current one)."""
@@ -304,21 +359,25 @@ class Trainer:
                                              [t.float() for t in self.disc(fake_pad)])
         self.disc_opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.disc_opt.found_inf = self._flag_non_finite(loss.detach())
         self.disc_opt.step()
-        return float(loss.detach())
+        return loss.detach()
 
     def start_adversarial(self) -> None:
         """Freeze a copy of the current student as the discriminator's feature path (stage 2)."""
         self.disc = FeatureDiscriminator(self.student, detail_head=self.config.disc_detail_head).to(self.device)
         self.disc_opt = torch.optim.AdamW(self.disc.heads.parameters(), lr=self.config.disc_lr,
-                                          betas=self.config.betas, weight_decay=self.config.weight_decay)
+                                          betas=self.config.betas, weight_decay=self.config.weight_decay, fused=True)
         log.info("step %d: adversarial stage starts", self.step)
 
     @torch.no_grad()
-    def _update_ema(self) -> None:
+    def _update_ema(self, skip: torch.Tensor) -> None:
+        """ema += (1 - decay) * (1 - skip) * (live - ema): three launches for all tensors, no wait for the device."""
         decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
         ema, live = list(self.ema.parameters()), [p.detach() for p in self.student.parameters()]
-        torch._foreach_lerp_(ema, live, 1.0 - decay)  # one launch per group, not per tensor
+        moved = torch._foreach_sub(live, ema)
+        torch._foreach_mul_(moved, (1.0 - skip) * (1.0 - decay))  # a device scalar: the Tensor overload
+        torch._foreach_add_(ema, moved)
 
     # -- checkpoints ----------------------------------------------------------------------------
     @property
@@ -334,6 +393,9 @@ class Trainer:
         return self.out_dir / "model.safetensors"
 
     def save(self) -> Path:
+        """Write the resumable checkpoint and the EMA model; raises NonFiniteLoss instead when a step was not
+        finite (no checkpoint ever holds a run past one)."""
+        self.check_finite()
         state = {
             "version": CHECKPOINT_VERSION,
             "config": self.config.to_dict(),
@@ -345,6 +407,7 @@ class Trainer:
             "disc": None if self.disc is None else self.disc.state_dict(),
             "disc_opt": None if self.disc_opt is None else self.disc_opt.state_dict(),
             "generator": self.generator.get_state(),
+            "index_generator": None if self.index_generator is self.generator else self.index_generator.get_state(),
             "torch_rng": torch.random.get_rng_state(),
             "history": json.dumps(self.history),
         }
@@ -374,6 +437,8 @@ class Trainer:
         self.student.load_state_dict(state["student"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["opt"])
+        for group in self.opt.param_groups:  # a checkpoint written before the fused optimiser keeps its flags
+            group.update(fused=True, foreach=None)
         if state["disc"] is not None:
             self.start_adversarial()
             assert self.disc is not None and self.disc_opt is not None
@@ -383,8 +448,12 @@ class Trainer:
                 raise TrtsrError("the checkpoint's discriminator has other heads than this version of trtsr "
                                  "builds; resume it with the version that wrote it", path=path) from None
             self.disc_opt.load_state_dict(state["disc_opt"])
-        self.generator.set_state(state["generator"])
-        torch.random.set_rng_state(state["torch_rng"])
+            for group in self.disc_opt.param_groups:
+                group.update(fused=True, foreach=None)
+        self.generator.set_state(state["generator"].cpu())  # loaded onto the run's device with the rest
+        if state.get("index_generator") is not None and self.index_generator is not self.generator:
+            self.index_generator.set_state(state["index_generator"].cpu())
+        torch.random.set_rng_state(state["torch_rng"].cpu())
         self.step = self._saved_step = int(state["step"])
         if "history" in state:  # the stages before this run, as recorded when it started
             self.history = json.loads(state["history"])
@@ -393,29 +462,37 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------
     def fit(self, report: Callable[[int, int, StepLosses], None] | None = None) -> list[StepLosses]:
         """Train until `config.steps` or `config.max_minutes` of wall-clock, whichever comes first, checkpointing
-        every `checkpoint_every` steps and at the end."""
-        history = []
+        every `checkpoint_every` steps and at the end. The host waits for the device only where it reads the
+        losses (every `log_every` steps, the last step) and where it checkpoints; returns the losses it read."""
+        history: list[StepLosses] = []
         start = time.perf_counter()
         budget = self.config.max_minutes * 60.0 if self.config.max_minutes else float("inf")
-        while self.step < self.config.steps:
-            if time.perf_counter() - start >= budget:
-                log.info("the %.1f-minute budget is spent at step %d", self.config.max_minutes, self.step)
-                if report is not None and history:
-                    report(self.step, self.config.steps, history[-1])
-                break
-            try:
-                result = self.train_step()
-            except NonFiniteLoss as bad:
-                kept = (f"the last good checkpoint (step {self._saved_step}) is kept" if self._saved_step is not None
-                        else "no checkpoint was written")
-                raise TrtsrError(f"loss became {bad.value} at step {bad.step}; that step was not applied and "
-                                 f"{kept}; lower 'lr' and resume", path=self.checkpoint_path) from None
-            history.append(result)
-            if report is not None and (self.step % self.config.log_every == 0 or self.step == self.config.steps):
-                report(self.step, self.config.steps, result)
-            if self.step % self.config.checkpoint_every == 0:
+        try:
+            pending = None  # the last step's terms, not yet read
+            while self.step < self.config.steps:
+                if time.perf_counter() - start >= budget:
+                    log.info("the %.1f-minute budget is spent at step %d", self.config.max_minutes, self.step)
+                    if pending is not None:
+                        self.check_finite()
+                        history.append(StepLosses.read(pending))
+                    if report is not None and history:
+                        report(self.step, self.config.steps, history[-1])
+                    break
+                pending = self.advance()
+                if self.step % self.config.log_every == 0 or self.step == self.config.steps:
+                    self.check_finite()
+                    history.append(StepLosses.read(pending))
+                    pending = None
+                    if report is not None:
+                        report(self.step, self.config.steps, history[-1])
+                if self.step % self.config.checkpoint_every == 0:
+                    self.save()
+            if self.step != self._saved_step:
                 self.save()
-        if not history or self.step % self.config.checkpoint_every:
-            self.save()
+        except NonFiniteLoss as bad:
+            kept = (f"the last good checkpoint (step {self._saved_step}) is kept" if self._saved_step is not None
+                    else "no checkpoint was written")
+            raise TrtsrError(f"loss became {bad.value} at step {bad.step}; that step and any after it were not "
+                             f"applied and {kept}; lower 'lr' and resume", path=self.checkpoint_path) from None
         log.info("trained to step %d in %.0f s", self.step, time.perf_counter() - start)
         return history
