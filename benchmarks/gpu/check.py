@@ -31,7 +31,9 @@ message) and the JSON rewritten after each, so a check stopped from outside keep
 `--resume` to 250: steps per second, peak memory, and the step it resumed at.
 `--levers` (a later call) runs only the 4K PadCFG levers (`levers.py`: FP8 feed-forward, flex self-attention,
 a CUDA graph, compiled with CUDA graphs), each against plain eager. `--video` (its own call, PyAV carried in
-`.whl-video`) runs only 1080p -> 4K video end to end against the model alone.
+`.whl-video`) runs only 1080p -> 4K video end to end against the model alone. `--train-speed` (its own call) runs
+only the default model's training steps (distill recipe, small preset, batch 64) eager and compiled: steps per
+second, with every step between two reads run under CUDA's sync debug mode "error" (a host wait fails the case).
 Writes OUT/gpu-check.json, OUT/gpu-check.png (latency bars) and OUT/gpu-check.log (check.sh).
 """
 
@@ -344,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the 4K PadCFG levers (FP8 feed-forward, flex attention, CUDA graphs; a later call)")
     parser.add_argument("--video", action="store_true",
                         help="only the video stage: 1080p -> 4K end to end against the model alone (needs PyAV)")
+    parser.add_argument("--train-speed", action="store_true",
+                        help="only the default model's training step at batch 64, eager and compiled, no host waits")
     parser.add_argument("--finetune", action="store_true",
                         help="only `trtsr finetune` of the full-size model, then its resume (a second call)")
     args = parser.parse_args(argv)
@@ -373,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         "levers": lambda: levers(args, save, report, say, left),
         "video": lambda: report.update(video=video(args, work, left)),
         "finetune": lambda: report.update(finetune=finetune(args, work, left)),
+        "train_speed": lambda: report.update(train_speed=train_speed(args, work, left)),
     }
     for name, stage in single.items():
         if getattr(args, name):
@@ -633,6 +638,83 @@ def finetune(args, work: Path, left) -> dict[str, Any]:
         if proc.returncode != 0:
             break
     return record
+
+
+TRAIN_MODES = ("", "default", "reduce-overhead")  # eager, then torch.compile without and with CUDA graphs
+
+
+def train_speed(args, work: Path, left) -> dict[str, Any]:
+    """The default model's training steps as the distill recipe runs them on a GPU (small preset, x2/x3/x4, crop 120,
+    batch 64, bf16 autocast, the bank on the device), per compile mode: steps per second over steps that are never
+    read back, under `torch.cuda.set_sync_debug_mode("error")`, so a host wait inside a step fails that mode with its
+    message. The bank's rows come from the test photos; its teacher rows hold the HR crops (the teacher's pixels
+    do not change a step's compute, and its 33 MB stay off the visit)."""
+    import torch
+
+    from trtsr.training.config import TrainConfig
+    from trtsr.training.data import build_bank, teacher_key
+    from trtsr.training.loop import StepLosses, Trainer
+    from trtsr.training.teacher import RRDBNet
+
+    cuda = torch.cuda.is_available() and not args.dry_run
+    batch, rows, warm, timed = (64, 512, 60, 200) if cuda else (2, 8, 2, 3)
+    recipe = ROOT / "src" / "trtsr" / "training" / "configs" / "distill.toml"
+    base = TrainConfig.from_toml(recipe, batch=batch, device="cuda" if cuda else "cpu", holdout_every=0,
+                                 data=[str(DATA)])
+    bank = build_bank(list_photos(), crop=base.crop, scale=base.train_scales, size=rows, seed=0, teacher=None,
+                      degradation=base.degradation, workers=8 if cuda else 1)
+    for scale in base.teacher_scales:
+        bank[teacher_key(scale)] = bank["hr"].clone()
+    record: dict[str, Any] = {"recipe": str(recipe.relative_to(ROOT)), "batch": batch, "crop": base.crop,
+                              "scales": list(base.train_scales), "bank_rows": rows, "timed_steps": timed,
+                              "target_steps_per_s": 40, "modes": []}
+    for mode in TRAIN_MODES:
+        row: dict[str, Any] = {"compile": mode or "eager"}
+        record["modes"].append(row)
+        if mode and not cuda:
+            row["skipped"] = "torch.compile is timed on CUDA"
+            continue
+        if left() < 90:
+            row["skipped"] = "the check's time ran out"
+            continue
+        config = TrainConfig.from_toml(recipe, batch=batch, device=base.device, holdout_every=0, data=[str(DATA)],
+                                       compile=mode)
+        trainer = Trainer(config, work / f"train-{mode or 'eager'}", teacher=RRDBNet(feat=8, grow=4, blocks=1))
+        trainer.bank = {k: v.to(trainer.device) for k, v in bank.items()}
+        started = time.perf_counter()
+        for _ in range(warm):  # every scale and branch compiled (or warmed) before the clock starts
+            trainer.train_step()
+        row["warm_up_s"] = round(time.perf_counter() - started, 1)
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            started = time.perf_counter()
+            for _ in range(timed):
+                values = trainer.advance()
+            if cuda:
+                torch.cuda.set_sync_debug_mode("default")
+            last = StepLosses.read(values)
+            trainer.check_finite()
+            seconds = time.perf_counter() - started
+        except RuntimeError as exc:  # the sync debug mode's error names the operation that waited
+            row["host_wait"] = str(exc).splitlines()[0][:300]
+            continue
+        finally:
+            if cuda:
+                torch.cuda.set_sync_debug_mode("default")
+        row.update(steps_per_s=round(timed / seconds, 2), seconds=round(seconds, 2), last_total=round(last.total, 4),
+                   host_waits="none (sync debug mode 'error' raised nothing)" if cuda else "not checked on the CPU")
+        if cuda:
+            row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    return record
+
+
+def list_photos() -> list[Path]:
+    from trtsr.training.data import list_images
+
+    return list_images([DATA])
 
 
 def video(args, work: Path, left) -> dict[str, Any]:

@@ -6,6 +6,7 @@
 #   carry .gpu-train:  bash benchmarks/gpu/train.sh "$OUT" [MINUTES]                    # there (default 9)
 # The same script runs on a CPU (DEVICE=cpu), in the background, where no GPU is lent:
 #   DEVICE=cpu nohup bash benchmarks/gpu/train.sh runs/detail 60 > runs/detail.log 2>&1 &
+# COMPILE=reduce-overhead (or default) compiles the step; `check.sh OUT --train-speed` measures which mode is fastest.
 # On CUDA a step takes a larger batch from a larger bank (BATCH, BANK_SIZE; the bank is made by one process per
 # core) and checkpoints less often. RUN_DIR keeps the run (the resumable checkpoint is ~60 MB) outside OUT, where a
 # visit's files must come back: OUT then gets the EMA model, its config and the log.
@@ -49,6 +50,7 @@ config="$out/$recipe-${DEVICE:-cuda}.toml"
   echo "teacher_weights = \"$carry/teacher-trunk.safetensors\""
   echo "bank_dir = \"${BANK_DIR:-/tmp/trtsr-bank}\""  # the sample bank (hundreds of MB) stays out of OUT
   echo "device = \"${DEVICE:-cuda}\""
+  echo "compile = \"${COMPILE:-}\""  # torch.compile mode for the step (e.g. reduce-overhead); empty: eager
 } > "$config"
 {
   date -u +"start %Y-%m-%dT%H:%M:%SZ"

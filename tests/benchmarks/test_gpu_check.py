@@ -101,3 +101,13 @@ def test_dry_run_of_the_video_call_runs_a_clip_end_to_end(tmp_path):
     assert video["end_to_end"]["size_out"] == video["output"] == [192, 128]
     assert video["end_to_end"]["written_bytes"] > 0 and video["model_alone"]["median_ms"] > 0
     assert 0 < video["end_to_end_vs_model"] == round(video["end_to_end"]["fps"] / video["model_alone_fps"], 3)
+
+
+def test_dry_run_of_the_train_speed_call_times_the_default_recipe(tmp_path):
+    pytest.importorskip("torch", reason="training needs torch")
+    record = dry_call(tmp_path, "--train-speed")["train_speed"]
+    assert record["recipe"].endswith("distill.toml") and record["scales"] == [2, 3, 4]
+    eager, *compiled = record["modes"]
+    assert eager["compile"] == "eager" and eager["steps_per_s"] > 0 and 0 < eager["last_total"] < 10, eager
+    assert eager["host_waits"] == "not checked on the CPU"
+    assert [row["skipped"] for row in compiled] == ["torch.compile is timed on CUDA"] * 2
