@@ -28,6 +28,9 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from default_w import draw_sweep  # noqa: E402
+
 DEFAULT_SWEEP = (1.0, 1.4, 1.8, 2.2, 2.6, 3.0)
 GRID_LIMIT = 1.5
 
@@ -174,18 +177,7 @@ def plot(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, key in zip(axes.T.flat, keys, strict=False):
         rows = report["quality"][key]
-        sweep = sorted((row["detail"], row["psnr_y"], name.split("=")[1]) for name, row in rows.items()
-                       if name.startswith("candidate w="))
-        ax.plot([d for d, _, _ in sweep], [p for _, p, _ in sweep], "-o", color="tab:blue", label="candidate, w sweep")
-        for d, p, w in sweep:
-            ax.annotate(f"w {w}", (d, p), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        for name, row in rows.items():
-            if not name.startswith("candidate w="):
-                ax.plot(row["detail"], row["psnr_y"], "s", label=f"{name} (grid {row['grid']:.1f})")
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("detail (high-frequency energy / ground truth)", fontsize=8)
-        ax.set_ylabel("Y-PSNR (dB)", fontsize=8)
-        ax.legend(fontsize=6)
+        draw_sweep(ax, key, rows, {name: {} for name in rows if not name.startswith("candidate w=")})
     met = sum(t["met"] for t in report["targets"])
     fig.suptitle(f"{len(report['images'])} held-out photos; targets met {met}/{len(report['targets'])}; "
                  f"{report['device']['name']}", fontsize=9)

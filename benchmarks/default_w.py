@@ -98,6 +98,23 @@ def main() -> None:
     print("chosen:", chosen)
 
 
+def draw_sweep(ax, title: str, rows: dict[str, dict], points: dict[str, dict]) -> None:
+    """One panel of Y-PSNR against detail: the rows named 'candidate w=W' as a curve marked with their w, and the
+    rows named in `points` as squares (each with its plot keywords), labelled with their x8 grid."""
+    sweep = sorted((row["detail"], row["psnr_y"], name.split("=")[1]) for name, row in rows.items()
+                   if name.startswith("candidate w="))
+    ax.plot([d for d, _, _ in sweep], [p for _, p, _ in sweep], "o-", label="candidate, w sweep")
+    for detail, psnr, w in sweep:
+        ax.annotate(f"w {w}", (detail, psnr), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    for name, style in points.items():
+        row = rows[name]
+        ax.plot(row["detail"], row["psnr_y"], "s", label=f"{name} (grid {row['grid']:.1f})", **style)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("detail (high-frequency energy / ground truth)", fontsize=8)
+    ax.set_ylabel("Y-PSNR (dB)", fontsize=8)
+    ax.legend(fontsize=6)
+
+
 def plot(report: dict, path: Path) -> None:
     """Y-PSNR against detail: the candidate's w sweep as a line, the shipped weights at their own w as a point."""
     import matplotlib
@@ -109,17 +126,7 @@ def plot(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
     for ax, key in zip(axes.T.flat, sorted(tables, key=lambda k: (k.split()[0], k.split()[1])), strict=True):
         rows = report["rows"][key]
-        sweep = [(float(n.split("=")[1]), r) for n, r in rows.items() if n.startswith("candidate")]
-        ax.plot([r["detail"] for _, r in sweep], [r["psnr_y"] for _, r in sweep], "o-", label="candidate, w sweep")
-        for w, r in sweep:
-            ax.annotate(f"{w:g}", (r["detail"], r["psnr_y"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        for name, r in rows.items():
-            if name.startswith("shipped"):
-                ax.plot(r["detail"], r["psnr_y"], "s", color="black", label=name)
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("detail (high-frequency energy / ground truth)", fontsize=8)
-        ax.set_ylabel("Y-PSNR (dB)", fontsize=8)
-        ax.legend(fontsize=7)
+        draw_sweep(ax, key, rows, {name: {"color": "black"} for name in rows if name.startswith("shipped")})
     fig.suptitle(f"{len(report['images'])} training photos; chosen w {report['chosen']}; "
                  f"{report['device']['name']}", fontsize=9)
     fig.tight_layout()

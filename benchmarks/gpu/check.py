@@ -649,10 +649,12 @@ def train_speed(args, work: Path, left) -> dict[str, Any]:
     read back, under `torch.cuda.set_sync_debug_mode("error")`, so a host wait inside a step fails that mode with its
     message. The bank's rows come from the test photos; its teacher rows hold the HR crops (the teacher's pixels
     do not change a step's compute, and its 33 MB stay off the visit)."""
+    import dataclasses
+
     import torch
 
     from trtsr.training.config import TrainConfig
-    from trtsr.training.data import build_bank, teacher_key
+    from trtsr.training.data import build_bank, list_images, teacher_key
     from trtsr.training.loop import StepLosses, Trainer
     from trtsr.training.teacher import RRDBNet
 
@@ -661,7 +663,7 @@ def train_speed(args, work: Path, left) -> dict[str, Any]:
     recipe = ROOT / "src" / "trtsr" / "training" / "configs" / "distill.toml"
     base = TrainConfig.from_toml(recipe, batch=batch, device="cuda" if cuda else "cpu", holdout_every=0,
                                  data=[str(DATA)])
-    bank = build_bank(list_photos(), crop=base.crop, scale=base.train_scales, size=rows, seed=0, teacher=None,
+    bank = build_bank(list_images([DATA]), crop=base.crop, scale=base.train_scales, size=rows, seed=0, teacher=None,
                       degradation=base.degradation, workers=8 if cuda else 1)
     for scale in base.teacher_scales:
         bank[teacher_key(scale)] = bank["hr"].clone()
@@ -677,9 +679,8 @@ def train_speed(args, work: Path, left) -> dict[str, Any]:
         if left() < 90:
             row["skipped"] = "the check's time ran out"
             continue
-        config = TrainConfig.from_toml(recipe, batch=batch, device=base.device, holdout_every=0, data=[str(DATA)],
-                                       compile=mode)
-        trainer = Trainer(config, work / f"train-{mode or 'eager'}", teacher=RRDBNet(feat=8, grow=4, blocks=1))
+        trainer = Trainer(dataclasses.replace(base, compile=mode), work / f"train-{mode or 'eager'}",
+                          teacher=RRDBNet(feat=8, grow=4, blocks=1))
         trainer.bank = {k: v.to(trainer.device) for k, v in bank.items()}
         started = time.perf_counter()
         for _ in range(warm):  # every scale and branch compiled (or warmed) before the clock starts
@@ -709,12 +710,6 @@ def train_speed(args, work: Path, left) -> dict[str, Any]:
         if cuda:
             row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return record
-
-
-def list_photos() -> list[Path]:
-    from trtsr.training.data import list_images
-
-    return list_images([DATA])
 
 
 def video(args, work: Path, left) -> dict[str, Any]:
