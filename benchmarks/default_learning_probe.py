@@ -8,6 +8,11 @@ from the bank's first 2000 crops, each crop's input the bank's degraded one or, 
 `--clean-share`, its clean bicubic downscale. Every 200 steps it prints the RGB PSNR gain over bicubic on 40
 crops of the bank that no batch draws (every 10th of the last 400), clean and with the bank's input. The model
 card's "The same model 13200 steps further" section holds its figures.
+
+`--fixed-batch N`: instead, N steps on one batch (crops 0, 300, ..., 2100), printing every 50 steps its own
+PSNR (does the network fit at all?). `--target-scores`: instead, the x4 teacher's output and the anchored
+distillation target (its frequencies below a blur of sigma 3 / 1.5 from the ground truth) scored against the
+ground truth (`trtsr.training.evaluate.score`) on every 8th crop, beside torch's bicubic.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ def main() -> None:
     parser.add_argument("bank", type=Path)
     parser.add_argument("--clean-share", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--fixed-batch", type=int, default=0, metavar="N")
+    parser.add_argument("--target-scores", action="store_true")
     args = parser.parse_args()
 
     import torch
@@ -51,8 +58,29 @@ def main() -> None:
     def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
         return float(10 * torch.log10(4 / ((a - b) ** 2).mean()))
 
+    if args.target_scores:
+        target_scores(bank, truth)
+        return
+    if args.fixed_batch:
+        torch.manual_seed(0)
+        net = initial_model(TrainConfig(init="small", alpha_bar=0.99, zero_init_output=True)).train()
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+        idx = torch.arange(0, 2400, 300)
+        x, target = upscale(degraded(idx)), truth[idx] * 2 - 1
+        print(f"fixed batch, bicubic: {psnr(x, target):.3f} dB", flush=True)
+        for step in range(args.fixed_batch + 1):
+            y = plain_branch(net, x)
+            if step % 50 == 0:
+                print(f"fixed batch, step {step}: {psnr(y.detach(), target):.3f} dB", flush=True)
+            loss = losses.charbonnier(y, target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return
     held = torch.arange(2000, 2400, 10)
+    target = truth[held] * 2 - 1
     sets = {"clean": upscale(clean(held)), "bank input": upscale(degraded(held))}
+    baseline = {k: psnr(x, target) for k, x in sets.items()}
     for share in args.clean_share:
         torch.manual_seed(0)
         net = initial_model(TrainConfig(init="small", alpha_bar=0.99, zero_init_output=True)).train()
@@ -62,8 +90,7 @@ def main() -> None:
             if step % 200 == 0:
                 net.eval()
                 with torch.no_grad():
-                    gains = {k: psnr(plain_branch(net, x), truth[held] * 2 - 1) - psnr(x, truth[held] * 2 - 1)
-                             for k, x in sets.items()}
+                    gains = {k: psnr(plain_branch(net, x), target) - baseline[k] for k, x in sets.items()}
                 net.train()
                 print(f"clean share {share:g}, step {step}: " + ", ".join(f"{k} {v:+.3f} dB" for k, v in gains.items()),
                       flush=True)
@@ -76,6 +103,29 @@ def main() -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
+
+
+def target_scores(bank, truth) -> None:
+    import statistics
+
+    import torch.nn.functional as F
+
+    from trtsr.training.evaluate import score
+    from trtsr.training.losses import anchored
+
+    rows: dict[str, list] = {"bicubic": [], "teacher": [], "anchored sigma 3": [], "anchored sigma 1.5": []}
+    for i in range(0, len(truth), 8):
+        hr, teacher = truth[i], bank["teacher_x4"][i].float() / 255
+        lr = bank["lr_x4"][i].float() / 255
+        outs = {"bicubic": F.interpolate(lr[None], scale_factor=4, mode="bicubic", align_corners=False)[0].clamp(0, 1),
+                "teacher": teacher, "anchored sigma 3": anchored(hr[None], teacher[None], 3.0)[0],
+                "anchored sigma 1.5": anchored(hr[None], teacher[None], 1.5)[0]}
+        for name, out in outs.items():
+            s = score(out, hr, 4)
+            rows[name].append((s.psnr_y, s.detail))
+    for name, scores in rows.items():
+        print(f"{name}: Y-PSNR {statistics.fmean(p for p, _ in scores):.2f} dB, detail "
+              f"{statistics.median(d for _, d in scores):.3f} (median), {len(scores)} crops")
 
 
 if __name__ == "__main__":
