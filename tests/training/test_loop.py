@@ -438,3 +438,31 @@ def test_the_distill_recipe_builds_the_small_preset_within_the_shipping_limit():
     assert model.config.block_out_channels[0] == 64 and model.config.unshuffle == 8
     assert 2 * sum(p.numel() for p in model.parameters()) < 30e6  # shipped in fp16: at most 30 MB
     assert float(model.unet.conv_out.weight.abs().max()) == 0.0  # starts as its bicubic input
+
+
+def test_clean_share_swaps_drawn_rows_for_the_clean_downscale_and_the_truth(photo, tmp_path):
+    from trtsr.training.degrade import bicubic_down
+
+    crops = torch.stack([photo[:, 30 * i:30 * i + 120, 100 - 30 * i:220 - 30 * i] for i in range(4)])
+    u8 = lambda t: (t * 255).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
+    noisy = (torch.stack([bicubic_down(c, 4) for c in crops])
+             + torch.rand(4, 3, 30, 30, generator=torch.Generator().manual_seed(0)) * 0.2 - 0.1).clamp(0, 1)
+    bank = {"hr": u8(crops), "lr_x4": u8(noisy), "teacher_x4": u8((1 - crops) * 0.5)}  # far from the truth
+    kinds = []
+    for share in (0.0, 0.5, 1.0):
+        cfg = _config(target="distill", guided_weight=1.0, perceptual_weight=0.0, batch=4, clean_share=share)
+        trainer = Trainer(cfg, tmp_path)
+        trainer.bank = bank
+        for _ in range(10):
+            hr, lr, te = trainer.sample()
+            clean = torch.nn.functional.interpolate(hr, size=(30, 30), mode="bicubic", antialias=True).clamp(0, 1)
+            for row in range(4):
+                is_clean = float((lr[row] - clean[row]).abs().max()) <= 1 / 255 + 1e-6
+                # a clean row's target is its truth; a degraded row keeps the teacher's output from the bank
+                assert bool(torch.equal(te[row], hr[row])) == is_clean
+                assert float((lr[row] * 255 - (lr[row] * 255).round()).abs().max()) < 1e-3  # 8-bit input
+                kinds.append((share, is_clean))
+    shares = {s: sum(c for t, c in kinds if t == s) / 40 for s in (0.0, 0.5, 1.0)}
+    assert shares[0.0] == 0.0 and shares[1.0] == 1.0 and 0.25 < shares[0.5] < 0.75
+    with pytest.raises(TrtsrError, match="clean_share must lie in"):
+        _config(clean_share=1.5)

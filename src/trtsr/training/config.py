@@ -40,7 +40,10 @@ class TrainConfig:
     and kept in the bank (the x4 teacher's output resized for x2 and x3). `scales` trains several
     scales at once: every HR crop is degraded once per scale, and each step draws one scale for
     its whole batch (the network always sees the bicubic-upscaled input at the crop size). `degradation` picks the
-    training inputs (`trtsr.training.degrade.PRESETS`).
+    training inputs (`trtsr.training.degrade.PRESETS`). With probability `clean_share` a batch row's input is
+    replaced when it is drawn by the clean (anti-aliased bicubic, 8-bit) downscale of its HR crop, and that row's
+    distillation target by the HR crop (the teacher's output in the bank belongs to the degraded input); the bank
+    itself is unchanged, so the share can change between runs that resume one another.
 
     Losses (paper Eq. 4 and Algorithm 1): `reconstruction` (L1 or Charbonnier) to the target,
     `adv_weight` x adversarial
@@ -89,6 +92,7 @@ class TrainConfig:
     crop: int = 184  # HR crop side; (crop + 8) % 64 == 0 avoids alignment padding in PadCFG steps
     bank_size: int = 640
     bicubic_prob: float = 0.3
+    clean_share: float = 0.0  # per batch row: its input replaced by the clean bicubic downscale of its HR crop
     init: str = "tiny"  # preset name, trtsr checkpoint or diffusers folder
     alpha_bar: float | None = None  # with a preset init: the one-step alpha_bar (None keeps the preset's 0.5)
     unshuffle: int | None = None  # with a preset init: the pixel-unshuffle factor (None keeps the preset's 8)
@@ -182,6 +186,8 @@ class TrainConfig:
         if self.detail_by_scale and (len(self.detail_by_scale) != len(self.train_scales)
                                      or min(self.detail_by_scale) < 0):
             problems.append(f"detail_by_scale needs one factor >= 0 per trained scale {list(self.train_scales)}")
+        if not 0.0 <= self.clean_share <= 1.0:
+            problems.append("clean_share must lie in [0, 1]")
         if self.bank_workers < 0:
             problems.append("bank_workers must be >= 0")
         if self.max_minutes < 0:

@@ -210,7 +210,24 @@ class Trainer:
         keys = ["hr", lr_key(scale)] + ([teacher_key(scale)] if teacher_key(scale) in self.bank else [])
         tensors = augment([self.bank[k][idx].float().div(255.0) for k in keys], self.generator)
         tensors = [t.to(self.device) for t in tensors]
-        return tensors[0], tensors[1], tensors[2] if len(tensors) > 2 else None
+        hr, lr, te = tensors[0], tensors[1], tensors[2] if len(tensors) > 2 else None
+        if self.config.clean_share > 0:
+            lr, te = self.clean_rows(hr, lr, te)
+        return hr, lr, te
+
+    def clean_rows(self, hr: torch.Tensor, lr: torch.Tensor,
+                   te: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`config.clean_share` of the rows, drawn per row: the input becomes the HR crop's clean downscale
+        (anti-aliased bicubic, rounded to 8 bits as every input is) and the distillation target the HR crop."""
+        rows = hr.shape[0]
+        if hr.device == self.index_generator.device:
+            draw = torch.rand(rows, generator=self.index_generator, device=hr.device)
+        else:
+            draw = torch.rand(rows, generator=self.generator).to(hr.device)
+        use = (draw < self.config.clean_share)[:, None, None, None]
+        clean = F.interpolate(hr, size=lr.shape[-2:], mode="bicubic", align_corners=False, antialias=True)
+        clean = clean.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
+        return torch.where(use, clean, lr), None if te is None else torch.where(use, hr, te)
 
     # -- one step -------------------------------------------------------------------------------
     def _autocast(self):
