@@ -61,6 +61,27 @@ def test_a_sweep_that_never_reaches_the_reference_detail_misses():
     assert sweep and sweep[0]["measured"].startswith("no sweep point reaches its detail")
 
 
+@pytest.mark.parametrize(("psnr", "met"), [(25.2, True), (25.19, False)])
+def test_a_sweep_with_more_detail_than_the_reference_everywhere_is_judged_where_it_starts(psnr, met):
+    quality = passing_quality()
+    rows = quality["x4 clean"]
+    rows["candidate w=1"] = row(psnr, 0.31, 1.2)  # its least detail already above animevideov3's 0.3
+    rows["candidate w=2.2"] = row(24.8, 0.65, 1.4)
+    sweep = [t for t in default_targets.verdict(quality, OWN_W) if t["target"].startswith("x4 clean: the w sweep")]
+    assert sweep[0]["met"] is met and "least detail 0.310" in sweep[0]["measured"]
+
+
+def test_rejudge_rewrites_the_verdict_from_the_reports_own_tables(tmp_path):
+    report = {"images": ["a.png"], "own_w": {str(s): w for s, w in OWN_W.items()}, "quality": passing_quality(),
+              "targets": [{"target": "stale", "met": False, "measured": ""}], "all_met": False}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    default_targets.main(["unused", "-d", str(tmp_path), "-o", str(tmp_path / "r"), "--rejudge"])
+    again = json.loads(path.read_text())
+    assert again["all_met"] is True and len(again["targets"]) == 16 and again["quality"] == report["quality"]
+    assert "--rejudge" in again["rejudged"]["command"]
+
+
 def test_reuse_takes_the_tables_of_the_same_photos_and_refuses_others(tmp_path):
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"images": ["a.png", "b.png"], "quality": passing_quality()}))
