@@ -60,7 +60,7 @@ def main() -> None:
         return F.interpolate(lr * 2 - 1, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
 
     def clean(idx: torch.Tensor) -> torch.Tensor:
-        return torch.stack([bicubic_down(t, 4) for t in truth[idx]])
+        return bicubic_down(truth[idx], 4)
 
     def degraded(idx: torch.Tensor) -> torch.Tensor:
         return bank["lr_x4"][idx].float() / 255
@@ -91,8 +91,17 @@ def main() -> None:
     target = truth[held] * 2 - 1
     sets = {"clean": upscale(clean(held)), "bank input": upscale(degraded(held))}
     baseline = {k: psnr(x, target) for k, x in sets.items()}
+
+    def gains(net) -> str:
+        """The plain branch's gain over bicubic on the unseen crops, one printable part per input."""
+        net.eval()
+        with torch.no_grad():
+            out = {k: psnr(plain_branch(net, x), target) - baseline[k] for k, x in sets.items()}
+        net.train()
+        return ", ".join(f"{k} {v:+.3f} dB" for k, v in out.items())
+
     if args.recipe:
-        recipe_gains(args, bank, sets, baseline, target, psnr)
+        recipe_gains(args, bank, gains)
         return
     for share in args.clean_share:
         torch.manual_seed(0)
@@ -101,12 +110,7 @@ def main() -> None:
         generator = torch.Generator().manual_seed(1)
         for step in range(args.steps + 1):
             if step % 200 == 0:
-                net.eval()
-                with torch.no_grad():
-                    gains = {k: psnr(plain_branch(net, x), target) - baseline[k] for k, x in sets.items()}
-                net.train()
-                print(f"clean share {share:g}, step {step}: " + ", ".join(f"{k} {v:+.3f} dB" for k, v in gains.items()),
-                      flush=True)
+                print(f"clean share {share:g}, step {step}: {gains(net)}", flush=True)
             if step == args.steps:
                 break
             idx = torch.randint(0, 2000, (8,), generator=generator)
@@ -118,7 +122,7 @@ def main() -> None:
             opt.step()
 
 
-def recipe_gains(args, bank, sets, baseline, target, psnr) -> None:
+def recipe_gains(args, bank, gains) -> None:
     import tempfile
 
     import tomllib
@@ -126,7 +130,6 @@ def recipe_gains(args, bank, sets, baseline, target, psnr) -> None:
 
     from trtsr.training.config import TrainConfig
     from trtsr.training.loop import Trainer
-    from trtsr.training.networks import plain_branch
 
     seen = {k: v[:2000] for k, v in bank.items()}
     for share in args.clean_share:
@@ -138,17 +141,11 @@ def recipe_gains(args, bank, sets, baseline, target, psnr) -> None:
             trainer = Trainer(cfg, scratch)
             first = trainer.resume(args.resume) if args.resume else 0
             trainer.bank = seen
-            net = trainer.student
             for step in range(args.steps + 1):
                 if step % 200 == 0:
                     trainer.check_finite()
-                    net.eval()
-                    with torch.no_grad():
-                        gains = {k: psnr(plain_branch(net, x), target) - baseline[k] for k, x in sets.items()}
-                    net.train()
                     print(f"{args.recipe.name} {' '.join(args.set)}, clean share {share:g}, lr {cfg.lr:g}, "
-                          f"step {first}+{step}: "
-                          + ", ".join(f"{k} {v:+.3f} dB" for k, v in gains.items()), flush=True)
+                          f"step {first}+{step}: {gains(trainer.student)}", flush=True)
                 if step == args.steps:
                     break
                 trainer.advance()

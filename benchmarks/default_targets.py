@@ -151,7 +151,7 @@ def rejudge(path: Path, argv: list[str] | None) -> None:
     """NAME.json's verdict recomputed from its own tables and own w, written back (the tables untouched)."""
     from datetime import date
 
-    report = json.loads(path.read_text())
+    report = read_report(path)
     own_w = {int(s): w for s, w in report["own_w"].items()}
     report["targets"] = verdict(report["quality"], own_w)
     report["all_met"] = all(t["met"] for t in report["targets"])
@@ -162,12 +162,17 @@ def rejudge(path: Path, argv: list[str] | None) -> None:
     print_verdict(report)
 
 
-def reusable(path: Path, images: list[str]) -> dict[str, dict]:
-    """The quality tables of an earlier report of the same held-out photos (a SystemExit with one line if not)."""
+def read_report(path: Path) -> dict:
+    """A targets report (NAME.json), or a SystemExit with one line naming the file."""
     try:
-        report = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise SystemExit(f"{path}: not a readable targets report ({exc})") from None
+
+
+def reusable(path: Path, images: list[str]) -> dict[str, dict]:
+    """The quality tables of an earlier report of the same held-out photos (a SystemExit with one line if not)."""
+    report = read_report(path)
     if report.get("images") != images:
         raise SystemExit(f"{path}: its photos are not this run's ({len(report.get('images') or [])} against "
                          f"{len(images)}); run without --reuse")
@@ -213,12 +218,13 @@ def verdict(quality: dict[str, dict], own_w: dict[int, float]) -> list[dict]:
         sweep = [(row["detail"], row["psnr_y"]) for name, row in rows.items() if name.startswith("candidate w=")]
         at = psnr_at_detail(sweep, anime["detail"])
         least = min(sweep)
+        target = f"{key}: the w sweep passes above realesr-animevideov3"
         if at is None and least[0] > anime["detail"]:  # the whole curve has more detail: judged where it starts
-            add(f"{key}: the w sweep passes above realesr-animevideov3", least[1] >= anime["psnr_y"],
+            add(target, least[1] >= anime["psnr_y"],
                 f"{least[1]:.2f} dB at the sweep's least detail {least[0]:.3f} (more than its "
                 f"{anime['detail']:.3f}), against its {anime['psnr_y']:.2f} dB")
             continue
-        add(f"{key}: the w sweep passes above realesr-animevideov3", at is not None and at >= anime["psnr_y"],
+        add(target, at is not None and at >= anime["psnr_y"],
             (f"{at:.2f} dB" if at is not None else "no sweep point reaches its detail") +
             f" at its detail {anime['detail']:.3f}, against its {anime['psnr_y']:.2f} dB")
     return out

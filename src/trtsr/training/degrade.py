@@ -77,12 +77,15 @@ def random_blur(img: torch.Tensor, rng: np.random.Generator, sigma: tuple[float,
 
 
 def resize(img: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """`img` (3,H,W) or a batch (N,3,H,W) in [0,1] resized to `size`, anti-aliased (but "area"), clamped."""
     kwargs = {} if mode == "area" else {"align_corners": False, "antialias": True}
-    return F.interpolate(img[None], size=size, mode=mode, **kwargs)[0].clamp(0.0, 1.0)
+    batch = img if img.dim() == 4 else img[None]
+    out = F.interpolate(batch, size=size, mode=mode, **kwargs).clamp(0.0, 1.0)
+    return out if img.dim() == 4 else out[0]
 
 
 def bicubic_down(img: torch.Tensor, scale: int) -> torch.Tensor:
-    """Anti-aliased bicubic downscale by an integer factor (sides must divide)."""
+    """Anti-aliased bicubic downscale of (3,H,W) or (N,3,H,W) by an integer factor (sides must divide)."""
     h, w = img.shape[-2:]
     return resize(img, (h // scale, w // scale), "bicubic")
 

@@ -43,6 +43,7 @@ from trtsr.training.data import (
     split_holdout,
     teacher_key,
 )
+from trtsr.training.degrade import bicubic_down
 from trtsr.training.networks import TRAIN_RESERVE, FeatureDiscriminator, plain_branch
 from trtsr.training.teacher import TEACHER_NAME, RRDBNet, load_teacher, load_teacher_file
 
@@ -225,8 +226,7 @@ class Trainer:
         else:
             draw = torch.rand(rows, generator=self.generator).to(hr.device)
         use = (draw < self.config.clean_share)[:, None, None, None]
-        clean = F.interpolate(hr, size=lr.shape[-2:], mode="bicubic", align_corners=False, antialias=True)
-        clean = clean.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
+        clean = bicubic_down(hr, hr.shape[-1] // lr.shape[-1]).mul(255.0).round().div(255.0)
         return torch.where(use, clean, lr), None if te is None else torch.where(use, hr, te)
 
     # -- one step -------------------------------------------------------------------------------
